@@ -1,0 +1,84 @@
+"""Train-time Linf attacks in pure torch: the whole loop stays on the model's device.
+
+Each takes ``loss_fn(outputs, target) -> per-batch scalar`` to *maximise*, so the same code serves
+PGD-AT (``CE(s*cos, y)``), ALP and TRADES (KL to the natural prediction). Input gradients are taken with
+``torch.autograd.grad`` on the input only, so no parameter gradient is accumulated during the attack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+from torch import nn
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _input_grad(model: nn.Module, x_adv: torch.Tensor, target, loss_fn: LossFn, autocast) -> torch.Tensor:
+    x_adv = x_adv.detach().requires_grad_(True)
+    with autocast:
+        loss = loss_fn(model(x_adv), target)
+    (grad,) = torch.autograd.grad(loss, x_adv)
+    return grad
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: tuple[float, float]) -> torch.Tensor:
+    """Project onto the Linf ball of radius ``eps`` around ``x`` intersected with the box ``clip``."""
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(*clip)
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    loss_fn: LossFn,
+    *,
+    eps: float,
+    eps_step: float,
+    max_iter: int,
+    random_init: str | None = "uniform",
+    clip: tuple[float, float] = (0.0, 1.0),
+    autocast: AbstractContextManager | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Linf PGD (Madry et al.): ``x_{k+1} = Proj(x_k + eps_step * sign(grad loss))``.
+
+    ``random_init``: ``"uniform"`` in the eps-ball, ``"normal"`` as TRADES (``0.001 * N(0, 1)``) or ``None``.
+    """
+    autocast = autocast or nullcontext()
+    x = x.detach()
+    if random_init == "uniform":
+        noise = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        x_adv = project(x + eps * (2 * noise - 1), x, eps, clip)
+    elif random_init == "normal":
+        noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        x_adv = project(x + 0.001 * noise, x, eps, clip)
+    elif random_init is None:
+        x_adv = x.clone()
+    else:
+        raise ValueError(f"unknown random_init {random_init!r}")
+    for _ in range(max_iter):
+        grad = _input_grad(model, x_adv, target, loss_fn, autocast)
+        x_adv = project(x_adv.detach() + eps_step * grad.sign(), x, eps, clip)
+    return x_adv.detach()
+
+
+def fgsm_rs(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    loss_fn: LossFn,
+    *,
+    eps: float,
+    eps_step: float,
+    clip: tuple[float, float] = (0.0, 1.0),
+    autocast: AbstractContextManager | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """FGSM with a uniform random start (Wong et al., 2020): one PGD step of ``eps_step`` from ``U(-eps, eps)``."""
+    return pgd(
+        model, x, target, loss_fn, eps=eps, eps_step=eps_step, max_iter=1,
+        random_init="uniform", clip=clip, autocast=autocast, generator=generator,
+    )

@@ -1,0 +1,132 @@
+"""``HEPyTorchClassifier``: ART's ``PyTorchClassifier`` that knows about the hypersphere head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from art.estimators.classification import PyTorchClassifier
+from torch import nn
+
+from art_he.heads import find_head, objective_of
+from art_he.losses import Objective, margin_score
+from art_he.validation import check_xy
+
+ATTACK_LOSSES = ("ce", "raw", "adaptive", "margin")
+
+
+class HEAttackLoss(nn.CrossEntropyLoss):
+    """The loss ART's attacks maximise on a model's raw outputs (cosines for HE, logits for plain).
+
+    * ``"ce"``: ``CE(s * cos, y)`` (m-HE: ``CE(-s * theta, y)``; plain: ``CE(logits, y)``)
+    * ``"raw"``: ``CE(cos, y)``, the unscaled outputs (s = 1)
+    * ``"adaptive"``: the training loss ``CE(s * (cos - m * onehot(y)), y)`` (the paper's adaptive attack)
+    * ``"margin"``: scale-free C&W margin ``mean(max_{j != y} out_j - out_y)``
+
+    It subclasses ``nn.CrossEntropyLoss`` only so that ART hands it integer labels.
+    """
+
+    def __init__(self, objective: Objective, kind: str = "ce") -> None:
+        super().__init__()
+        if kind not in ATTACK_LOSSES:
+            raise ValueError(f"unknown attack_loss {kind!r}; choose from {ATTACK_LOSSES}")
+        self.objective = objective
+        self.kind = kind
+
+    def forward(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y.long()
+        if self.kind == "ce":
+            return self.objective.attack_loss(outputs, y)
+        if self.kind == "raw":
+            return nn.functional.cross_entropy(outputs, y)
+        if self.kind == "adaptive":
+            return self.objective.train_loss(outputs, y)
+        return margin_score(outputs, y).mean()
+
+
+class HEPyTorchClassifier(PyTorchClassifier):
+    """An ART ``PyTorchClassifier`` for models with (or without) a :class:`~art_he.heads.HypersphereHead`.
+
+    Arguments are ``PyTorchClassifier``'s, in the same order, with ``loss`` optional: when it is ``None``
+    the loss is derived from the head and ``attack_loss`` picks what ART's attacks see (see
+    :class:`HEAttackLoss`); ``fit`` then trains on the head's training loss ``CE_m`` (with margin).
+    Predictions are the raw head outputs (cosines for HE); ``argmax`` is the predicted class for HE and m-HE.
+    """
+
+    estimator_params = PyTorchClassifier.estimator_params + ["attack_loss"]
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        nb_classes: int | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        *args,
+        attack_loss: str = "ce",
+        **kwargs,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if input_shape is None or nb_classes is None:
+            raise ValueError("input_shape and nb_classes are required")
+        if isinstance(nb_classes, bool) or not isinstance(nb_classes, int) or nb_classes < 2:
+            raise ValueError(f"nb_classes must be an int >= 2, got {nb_classes!r}")
+        head = find_head(model)
+        if head is not None and head.num_classes != nb_classes:
+            raise ValueError(f"nb_classes={nb_classes} but the HypersphereHead has {head.num_classes} classes")
+        self._objective = objective_of(model)
+        self._derived_loss = loss is None or isinstance(loss, HEAttackLoss)
+        if loss is None:
+            loss = HEAttackLoss(self._objective, attack_loss)
+        elif isinstance(loss, HEAttackLoss):
+            attack_loss = loss.kind
+        super().__init__(model, loss, tuple(input_shape), nb_classes, optimizer, *args, **kwargs)
+        self._attack_loss = attack_loss if self._derived_loss else "custom"
+
+    @property
+    def objective(self) -> Objective:
+        """The head's objective (scale, margin, variant; plain for an ordinary head)."""
+        return self._objective
+
+    @property
+    def attack_loss(self) -> str:
+        return self._attack_loss
+
+    @attack_loss.setter
+    def attack_loss(self, kind: str) -> None:
+        if kind == "custom" and not self._derived_loss:
+            return
+        self._loss = HEAttackLoss(self._objective, kind)
+        self._derived_loss = True
+        self._attack_loss = kind
+
+    def with_attack_loss(self, kind: str) -> HEPyTorchClassifier:
+        """A classifier on the same model (shared weights) whose attacks see ``kind``."""
+        return type(self)(
+            self.model,
+            None,
+            self.input_shape,
+            self.nb_classes,
+            self._optimizer,
+            attack_loss=kind,
+            channels_first=self.channels_first,
+            clip_values=self.clip_values,
+            preprocessing=self.preprocessing,
+            device_type="cpu" if self._device.type == "cpu" else "gpu",
+        )
+
+    def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs) -> np.ndarray:
+        check_xy(x, None, self.input_shape, self.nb_classes)
+        return super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 128, nb_epochs: int = 10, **kwargs) -> None:
+        """ART's ``fit``; with a derived loss it trains on ``CE_m`` (the margin loss) rather than the attack loss."""
+        check_xy(x, y, self.input_shape, self.nb_classes)
+        if not self._derived_loss:
+            return super().fit(x, y, batch_size=batch_size, nb_epochs=nb_epochs, **kwargs)
+        attack = self._loss
+        self._loss = HEAttackLoss(self._objective, "adaptive")
+        try:
+            super().fit(x, y, batch_size=batch_size, nb_epochs=nb_epochs, **kwargs)
+        finally:
+            self._loss = attack

@@ -1,0 +1,140 @@
+"""Pure loss functions of hypersphere-embedding adversarial training.
+
+Notation (design.md): ``cos`` is the (B, L) cosine matrix a :class:`~art_he.heads.HypersphereHead`
+returns, ``y`` the (B,) int64 labels, ``s`` the scale, ``m`` the margin.
+
+* HE:    logits ``s * (cos - m * onehot(y))``               (CosFace additive cosine margin)
+* m-HE:  logits ``s * (-theta - m * onehot(y))``, ``theta = arccos(clamp(cos, -1+delta, 1-delta))``
+* attack objective inside training: the same with ``m = 0``
+
+Every function is differentiable, finite for ``cos = +-1`` and works in float64 (``gradcheck``).
+Cross-entropy is torch's log-sum-exp stable ``F.cross_entropy`` (the authors loop over the batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+VARIANTS = ("he", "mhe")
+ARCCOS_DELTA = 1e-6
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant`` if it is ``"he"`` or ``"mhe"``, else raise ``ValueError``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    return variant
+
+
+def angles(cos: torch.Tensor, delta: float = ARCCOS_DELTA) -> torch.Tensor:
+    """``theta = arccos(clamp(cos, -1 + delta, 1 - delta))``: finite values and gradients at +-1."""
+    return torch.arccos(cos.clamp(-1.0 + delta, 1.0 - delta))
+
+
+def scaled_logits(cos: torch.Tensor, scale: float, variant: str = "he") -> torch.Tensor:
+    """Attack logits without margin: HE ``s * cos``; m-HE ``-s * theta``."""
+    if check_variant(variant) == "mhe":
+        return -scale * angles(cos)
+    return scale * cos
+
+
+def margin_logits(
+    cos: torch.Tensor, y: torch.Tensor, scale: float, margin: float, variant: str = "he"
+) -> torch.Tensor:
+    """Training logits with additive margin on the target entry only.
+
+    HE: ``s * (cos - m * onehot(y))``; m-HE: ``s * (-theta - m * onehot(y))``.
+    """
+    base = -angles(cos) if check_variant(variant) == "mhe" else cos
+    if margin == 0:
+        return scale * base
+    onehot = F.one_hot(y, base.shape[-1]).to(base.dtype)
+    return scale * (base - margin * onehot)
+
+
+def he_loss(
+    cos: torch.Tensor,
+    y: torch.Tensor,
+    scale: float = 15.0,
+    margin: float = 0.2,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """``CE(s * (cos - m * onehot(y)), y)`` (Eq. 6 of the paper)."""
+    return F.cross_entropy(margin_logits(cos, y, scale, margin, "he"), y, reduction=reduction)
+
+
+def mhe_loss(
+    cos: torch.Tensor,
+    y: torch.Tensor,
+    scale: float = 15.0,
+    margin: float = 0.1,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """``CE(s * (-theta - m * onehot(y)), y)`` with ``theta = arccos(cos)`` (m-HE, Sec. 3.5)."""
+    return F.cross_entropy(margin_logits(cos, y, scale, margin, "mhe"), y, reduction=reduction)
+
+
+def margin_score(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Scale-free C&W margin ``max_{j != y} out_j - out_y`` per sample (> 0 means misclassified)."""
+    target = outputs.gather(1, y[:, None]).squeeze(1)
+    others = outputs.masked_fill(F.one_hot(y, outputs.shape[-1]).bool(), float("-inf"))
+    return others.amax(dim=1) - target
+
+
+def trades_kl(logits_nat: torch.Tensor, logits_adv: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
+    """``KL(softmax(nat) || softmax(adv))``: sum over classes, mean over the batch (TRADES' direction).
+
+    ``reduction="none"`` returns the per-sample KL.
+    """
+    kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.log_softmax(logits_nat, dim=1), reduction="none", log_target=True)
+    kl = kl.sum(dim=1)
+    if reduction == "none":
+        return kl
+    if reduction in ("batchmean", "mean"):
+        return kl.mean()
+    if reduction == "sum":
+        return kl.sum()
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+def safe_l2_norm(v: torch.Tensor, eps: float = 1e-12, dim: int = -1) -> torch.Tensor:
+    """``max(||v||_2, eps)`` along ``dim`` with a finite gradient at ``v = 0``."""
+    return torch.sqrt((v * v).sum(dim).clamp_min(eps * eps))
+
+
+def alp_pairing(out_nat: torch.Tensor, out_adv: torch.Tensor) -> torch.Tensor:
+    """Logit pairing ``mean_i ||out_nat_i - out_adv_i||_2`` (logits for plain ALP, cosines for ALP+HE)."""
+    return safe_l2_norm(out_nat - out_adv).mean()
+
+
+@dataclass(frozen=True)
+class Objective:
+    """How a model's raw outputs become logits: the identity for a plain head, HE/m-HE for a hypersphere head.
+
+    ``attack_logits`` is the margin-free objective the inner maximisation uses; ``train_logits`` carries the
+    additive margin ``m`` on the target class.
+    """
+
+    hypersphere: bool = False
+    scale: float = 1.0
+    margin: float = 0.0
+    variant: str = "he"
+
+    def attack_logits(self, outputs: torch.Tensor) -> torch.Tensor:
+        return scaled_logits(outputs, self.scale, self.variant) if self.hypersphere else outputs
+
+    def train_logits(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if not self.hypersphere:
+            return outputs
+        return margin_logits(outputs, y, self.scale, self.margin, self.variant)
+
+    def attack_loss(self, outputs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """``CE(attack_logits, y)``: HE ``CE(s*cos, y)``, m-HE ``CE(-s*theta, y)``, plain ``CE(logits, y)``."""
+        return F.cross_entropy(self.attack_logits(outputs), y, reduction=reduction)
+
+    def train_loss(self, outputs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """``CE_m``: ``CE(train_logits, y)``."""
+        return F.cross_entropy(self.train_logits(outputs, y), y, reduction=reduction)

@@ -1,0 +1,54 @@
+"""Build a model by name, with a plain, HE or m-HE head."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from art_he.heads import to_hypersphere
+from art_he.models.preact_resnet import PreActResNet18
+from art_he.models.small_cnn import SmallCNN
+from art_he.models.wide_resnet import WideResNet
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "small-cnn": SmallCNN,
+    "small-cnn-nobn": lambda **kw: SmallCNN(batch_norm=False, **kw),
+    "preact-resnet18": PreActResNet18,
+    "wrn-34-10": lambda **kw: WideResNet(34, 10, **kw),
+    "wrn-34-20": lambda **kw: WideResNet(34, 20, **kw),
+}
+HEADS = ("plain", "he", "mhe")
+HEAD_DEFAULTS = {"he": {"scale": 15.0, "margin": 0.2}, "mhe": {"scale": 15.0, "margin": 0.1}}
+
+
+def build_model(
+    name: str,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    mean=None,
+    std=None,
+    head: str = "plain",
+    **head_kwargs,
+) -> nn.Module:
+    """``build_model("small-cnn", in_channels=1, head="he", scale=15, margin=0.2)``.
+
+    ``head`` is ``"plain"`` (nn.Linear), ``"he"`` or ``"mhe"`` (HypersphereHead; paper defaults for s and m
+    unless given). ``mean``/``std`` default to one 0.5 per channel for the small CNN and CIFAR-10's otherwise.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+    if head == "plain" and head_kwargs:
+        raise ValueError(f"head options {sorted(head_kwargs)} need head='he' or 'mhe'")
+    kwargs: dict = {"num_classes": num_classes, "in_channels": in_channels}
+    if mean is not None:
+        kwargs["mean"] = tuple(mean)
+    if std is not None:
+        kwargs["std"] = tuple(std)
+    model = MODELS[name](**kwargs)
+    if head != "plain":
+        model = to_hypersphere(model, **{**HEAD_DEFAULTS[head], "variant": head, **head_kwargs})
+    return model

@@ -1,0 +1,63 @@
+"""WideResNet (Zagoruyko & Komodakis, 2016): WRN-34-10 and WRN-34-20 as in the paper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import nn
+
+from art_he.models.layers import Normalize
+
+
+class WideBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.shortcut = None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return out + shortcut
+
+
+class WideResNet(nn.Module):
+    """WRN-``depth``-``widen_factor``: three stages of ``(depth - 4) / 6`` blocks, global pooling, ``fc`` head."""
+
+    def __init__(
+        self,
+        depth: int = 34,
+        widen_factor: int = 10,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
+        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+    ) -> None:
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WideResNet depth must be 6n + 4, got {depth}")
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        blocks, c_in = [], widths[0]
+        for c_out, stride in zip(widths[1:], (1, 2, 2)):
+            for i in range(n):
+                blocks.append(WideBlock(c_in, c_out, stride if i == 0 else 1))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(c_in)
+        self.fc = nn.Linear(c_in, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        out = self.blocks(self.conv1(self.normalize(x)))
+        out = F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)
+        return self.fc(out)

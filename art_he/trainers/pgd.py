@@ -1,0 +1,44 @@
+"""PGD-AT (Madry et al., 2018) and PGD-AT+HE / +m-HE."""
+
+from __future__ import annotations
+
+import torch
+from art.estimators.classification import PyTorchClassifier
+
+from art_he.trainers.base import ATTrainer
+from art_he.validation import check_number
+
+
+class PGDATTrainer(ATTrainer):
+    """``min E[CE_m(f(x*), y)]`` with ``x* = PGD(CE(s*cos, y))`` (plain head: ``CE(logits, y)`` for both).
+
+    Parameter names follow ART's ``AdversarialTrainerMadryPGD``: ``eps``, ``eps_step``, ``max_iter``,
+    ``num_random_init`` (0: start at ``x``; 1: uniform start in the eps-ball).
+    """
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        eps: float = 8 / 255,
+        eps_step: float = 2 / 255,
+        max_iter: int = 10,
+        num_random_init: int = 1,
+        **kwargs,
+    ) -> None:
+        super().__init__(classifier, **kwargs)
+        self.eps = float(check_number("eps", eps, low=0.0))
+        self.eps_step = float(check_number("eps_step", eps_step, low=0.0))
+        self.max_iter = int(check_number("max_iter", max_iter, low=1, integer=True))
+        self.num_random_init = int(check_number("num_random_init", num_random_init, low=0, integer=True))
+        if self.num_random_init > 1:
+            raise ValueError("num_random_init > 1 (restarts) is for evaluation; training uses 0 or 1")
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.attack(
+            x, y, self.objective.attack_loss, eps=self.eps, eps_step=self.eps_step, max_iter=self.max_iter,
+            random_init="uniform" if self.num_random_init else None,
+        )
+
+    def compute_loss(self, x, x_adv, y):
+        out_adv = self.forward(x_adv)
+        return self.objective.train_loss(out_adv, y), None, out_adv
