@@ -59,7 +59,11 @@ class HypersphereHead(nn.Module):
         self.feature_norm = bool(feature_norm)
         self.weight_norm = bool(weight_norm)
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's initialisation
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Linear's initialisation (ART's ``clone_for_refitting`` calls this)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     @property
     def objective(self) -> Objective:

@@ -138,3 +138,31 @@ class Objective:
     def train_loss(self, outputs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """``CE_m``: ``CE(train_logits, y)``."""
         return F.cross_entropy(self.train_logits(outputs, y), y, reduction=reduction)
+
+
+def trades_loss(
+    out_nat: torch.Tensor, out_adv: torch.Tensor, y: torch.Tensor, objective: Objective, beta: float = 6.0
+) -> torch.Tensor:
+    """TRADES(+HE): ``CE_m(nat, y) + beta * KL(softmax(a(nat)) || softmax(a(adv)))``.
+
+    ``a`` is the margin-free attack logit map (plain: identity; HE: ``s*cos``; m-HE: ``-s*theta``), so the
+    margin sits on the natural term only.
+    """
+    kl = trades_kl(objective.attack_logits(out_nat), objective.attack_logits(out_adv))
+    return objective.train_loss(out_nat, y) + beta * kl
+
+
+def alp_loss(
+    out_nat: torch.Tensor,
+    out_adv: torch.Tensor,
+    y: torch.Tensor,
+    objective: Objective,
+    alpha: float = 0.5,
+    pairing_weight: float = 0.5,
+) -> torch.Tensor:
+    """ALP(+HE): ``alpha*CE_m(nat) + (1-alpha)*CE_m(adv) + lambda * mean_i ||out_nat_i - out_adv_i||_2``.
+
+    The pairing acts on the raw outputs: logits for a plain head (``W^T(z - z*)``), cosines for HE/m-HE.
+    """
+    ce = alpha * objective.train_loss(out_nat, y) + (1 - alpha) * objective.train_loss(out_adv, y)
+    return ce + pairing_weight * alp_pairing(out_nat, out_adv)

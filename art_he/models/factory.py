@@ -22,6 +22,9 @@ HEADS = ("plain", "he", "mhe")
 HEAD_DEFAULTS = {"he": {"scale": 15.0, "margin": 0.2}, "mhe": {"scale": 15.0, "margin": 0.1}}
 
 
+HEAD_OPTIONS = ("scale", "margin", "feature_norm", "weight_norm")
+
+
 def build_model(
     name: str,
     *,
@@ -30,20 +33,22 @@ def build_model(
     mean=None,
     std=None,
     head: str = "plain",
-    **head_kwargs,
+    **kwargs,
 ) -> nn.Module:
-    """``build_model("small-cnn", in_channels=1, head="he", scale=15, margin=0.2)``.
+    """``build_model("small-cnn", in_channels=1, head="he", scale=15, margin=0.2, width=16)``.
 
     ``head`` is ``"plain"`` (nn.Linear), ``"he"`` or ``"mhe"`` (HypersphereHead; paper defaults for s and m
-    unless given). ``mean``/``std`` default to one 0.5 per channel for the small CNN and CIFAR-10's otherwise.
+    unless given). Keyword arguments named in ``HEAD_OPTIONS`` go to the head, the others to the model
+    (e.g. ``width`` of the small CNN). ``mean``/``std``: the input normalisation inside the model.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+    head_kwargs = {k: kwargs.pop(k) for k in HEAD_OPTIONS if k in kwargs}
     if head == "plain" and head_kwargs:
         raise ValueError(f"head options {sorted(head_kwargs)} need head='he' or 'mhe'")
-    kwargs: dict = {"num_classes": num_classes, "in_channels": in_channels}
+    kwargs.update(num_classes=num_classes, in_channels=in_channels)
     if mean is not None:
         kwargs["mean"] = tuple(mean)
     if std is not None:

@@ -1,0 +1,53 @@
+"""Data sets as numpy arrays in [0, 1] (ART's convention), plus their metadata."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from art_he.data.cifar10 import cifar10_dataset, load_cifar10
+from art_he.data.fashion_mnist import load_fashion_mnist
+from art_he.data.synthetic import load_synthetic
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    input_shape: tuple[int, int, int]
+    nb_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    eps: float  # the usual Linf training radius
+    eps_step: float
+    model: str  # default model
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, 0.025, "small-cnn"),
+    "cifar10": DatasetInfo((3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), 8 / 255, 2 / 255,
+                           "preact-resnet18"),
+    "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, 0.025, "small-cnn"),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def load_dataset(
+    name: str, train: bool = True, data_dir: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x float32 (N, C, H, W) in [0, 1], y int64)`` for ``"fashion-mnist"``, ``"cifar10"`` or ``"synthetic"``."""
+    dataset_info(name)
+    if name == "fashion-mnist":
+        return load_fashion_mnist(train, data_dir)
+    if name == "cifar10":
+        return load_cifar10(train, data_dir)
+    return load_synthetic(train)
+
+
+__all__ = ["DATASETS", "DatasetInfo", "cifar10_dataset", "dataset_info", "load_cifar10", "load_dataset",
+           "load_fashion_mnist", "load_synthetic"]

@@ -1,0 +1,222 @@
+"""Training runs on disk: ``DIR/model.safetensors``, ``DIR/config.json``, ``DIR/metrics.jsonl``.
+
+:func:`train_run` trains one configuration (what ``art-he train`` does); :func:`load_run` gives the trained
+model back with its ART classifier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from art_he.data import dataset_info, load_dataset
+from art_he.estimator import HEPyTorchClassifier
+from art_he.heads import find_head
+from art_he.models import build_model
+from art_he.validation import check_number
+
+MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; ``None`` means the dataset's or framework's default."""
+
+    dataset: str = "fashion-mnist"
+    framework: str = "pgd"
+    head: str = "plain"
+    model: str | None = None
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    seed: int = 0
+    subset: int | None = None
+    val_n: int = 0
+    scale: float | None = None
+    margin: float | None = None
+    model_kwargs: dict = field(default_factory=dict)
+    # framework options (names are the trainers' keyword arguments)
+    eps: float | None = None
+    eps_step: float | None = None
+    max_iter: int | None = None
+    num_random_init: int | None = None
+    alpha: float | None = None
+    pairing_weight: float | None = None
+    beta: float | None = None
+    replays: int | None = None
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    sync_batchnorm: bool = False
+    data_dir: str | None = None
+
+    def resolved(self) -> TrainConfig:
+        """Fill dataset defaults (model, eps, eps_step) and validate."""
+        info = dataset_info(self.dataset)
+        cfg = dataclasses.replace(self)
+        cfg.model = cfg.model or info.model
+        cfg.eps = info.eps if cfg.eps is None else cfg.eps
+        if cfg.eps_step is None and cfg.framework != "fast":
+            cfg.eps_step = info.eps_step
+        check_number("epochs", cfg.epochs, low=1, integer=True)
+        check_number("batch_size", cfg.batch_size, low=1, integer=True)
+        check_number("lr", cfg.lr, low=0.0, strict=True)
+        if cfg.subset is not None:
+            check_number("subset", cfg.subset, low=1, integer=True)
+        if cfg.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
+        return cfg
+
+
+SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, lr: float):
+    """``multistep``: x0.1 at 75 % and 90 % of training (the paper's 75/90 of 100); ``cyclic``: FastAT's
+    one-cycle triangle per step; ``cosine``; ``constant``."""
+    if name == "multistep":
+        milestones = sorted({max(1, int(epochs * 0.75)), max(1, int(epochs * 0.9))} - {epochs})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "cyclic":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.4, anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+    return None
+
+
+def make_classifier(
+    model: nn.Module,
+    dataset: str,
+    *,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    attack_loss: str = "ce",
+    device: str | None = None,
+) -> HEPyTorchClassifier:
+    """An :class:`HEPyTorchClassifier` for ``model`` on ``dataset`` (inputs in [0, 1]) with an SGD optimizer."""
+    info = dataset_info(dataset)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    device_type = device or ("gpu" if torch.cuda.is_available() else "cpu")
+    return HEPyTorchClassifier(
+        model, None, info.input_shape, info.nb_classes, optimizer, attack_loss=attack_loss,
+        clip_values=(0.0, 1.0), device_type="gpu" if device_type in ("gpu", "cuda") else "cpu",
+    )
+
+
+def build_run_model(cfg: TrainConfig) -> nn.Module:
+    info = dataset_info(cfg.dataset)
+    head_kwargs = {k: v for k, v in (("scale", cfg.scale), ("margin", cfg.margin)) if v is not None}
+    if cfg.head == "plain" and head_kwargs:
+        raise ValueError("--scale/--margin need --head he or mhe")
+    return build_model(
+        cfg.model, num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
+        head=cfg.head, **cfg.model_kwargs, **head_kwargs,
+    )
+
+
+def trainer_kwargs(trainer_cls, cfg: TrainConfig) -> dict:
+    """The config's framework options that ``trainer_cls.__init__`` accepts (``None`` keeps its default)."""
+    accepted = set(inspect.signature(trainer_cls.__init__).parameters)
+    options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    options["verbose"] = True
+    return {k: v for k, v in options.items() if k in accepted and k != "self" and v is not None}
+
+
+def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
+    module = getattr(model, "module", model)
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+
+def save_run(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``out_dir``; return the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(state_dict_for_saving(model), str(out / MODEL_FILE))
+    head = find_head(model)
+    config = {**config, "head_kwargs": head.head_kwargs() if head is not None else {}}
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss: str = "ce"):
+    """``(model, classifier, config)`` of a finished run; the weights load through safetensors (no pickle)."""
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file() or not (run / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{run} is not an art-he run directory (needs {CONFIG_FILE} and {MODEL_FILE})")
+    config = json.loads((run / CONFIG_FILE).read_text())
+    info = dataset_info(config["dataset"])
+    head_kwargs = dict(config.get("head_kwargs", {}))
+    head_kwargs.pop("variant", None)
+    model = build_model(
+        config["model"], num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
+        head=config["head"], **config.get("model_kwargs", {}), **head_kwargs,
+    )
+    model.load_state_dict(load_file(str(run / MODEL_FILE)))
+    model.eval()
+    classifier = make_classifier(model, config["dataset"], attack_loss=attack_loss, device=device)
+    return classifier.model, classifier, config
+
+
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    return (x, y) if n is None else (x[:n], y[:n])
+
+
+def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False,
+              verbose: bool = True) -> tuple[HEPyTorchClassifier, list[dict]]:
+    """Train ``cfg`` and, if ``out_dir`` is given, write the run there; returns ``(classifier, history)``."""
+    from art_he.trainers import FRAMEWORKS
+
+    cfg = cfg.resolved()
+    if cfg.framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {cfg.framework!r}; choose from {sorted(FRAMEWORKS)}")
+    torch.manual_seed(cfg.seed)
+    x, y = _subset(*load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir), cfg.subset)
+    validation = None
+    if cfg.val_n:
+        validation = _subset(*load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir), cfg.val_n)
+    model = build_run_model(cfg)
+    classifier = make_classifier(model, cfg.dataset, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    trainer_cls = FRAMEWORKS[cfg.framework]
+    kwargs = trainer_kwargs(trainer_cls, cfg)
+    kwargs["verbose"] = verbose
+    trainer = trainer_cls(classifier, **kwargs)
+    steps = -(-len(x) // cfg.batch_size)
+    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.epochs, steps, cfg.lr)
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
+    is_main = True
+    if out_dir is not None and is_main:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics_path = out / METRICS_FILE
+        if not resume and metrics_path.exists():
+            metrics_path.unlink()
+
+        def write_metrics(metrics: dict) -> None:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}) + "\n")
+
+        trainer.callbacks.append(write_metrics)
+    fit_kwargs = {}
+    if out_dir is not None:
+        fit_kwargs = {"checkpoint_dir": out_dir, "resume": resume}
+    history = trainer.fit(x, y, validation_data=validation, batch_size=cfg.batch_size, nb_epochs=cfg.epochs,
+                          scheduler=scheduler, **fit_kwargs)
+    if out_dir is not None and is_main:
+        save_run(out_dir, model, config)
+    return classifier, history
