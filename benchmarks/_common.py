@@ -1,0 +1,74 @@
+"""Shared helpers of the benchmarks: a fixed small workload and interleaved timing."""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from art_he import HEPyTorchClassifier
+from art_he.models import build_model
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def fmnist(n: int) -> tuple[np.ndarray, np.ndarray]:
+    from art_he.data import load_dataset
+
+    x, y = load_dataset("fashion-mnist", train=True)
+    return x[:n], y[:n]
+
+
+def classifier_for(model: torch.nn.Module, device: str, lr: float = 0.05) -> HEPyTorchClassifier:
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    return HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0),
+                               device_type="gpu" if device == "cuda" else "cpu")
+
+
+def small_cnn(head: str, width: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model("small-cnn", in_channels=1, head=head, width=width)
+
+
+def clone(model: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(model)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Time each callable ``repeats`` times, alternating between them so drift hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(title: str, payload: dict, json_path: str | None) -> None:
+    print(f"## {title}")
+    print(json.dumps(payload, indent=2))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(payload, f, indent=2)

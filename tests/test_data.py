@@ -1,0 +1,108 @@
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+
+from art_he.data import dataset_info, load_dataset
+from art_he.data import fashion_mnist as fm
+from art_he.data.cifar10 import cifar10_dataset, load_cifar10
+
+
+def test_fashion_mnist_real_data_offline(fmnist_train, fmnist_test):
+    x, y = load_dataset("fashion-mnist", train=False)
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    assert 0.0 <= x.min() and x.max() <= 1.0 and set(np.unique(y)) == set(range(10))
+    assert np.bincount(y).tolist() == [1000] * 10
+
+
+def _write_idx(folder, n=20, compress=True, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    blobs = {
+        "images": np.array([0, 0, 8, 3], np.uint8).tobytes() + np.array([n, 28, 28], ">i4").tobytes() + images.tobytes(),
+        "labels": np.array([0, 0, 8, 1], np.uint8).tobytes() + np.array([n], ">i4").tobytes() + labels.tobytes(),
+    }
+    for split in ("train", "t10k"):
+        for kind, ndim in (("images", 3), ("labels", 1)):
+            name = f"{split}-{kind}-idx{ndim}-ubyte"
+            data = blobs[kind]
+            if compress:
+                with gzip.open(folder / (name + ".gz"), "wb") as f:
+                    f.write(data)
+            else:
+                (folder / name).write_bytes(data)
+    return images, labels
+
+
+@pytest.mark.parametrize("layout", ["flat-gz", "torchvision-raw"])
+def test_fashion_mnist_found_in_data_dir(tmp_path, monkeypatch, layout):
+    monkeypatch.setenv("ART_HE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "d" if layout == "flat-gz" else tmp_path / "d" / "FashionMNIST" / "raw"
+    images, labels = _write_idx(folder, compress=layout == "flat-gz")
+    x, y = fm.load_fashion_mnist(train=True, data_dir=tmp_path / "d")
+    assert np.array_equal(y, labels) and np.allclose(x[:, 0] * 255, images)
+
+
+def test_fashion_mnist_env_var(tmp_path, monkeypatch):
+    monkeypatch.setenv("ART_HE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ART_HE_DATA", str(tmp_path / "env"))
+    _, labels = _write_idx(tmp_path / "env", seed=3)
+    assert np.array_equal(fm.load_fashion_mnist(train=False)[1], labels)
+
+
+def test_fashion_mnist_missing_names_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("ART_HE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ART_HE_DATA", raising=False)
+    monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "nowhere")
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(fm, "FashionMNIST", offline)
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        fm.load_fashion_mnist(data_dir=tmp_path / "empty")
+
+
+def _write_cifar(root, n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)
+        batches[name] = (data, labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    return batches
+
+
+def test_cifar10_reads_real_pickle_format(tmp_path):
+    batches = _write_cifar(tmp_path)
+    x, y = load_cifar10(train=False, data_dir=tmp_path, verify=False)
+    data, labels = batches["test_batch"]
+    assert x.shape == (10, 3, 32, 32) and y.tolist() == labels
+    assert np.allclose(x * 255, data.reshape(10, 3, 32, 32))
+    x_train, _ = load_cifar10(train=True, data_dir=tmp_path, verify=False)
+    assert len(x_train) == 50
+    augmented = cifar10_dataset(train=True, data_dir=tmp_path, augment=True, verify=False)
+    assert tuple(augmented[0][0].shape) == (3, 32, 32)
+
+
+def test_cifar10_md5_check_refuses_foreign_files(tmp_path, monkeypatch):
+    _write_cifar(tmp_path)
+    monkeypatch.setattr("torchvision.datasets.CIFAR10.download", lambda self: (_ for _ in ()).throw(OSError("off")))
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
+        load_cifar10(train=False, data_dir=tmp_path)
+
+
+def test_synthetic_and_unknown():
+    x, y = load_dataset("synthetic")
+    assert x.shape[1:] == dataset_info("synthetic").input_shape and x.min() >= 0 and x.max() <= 1
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("mnist-9000")
