@@ -21,9 +21,10 @@ def _write_idx(folder, n=20, compress=True, seed=0):
     folder.mkdir(parents=True, exist_ok=True)
     images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, n, dtype=np.uint8)
+    magic = {3: np.array([0, 0, 8, 3], np.uint8).tobytes(), 1: np.array([0, 0, 8, 1], np.uint8).tobytes()}
     blobs = {
-        "images": np.array([0, 0, 8, 3], np.uint8).tobytes() + np.array([n, 28, 28], ">i4").tobytes() + images.tobytes(),
-        "labels": np.array([0, 0, 8, 1], np.uint8).tobytes() + np.array([n], ">i4").tobytes() + labels.tobytes(),
+        "images": magic[3] + np.array([n, 28, 28], ">i4").tobytes() + images.tobytes(),
+        "labels": magic[1] + np.array([n], ">i4").tobytes() + labels.tobytes(),
     }
     for split in ("train", "t10k"):
         for kind, ndim in (("images", 3), ("labels", 1)):
