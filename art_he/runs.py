@@ -185,6 +185,10 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     cfg = cfg.resolved()
     if cfg.framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {cfg.framework!r}; choose from {sorted(FRAMEWORKS)}")
+    from art_he.trainers import distributed  # distributed
+
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())  # distributed
+    ctx = distributed.init_distributed("auto")  # distributed: torchrun's WORLD_SIZE > 1 (before the classifier)
     torch.manual_seed(cfg.seed)
     x, y = _subset(*load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir), cfg.subset)
     validation = None
@@ -199,7 +203,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     steps = -(-len(x) // cfg.batch_size)
     scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.epochs, steps, cfg.lr)
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
-    is_main = True
+    is_main = ctx.is_main  # distributed: only rank 0 writes files
     if out_dir is not None and is_main:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -219,4 +223,6 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
                           scheduler=scheduler, **fit_kwargs)
     if out_dir is not None and is_main:
         save_run(out_dir, model, config)
+    if owns_group and ctx.active:  # distributed
+        distributed.cleanup()
     return classifier, history

@@ -42,18 +42,22 @@ def pgd(
     clip: tuple[float, float] = (0.0, 1.0),
     autocast: AbstractContextManager | None = None,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Linf PGD (Madry et al.): ``x_{k+1} = Proj(x_k + eps_step * sign(grad loss))``.
 
     ``random_init``: ``"uniform"`` in the eps-ball, ``"normal"`` as TRADES (``0.001 * N(0, 1)``) or ``None``.
+    ``noise``: the start's raw draw shaped like ``x`` (``U[0, 1)`` or ``N(0, 1)``), else drawn from ``generator``.
     """
     autocast = autocast or nullcontext()
     x = x.detach()
     if random_init == "uniform":
-        noise = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        if noise is None:
+            noise = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator)
         x_adv = project(x + eps * (2 * noise - 1), x, eps, clip)
     elif random_init == "normal":
-        noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        if noise is None:
+            noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
         x_adv = project(x + 0.001 * noise, x, eps, clip)
     elif random_init is None:
         x_adv = x.clone()

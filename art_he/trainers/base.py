@@ -2,15 +2,18 @@
 
 A trainer subclass says how to craft adversarial inputs (:meth:`ATTrainer.perturb`) and which loss to
 minimise (:meth:`ATTrainer.compute_loss`); FreeAT, whose replays interleave both, overrides
-:meth:`ATTrainer.train_batch`. Everything else is here: data on the device, bf16 autocast and
-channels_last, the model in eval mode while attacking and train mode for the update, any torch LR
-scheduler, tqdm progress, per-epoch metrics and validation.
+:meth:`ATTrainer.train_batch`. Everything else is here: data on the device, bf16/fp16 autocast (with a grad
+scaler for fp16), channels_last and ``torch.compile``, the model in eval mode while attacking and train mode
+for the update, any torch LR scheduler, DistributedDataParallel when a process group is initialised, tqdm
+progress, per-epoch metrics, validation and atomic per-epoch checkpoints with exact resume.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 
@@ -19,13 +22,17 @@ import torch
 from art.defences.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from art_he.attacks.train_time import pgd
 from art_he.heads import objective_of
+from art_he.trainers import checkpoint as ckpt
+from art_he.trainers import distributed
 from art_he.validation import check_number, check_xy
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
@@ -41,11 +48,28 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where the device has native bf16, else ``"fp32"``; others unchanged."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision
+
+
+def derived_seed(seed: int, *keys: int) -> int:
+    """A seed for a side stream (evaluation attacks of one epoch and rank), decorrelated from ``seed``."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] % 2**63)
+
+
+def _to_cpu(obj):
+    """``obj`` with every tensor moved to the CPU (dicts, lists and tuples followed)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 class ATTrainer(Trainer):
@@ -54,10 +78,19 @@ class ATTrainer(Trainer):
     :param classifier: an ART ``PyTorchClassifier`` (or :class:`~art_he.HEPyTorchClassifier`) with an optimizer.
         With an ordinary last layer the baseline framework is trained; with a ``HypersphereHead`` its HE
         (or m-HE) version.
-    :param precision: ``"auto"`` (bf16 autocast where the device has native bf16, else fp32), ``"fp32"``, ``"bf16"``.
+    :param precision: ``"auto"`` (bf16 autocast where the device has native bf16, else fp32), ``"fp32"``,
+        ``"bf16"``, or ``"fp16"`` (autocast + ``GradScaler``, for GPUs without bf16).
     :param channels_last: keep 4-D inputs and the model in channels_last memory format (faster convolutions).
-    :param seed: seed of the batch order and of the attacks' random starts.
-    :param verbose: show tqdm progress bars.
+    :param compile: ``torch.compile`` the model (``True``: inductor; a string names another backend).
+    :param sync_batchnorm: under DDP, convert BatchNorm layers to ``SyncBatchNorm`` (CUDA only).
+    :param seed: seed of the batch order and of the attacks' random starts (rank 0's seed is used on all ranks).
+    :param verbose: show tqdm progress bars (rank 0 only).
+
+    Under ``torch.distributed`` (initialise the process group, e.g. with
+    :func:`~art_he.trainers.distributed.init_distributed`, *before* building the classifier and the trainer)
+    the update forward runs through ``DistributedDataParallel`` while the attacks use the raw module, every
+    rank trains on its shard of each global batch, metrics are summed over ranks, and only rank 0 shows
+    progress and writes checkpoints.
     """
 
     #: whether the loop needs an extra no-grad forward for clean accuracy (frameworks that train on
@@ -70,6 +103,8 @@ class ATTrainer(Trainer):
         *,
         precision: str = "auto",
         channels_last: bool = True,
+        compile: bool | str = False,
+        sync_batchnorm: bool = False,
         seed: int | None = None,
         verbose: bool = True,
     ) -> None:
@@ -77,41 +112,94 @@ class ATTrainer(Trainer):
             raise TypeError(f"classifier must be an ART PyTorchClassifier, got {type(classifier).__name__}")
         if classifier.optimizer is None:
             raise ValueError("the classifier has no optimizer; pass optimizer=... when building it")
+        if not isinstance(compile, (bool, str)):
+            raise TypeError(f"compile must be a bool or a torch.compile backend name, got {type(compile).__name__}")
+        if seed is not None:
+            check_number("seed", seed, low=0, integer=True)
         super().__init__(classifier)
         self.model: nn.Module = classifier.model
         self.optimizer: torch.optim.Optimizer = classifier.optimizer
         self.device: torch.device = classifier.device
+        #: inputs are cast to the model's floating dtype (float32 usually; float64 for exactness checks)
+        self.dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
+        self.dist = distributed.context(self.device)
         self.objective = objective_of(self.model)
         clip = classifier.clip_values
         self.clip = (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else (-math.inf, math.inf)
         self.precision = resolve_precision(precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         self.channels_last = bool(channels_last) and len(classifier.input_shape) == 3
+        self.seed = distributed.broadcast_int(int(seed) if seed is not None else secrets.randbits(62), self.dist)
+        #: the training attacks' random starts; identical on all ranks, see :meth:`attack`
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+        self.generator.manual_seed(self.seed)
         self.verbose = verbose
         self.history: list[dict] = []
         self.callbacks: list[EpochCallback] = []
+        #: set (e.g. by FastAT's overfitting guard) to end training after the current batch
+        self.stop_training = False
         self._preprocess = self._make_preprocess(classifier)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self._train_module = self._attack_module = self.model
+        if self.dist.active:
+            self._setup_ddp(sync_batchnorm)
+        if compile:
+            backend = "inductor" if compile is True else compile
+            self._attack_module = torch.compile(self.model, backend=backend)
+            self._train_module = (torch.compile(self._train_module, backend=backend) if self.dist.active
+                                  else self._attack_module)
+
+    def _setup_ddp(self, sync_batchnorm: bool) -> None:
+        if self.device.type == "cuda" and self.device.index != torch.cuda.current_device():
+            raise ValueError(f"the classifier is on {self.device} but this rank's GPU is cuda:"
+                             f"{torch.cuda.current_device()}; build the classifier after init_distributed()")
+        if sync_batchnorm:
+            if self.device.type != "cuda":
+                raise ValueError("sync_batchnorm=True needs CUDA: torch's SyncBatchNorm has no CPU implementation")
+            converted = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            if converted is not self.model:
+                raise ValueError("sync_batchnorm cannot convert a model that is itself a BatchNorm layer")
+        self._train_module = DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+        )
 
     # -- pieces subclasses use ---------------------------------------------------------------------------------
 
     def autocast(self):
-        """Autocast context for forward passes: bf16 when ``precision`` resolved to ``"bf16"``."""
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        """Autocast context for forward passes: bf16 or fp16 when ``precision`` asks for it."""
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            return torch.autocast(device_type=self.device.type, dtype=dtype)
         return nullcontext()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's raw outputs (cosines for HE) on inputs in the classifier's input space."""
-        return self.model(self._preprocess(x))
+        """The model's raw outputs (cosines for HE) on inputs in the classifier's input space (attacks, eval)."""
+        return self._attack_module(self._preprocess(x))
 
-    def attack(self, x: torch.Tensor, target, loss_fn, *, eps, eps_step, max_iter, random_init="uniform"):
-        """Linf PGD against :meth:`forward` under this trainer's autocast, clip box and generator."""
+    def train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for the parameter update: through DistributedDataParallel when distributed."""
+        return self._train_module(self._preprocess(x))
+
+    def attack(self, x: torch.Tensor, target, loss_fn, *, eps, eps_step, max_iter, random_init="uniform",
+               generator: torch.Generator | None = None):
+        """Linf PGD against :meth:`forward` under this trainer's autocast and clip box.
+
+        The random start comes from ``generator`` (default: the training generator). Under DDP the training
+        start is this rank's share (rows ``rank::world_size``, the way batches are sharded) of a draw for the
+        whole global batch, so that N processes attack with exactly the noise one process would use.
+        """
+        noise = None
+        if generator is None:
+            generator = self.generator
+            if self.dist.active and random_init is not None:
+                draw = torch.rand if random_init == "uniform" else torch.randn
+                b, world = len(x), self.dist.world_size
+                noise = draw((b * world, *x.shape[1:]), device=x.device, dtype=x.dtype, generator=generator)
+                noise = noise[self.dist.rank :: world]
         return pgd(
             self.forward, x, target, loss_fn, eps=eps, eps_step=eps_step, max_iter=max_iter,
-            random_init=random_init, clip=self.clip, autocast=self.autocast(), generator=self.generator,
+            random_init=random_init, clip=self.clip, autocast=self.autocast(), generator=generator, noise=noise,
         )
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -124,10 +212,22 @@ class ATTrainer(Trainer):
         """``(loss, clean_outputs or None, adversarial_outputs)`` with the model in train mode."""
         raise NotImplementedError
 
-    def optimizer_step(self, loss: torch.Tensor) -> None:
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()`` after clearing the gradients (scaled by the grad scaler under fp16)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self) -> None:
+        """The optimizer step (through the grad scaler under fp16)."""
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        self.backward(loss)
+        self.step()
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One step; returns ``[loss * B, clean correct, adversarial correct, B]`` as a device tensor."""
@@ -145,6 +245,29 @@ class ATTrainer(Trainer):
             clean_pred = out_clean.detach().argmax(1)
         return self._batch_stats(loss, clean_pred, out_adv.detach().argmax(1), y)
 
+    # -- hooks -------------------------------------------------------------------------------------------------
+
+    def default_scheduler(self, nb_epochs: int, steps_per_epoch: int | None):
+        """The LR scheduler used when ``fit`` gets none (``None``: constant LR)."""
+        return None
+
+    def on_epoch_end(self, metrics: dict) -> None:
+        """Called on every rank after each epoch (and validation), before the checkpoint; may edit ``metrics``."""
+
+    def extra_state(self) -> dict:
+        """Framework state, the same on every rank, that a checkpoint must carry (tensors and plain types)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore :meth:`extra_state`."""
+
+    def rank_state(self) -> dict:
+        """Framework state that differs between ranks (e.g. FreeAT's perturbation); saved for every rank."""
+        return {}
+
+    def load_rank_state(self, state: dict) -> None:
+        """Restore :meth:`rank_state`."""
+
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def fit(
@@ -155,21 +278,37 @@ class ATTrainer(Trainer):
         batch_size: int = 128,
         nb_epochs: int = 20,
         scheduler=None,
+        *,
+        scheduler_step: str | None = None,
+        checkpoint_dir=None,
+        resume: bool = False,
         **kwargs,
     ) -> list[dict]:
-        """Train on numpy arrays (``y`` integer or one-hot); returns the per-epoch metrics."""
+        """Train on numpy arrays (``y`` integer or one-hot); returns the per-epoch metrics.
+
+        ``batch_size`` is the global batch: under DDP rank ``r`` trains on rows ``r::world_size`` of the same
+        shuffled batch (the layout of ``DistributedSampler``). ``checkpoint_dir``: write ``checkpoint.pt`` there
+        after every epoch; ``resume=True`` continues from it, and ``nb_epochs`` is then the total number of
+        epochs of the run.
+        """
+        self._reject(kwargs)
         check_number("batch_size", batch_size, low=1, integer=True)
         x_t, y_t = self._as_tensors(x, y)
         n = len(x_t)
+        spans = self._global_batches(n, batch_size)
+        world, rank = self.dist.world_size, self.dist.rank
 
         def batches(epoch: int) -> Iterator[Batch]:
             perm = torch.randperm(n, generator=self._epoch_generator(epoch)).to(self.device)
-            for start in range(0, n, batch_size):
-                idx = perm[start : start + batch_size]
-                if len(idx) > 1 or n == 1:
-                    yield x_t[idx], y_t[idx]
+            for start, size in spans:
+                idx = perm[start + rank : start + size : world]
+                yield x_t[idx], y_t[idx]
 
-        return self._fit(batches, n, nb_epochs, validation_data, scheduler, **kwargs)
+        return self._fit(
+            batches, n_images=sum(size // world for _, size in spans), steps_per_epoch=len(spans),
+            nb_epochs=nb_epochs, validation_data=validation_data, scheduler=scheduler, scheduler_step=scheduler_step,
+            checkpoint_dir=checkpoint_dir, resume=resume,
+        )
 
     def fit_loader(
         self,
@@ -177,63 +316,119 @@ class ATTrainer(Trainer):
         nb_epochs: int = 20,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         scheduler=None,
+        *,
+        batch_size: int | None = None,
+        scheduler_step: str | None = None,
+        checkpoint_dir=None,
+        resume: bool = False,
         **kwargs,
     ) -> list[dict]:
-        """Train on a torch ``DataLoader`` (or any iterable of ``(x, y)`` tensor batches), e.g. with augmentation."""
-        try:
-            n = len(loader.dataset)  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):
-            n = None
+        """Train on a torch ``DataLoader`` (or any iterable of ``(x, y)`` tensor batches), e.g. with augmentation.
+
+        Under DDP a ``DataLoader`` is re-made with a ``DistributedSampler`` (its ``batch_size`` is the global
+        batch) and ``set_epoch`` is called every epoch. ``batch_size``, if given, must equal the loader's.
+        Checkpoints and resume as in :meth:`fit`.
+        """
+        self._reject(kwargs)
+        if isinstance(loader, DataLoader):
+            if batch_size is not None and loader.batch_size != batch_size:
+                raise ValueError(f"batch_size={batch_size} but the DataLoader's batch_size is {loader.batch_size}")
+            sharded = distributed.shard_loader(loader, self.dist, self.seed)
+            own_sampler = sharded is not loader
+            loader = sharded
+            n, steps = len(loader.sampler), len(loader)  # type: ignore[arg-type]
+        else:
+            own_sampler = False
+            if self.dist.active:
+                raise ValueError("under DDP fit_loader needs a torch DataLoader (it is sharded by rank)")
+            n = len(loader.dataset) if hasattr(loader, "dataset") else None  # type: ignore[attr-defined]
+            steps = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
 
         def batches(epoch: int) -> Iterator[Batch]:
             sampler = getattr(loader, "sampler", None)
+            if own_sampler:
+                sampler.seed = self.seed  # type: ignore[union-attr]  # a resumed run's seed
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
             for xb, yb in loader:
                 yield self._to_device(xb, yb)
 
-        return self._fit(batches, n, nb_epochs, validation_data, scheduler, **kwargs)
+        return self._fit(
+            batches, n_images=n, steps_per_epoch=steps, nb_epochs=nb_epochs, validation_data=validation_data,
+            scheduler=scheduler, scheduler_step=scheduler_step, checkpoint_dir=checkpoint_dir, resume=resume,
+        )
 
     def fit_generator(self, generator, nb_epochs: int = 20, **kwargs) -> list[dict]:
         """Train from an ART ``DataGenerator``; a ``PyTorchDataGenerator`` goes through its ``DataLoader``."""
         loader = getattr(generator, "iterator", None)
-        if isinstance(loader, torch.utils.data.DataLoader):
+        if isinstance(loader, DataLoader):
             return self.fit_loader(loader, nb_epochs=nb_epochs, **kwargs)
+        if self.dist.active:
+            raise ValueError("under DDP use fit (numpy) or fit_loader (DataLoader); other generators are not sharded")
         steps = max(1, math.ceil(generator.size / generator.batch_size))
 
         def numpy_batches() -> Iterator[Batch]:
             for _ in range(steps):
                 xb, yb = generator.get_batch()
-                xb, yb = self._as_tensors(xb, yb)
-                yield xb, yb
+                yield self._as_tensors(xb, yb)
 
-        return self._fit(lambda epoch: numpy_batches(), generator.size, nb_epochs, kwargs.pop("validation_data", None),
-                         kwargs.pop("scheduler", None), **kwargs)
+        validation_data = kwargs.pop("validation_data", None)
+        scheduler = kwargs.pop("scheduler", None)
+        options = {k: kwargs.pop(k) for k in ("scheduler_step", "checkpoint_dir", "resume") if k in kwargs}
+        self._reject(kwargs)
+        return self._fit(lambda epoch: numpy_batches(), n_images=generator.size, steps_per_epoch=steps,
+                         nb_epochs=nb_epochs, validation_data=validation_data, scheduler=scheduler, **options)
 
-    def _fit(self, batches, n_images, nb_epochs, validation_data, scheduler, scheduler_step: str | None = None):
+    def _fit(self, batches, *, n_images, steps_per_epoch, nb_epochs, validation_data=None, scheduler=None,
+             scheduler_step=None, checkpoint_dir=None, resume=False) -> list[dict]:
         check_number("nb_epochs", nb_epochs, low=1, integer=True)
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir")
         if validation_data is not None:
             validation_data = self._as_tensors(*validation_data)
+        if scheduler is None:
+            scheduler = self.default_scheduler(nb_epochs, steps_per_epoch)
         if scheduler_step is None:
             scheduler_step = "batch" if isinstance(scheduler, PER_BATCH_SCHEDULERS) else "epoch"
         if scheduler_step not in ("batch", "epoch"):
             raise ValueError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
-        start = len(self.history)
-        for epoch in range(start, start + nb_epochs):
-            metrics = self._run_epoch(batches(epoch), epoch, n_images, scheduler if scheduler_step == "batch" else None)
-            if scheduler is not None and scheduler_step == "epoch":
-                scheduler.step()
-            if validation_data is not None:
-                metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
-            self.history.append(metrics)
-            for callback in self.callbacks:
-                callback(metrics)
+        path = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
+        start, end = len(self.history), len(self.history) + nb_epochs
+        if resume:
+            state = ckpt.load_checkpoint(path, map_location=self.device)
+            if state is None:
+                warnings.warn(f"resume=True but {path} does not exist; training from scratch", stacklevel=3)
+            else:
+                self.load_state_dict(state, scheduler)
+                start, end = state["epoch"], nb_epochs
+        try:
+            for epoch in range(start, end):
+                if self.stop_training:
+                    break
+                metrics = self._run_epoch(batches(epoch), epoch, n_images,
+                                          scheduler if scheduler_step == "batch" else None)
+                if scheduler is not None and scheduler_step == "epoch":
+                    scheduler.step()
+                if validation_data is not None:
+                    metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
+                self.on_epoch_end(metrics)
+                self.history.append(metrics)
+                if path is not None:
+                    self.save_checkpoint(path, scheduler)
+                for callback in self.callbacks:
+                    callback(metrics)
+        except RuntimeError as error:  # e.g. a collective inside DDP's forward/backward: another rank is gone
+            comm = not isinstance(error, distributed.DistributedError) and distributed.is_comm_error(error)
+            if self.dist.active and comm:
+                raise distributed.failure(self.dist, "training", error) from error
+            raise
         self.model.eval()
         return self.history
 
     def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None, batch_scheduler) -> dict:
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
-        bar = tqdm(total=n_images, desc=f"epoch {epoch + 1}", unit="img", disable=not self.verbose, leave=False)
+        show = self.verbose and self.dist.is_main
+        bar = tqdm(total=n_images, desc=f"epoch {epoch + 1}", unit="img", disable=not show, leave=False)
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(batches):
             if self.channels_last:
@@ -242,13 +437,16 @@ class ATTrainer(Trainer):
             if batch_scheduler is not None:
                 batch_scheduler.step()
             bar.update(len(x))
-            if i % 10 == 0 and self.verbose:
+            if show and i % 10 == 0:
                 bar.set_postfix(self._summary(totals, time.perf_counter() - t0), refresh=False)
+            if self.stop_training:
+                break
         elapsed = time.perf_counter() - t0
         bar.close()
+        distributed.all_reduce_sum(totals, self.dist)
         metrics = {"epoch": epoch + 1, **self._summary(totals, elapsed), "time_s": round(elapsed, 3),
                    "lr": self.optimizer.param_groups[0]["lr"]}
-        if self.verbose:
+        if show:
             tqdm.write(" ".join(f"{k}={v}" for k, v in metrics.items()))
         return metrics
 
@@ -266,6 +464,57 @@ class ATTrainer(Trainer):
                             (adv_pred == y).sum().double(), torch.tensor(float(b), dtype=torch.float64,
                                                                           device=y.device)])
 
+    # -- checkpoints -------------------------------------------------------------------------------------------
+
+    def state_dict(self, scheduler=None) -> dict:
+        """Everything exact resume needs (collective under DDP: the RNG states of all ranks are gathered)."""
+        return {
+            "format": ckpt.FORMAT,
+            "framework": type(self).__name__,
+            "epoch": len(self.history),
+            "history": [dict(m) for m in self.history],
+            "world_size": self.dist.world_size,
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "ranks": distributed.all_gather_objects(
+                {"rng": ckpt.rng_state(self.generator), "state": _to_cpu(self.rank_state())}, self.dist),
+            "trainer": self.extra_state(),
+            "stop_training": self.stop_training,
+        }
+
+    def load_state_dict(self, state: dict, scheduler=None) -> None:
+        """Restore :meth:`state_dict` (on every rank)."""
+        if state["framework"] != type(self).__name__:
+            raise ValueError(f"the checkpoint was written by {state['framework']}, not {type(self).__name__}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            if state["scheduler"] is None:
+                raise ValueError("the checkpoint has no scheduler state but a scheduler was given")
+            scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        ranks = state["ranks"]
+        mine = ranks[self.dist.rank] if len(ranks) == self.dist.world_size else ranks[0]
+        if len(ranks) != self.dist.world_size:
+            warnings.warn(f"the checkpoint comes from {len(ranks)} processes, this run has {self.dist.world_size}: "
+                          "every rank takes rank 0's RNG and per-rank states", stacklevel=3)
+        ckpt.set_rng_state(mine["rng"], self.generator)
+        self.seed = int(state["seed"])
+        self.history = [dict(m) for m in state["history"]]
+        self.load_extra_state(state["trainer"])
+        self.load_rank_state(mine["state"])
+        self.stop_training = bool(state["stop_training"])
+
+    def save_checkpoint(self, path, scheduler=None) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically (rank 0; every rank must call it under DDP)."""
+        state = self.state_dict(scheduler)
+        if self.dist.is_main:
+            ckpt.save_checkpoint(path, state)
+
     # -- evaluation --------------------------------------------------------------------------------------------
 
     def validation_attack(self) -> dict:
@@ -278,45 +527,86 @@ class ATTrainer(Trainer):
         with self.autocast():
             return self.forward(x).argmax(1)
 
-    def evaluate(self, x, y, batch_size: int = 256) -> dict:
-        """Clean and PGD-10 accuracy (CE on the attack logits) of the current model, in eval mode."""
-        x_t, y_t = (x, y) if isinstance(x, torch.Tensor) and x.device == self.device else self._as_tensors(x, y)
+    def eval_generator(self, key: int = 0) -> torch.Generator:
+        """A generator for evaluation attacks (seeded by seed, epoch, rank and ``key``), so that validation
+        never draws from the training stream: a run gives the same weights with or without it."""
+        generator = torch.Generator(device=self.device)
+        return generator.manual_seed(derived_seed(self.seed, len(self.history), self.dist.rank, key))
+
+    def correct_counts(self, x_t: torch.Tensor, y_t: torch.Tensor, batch_size: int = 256, *,
+                       generator: torch.Generator | None = None, **attack) -> torch.Tensor:
+        """``[clean correct, adversarial correct, n]`` of the model in eval mode under PGD (``attack`` settings),
+        summed over ranks."""
+        generator = generator if generator is not None else self.eval_generator()
         self.model.eval()
-        settings = self.validation_attack()
-        clean = adv = 0
+        counts = torch.zeros(3, dtype=torch.float64, device=self.device)
         for start in range(0, len(x_t), batch_size):
             xb, yb = x_t[start : start + batch_size], y_t[start : start + batch_size]
-            clean += int((self._predict(xb) == yb).sum())
-            xa = self.attack(xb, yb, self.objective.attack_loss, **settings)
-            adv += int((self._predict(xa) == yb).sum())
-        return {"clean_acc": round(clean / len(x_t), 4), "adv_acc": round(adv / len(x_t), 4)}
+            xa = self.attack(xb, yb, self.objective.attack_loss, generator=generator, **attack)
+            counts += torch.stack([(self._predict(xb) == yb).sum(), (self._predict(xa) == yb).sum(),
+                                   torch.tensor(len(yb), device=self.device)]).double()
+        return distributed.all_reduce_sum(counts, self.dist)
+
+    def evaluate(self, x, y, batch_size: int = 256) -> dict:
+        """Clean and PGD-10 accuracy (CE on the attack logits) of the current model, in eval mode.
+
+        Under DDP every rank must call it: each evaluates its ``rank::world_size`` share and the counts are summed.
+        """
+        x_t, y_t = (x, y) if isinstance(x, torch.Tensor) and x.device == self.device else self._as_tensors(x, y)
+        if self.dist.active:
+            x_t, y_t = x_t[self.dist.rank :: self.dist.world_size], y_t[self.dist.rank :: self.dist.world_size]
+        clean, adv, n = self.correct_counts(x_t, y_t, batch_size, **self.validation_attack()).tolist()
+        return {"clean_acc": round(clean / max(n, 1), 4), "adv_acc": round(adv / max(n, 1), 4)}
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
-    def _epoch_generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.base_seed + epoch)
+    def _global_batches(self, n: int, batch_size: int) -> list[tuple[int, int]]:
+        """``(start, size)`` of each global batch in the shuffled order; sizes are multiples of the world size
+        (the remainder of the last batch is dropped), and a last batch of one sample per rank is skipped."""
+        world = self.dist.world_size
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is the global batch and must be divisible by the number "
+                             f"of processes ({world})")
+        if n < world:
+            raise ValueError(f"{n} training samples cannot be shared by {world} processes")
+        spans = []
+        for start in range(0, n, batch_size):
+            size = min(batch_size, n - start) // world * world
+            if size // world >= 2 or (start == 0 and size):
+                spans.append((start, size))
+        return spans
 
-    @property
-    def base_seed(self) -> int:
-        return self.generator.initial_seed()
+    @staticmethod
+    def _reject(kwargs: dict) -> None:
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+
+    def _epoch_generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + epoch)
 
     def _as_tensors(self, x, y) -> Batch:
         x, y = check_xy(x, y, self.classifier.input_shape, self.classifier.nb_classes)
-        x_t = torch.as_tensor(x, dtype=torch.float32).to(self.device)
+        x_t = torch.as_tensor(x, dtype=self.dtype).to(self.device)
         y_t = torch.as_tensor(y).long().to(self.device)
         return x_t, y_t
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
         if y.dim() == 2:
             y = y.argmax(1)
-        return x.to(self.device, dtype=torch.float32, non_blocking=True), y.to(self.device, non_blocking=True).long()
+        return x.to(self.device, dtype=self.dtype, non_blocking=True), y.to(self.device, non_blocking=True).long()
 
     @staticmethod
     def _make_preprocess(classifier: PyTorchClassifier) -> Callable[[torch.Tensor], torch.Tensor]:
-        ops = classifier.preprocessing_operations
+        ops = [op for op in classifier.preprocessing_operations if not _is_identity(op)]
         if not ops:
             return lambda x: x
         if not classifier.all_framework_preprocessing:
             raise ValueError("art_he trainers need torch preprocessing (PyTorch preprocessors or mean/std); "
                              f"got {[type(p).__name__ for p in ops]}")
         return lambda x: classifier._apply_preprocessing(x, None, fit=False, no_grad=False)[0]
+
+
+def _is_identity(op) -> bool:
+    """ART adds ``StandardisationMeanStd(0, 1)`` by default; skipping it saves an op per forward pass."""
+    mean, std = getattr(op, "mean", None), getattr(op, "std", None)
+    return mean is not None and std is not None and bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1))

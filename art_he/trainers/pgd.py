@@ -40,5 +40,5 @@ class PGDATTrainer(ATTrainer):
         )
 
     def compute_loss(self, x, x_adv, y):
-        out_adv = self.forward(x_adv)
+        out_adv = self.train_forward(x_adv)
         return self.objective.train_loss(out_adv, y), None, out_adv

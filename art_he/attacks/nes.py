@@ -1,0 +1,24 @@
+"""NES (Ilyas et al., 2018) as an ART evasion attack: score-based, Gaussian directions."""
+
+from __future__ import annotations
+
+import torch
+
+from art_he.attacks.score_based import ScoreBasedAttack
+
+
+class NES(ScoreBasedAttack):
+    """Untargeted (or targeted) Linf NES on the C&W margin, as the paper runs it (App. B.2, Table 8).
+
+    ``g = 1/q sum_i (J(x + sigma u_i) - J(x - sigma u_i)) / (2 sigma) u_i`` with ``u_i ~ N(0, I)`` (antithetic
+    Gaussian sampling), then ``x <- clip_{x0, eps}(x - eps_step sign(g))``. Defaults: ``q = 128``, ``sigma = 0.001``.
+
+    >>> attack = NES(classifier, eps=0.031, eps_step=0.003, max_iter=20)
+    >>> x_adv = attack.generate(x, y)
+    """
+
+    distribution = "gaussian"
+
+    def directions(self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """``q`` standard Gaussian directions per image."""
+        return torch.randn(shape, generator=generator, device=device)

@@ -1,0 +1,214 @@
+"""``evaluate``: run a suite of attacks (or corruptions) on one classifier and return a :class:`Report`.
+
+Suites (:data:`~art_he.evaluation.specs.SUITES`): ``quick`` (FGSM, PGD-20, C&W-20, adaptive PGD-20 and a
+short eps sweep), ``paper`` (Table 2 plus AutoAttack and the adaptive attacks), ``blackbox`` (Table 8: ZOO,
+Square, SPSA and NES at 20/50/80 steps, with PGD-20 as the white-box reference), ``corruptions`` (Tables 5 and
+11) and ``transfer`` (App. C.4: PGD-20 and MIM-20 crafted on a substitute). Identical attacks are run once:
+on a plain head the adaptive attack is plain PGD, and SPSA/NES at 20, 50 and 80 steps are one run of 80 steps
+read at 20 and 50 (an image frozen once adversarial stays adversarial).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+
+import numpy as np
+from art.estimators.classification import PyTorchClassifier
+from tqdm.auto import tqdm
+
+from art_he.evaluation.attacks import Context, Outcome, run_attack
+from art_he.evaluation.corruptions import evaluate_corruptions
+from art_he.evaluation.report import Report, Row
+from art_he.evaluation.sanity import run_checks
+from art_he.evaluation.specs import (
+    SUITES,
+    SWEEPS,
+    AttackSpec,
+    check_eps,
+    check_suite,
+    parse_attack,
+    parse_attacks,
+    scaled,
+)
+from art_he.evaluation.views import objective_for
+from art_he.validation import check_number, check_xy
+
+
+def _check_classifier(classifier, name: str = "classifier") -> None:
+    if not isinstance(classifier, PyTorchClassifier):
+        raise TypeError(f"{name} must be an ART PyTorchClassifier (e.g. art_he.HEPyTorchClassifier), "
+                        f"got {type(classifier).__name__}")
+
+
+def _perturbation(x_adv: np.ndarray, x: np.ndarray, clip_values) -> dict:
+    out = {"max_perturbation": float(np.abs(x_adv - x).max()) if len(x) else 0.0}
+    if clip_values is not None:
+        out["in_box"] = bool(x_adv.min() >= np.min(clip_values[0]) - 1e-6
+                             and x_adv.max() <= np.max(clip_values[1]) + 1e-6)
+    return out
+
+
+class _Runner:
+    """Runs specs, sharing results between identical attacks."""
+
+    def __init__(self, classifier, x, y, ctx: Context) -> None:
+        self.classifier, self.x, self.y, self.ctx = classifier, x, y, ctx
+        self.he = objective_for(classifier).hypersphere
+        self.cache: dict[tuple, tuple[Outcome, str]] = {}
+
+    def key(self, spec: AttackSpec) -> tuple:
+        family = "pgd" if spec.family == "adaptive" and not self.he else spec.family
+        return (family, spec.name if family == "autoattack" else "", spec.steps, round(spec.eps, 12),
+                round(spec.eps_step, 12), spec.restarts, spec.variants(objective_for(self.classifier)))
+
+    def outcome(self, spec: AttackSpec) -> tuple[Outcome, str | None]:
+        key = self.key(spec)
+        if key in self.cache:
+            outcome, label = self.cache[key]
+            return outcome, label
+        outcome = run_attack(spec, self.classifier, self.x, self.y, self.ctx)
+        self.cache[key] = (outcome, spec.label)
+        return outcome, None
+
+    def row(self, spec: AttackSpec, kind: str | None = None, attack: str | None = None,
+            label: str | None = None) -> Row:
+        outcome, same_as = self.outcome(spec)
+        details = {k: v for k, v in outcome.details.items()
+                   if k not in ("first_success", "queries_by_step")}
+        details.update(_perturbation(outcome.x_adv, self.x, self.classifier.clip_values))
+        if spec.family in ("deepfool", "cw-art", "zoo"):
+            details["projected"] = True
+        if same_as is not None and same_as != (label or spec.label):
+            details["same_as"] = same_as
+        return Row(attack or spec.name, label or spec.label, kind or spec.kind, float(outcome.correct.mean()),
+                   len(self.x), 0.0 if same_as else outcome.time_s, spec.eps, spec.settings(), details)
+
+    def score_rows(self, specs: list[AttackSpec]) -> list[Row]:
+        """SPSA/NES specs of one family and eps: one run of the most steps, read at each requested step count."""
+        longest = max(specs, key=lambda s: s.steps)
+        outcome, _ = self.outcome(longest)
+        first = outcome.details["first_success"]
+        by_step = outcome.details["queries_by_step"]
+        total = max(int(by_step[-1]), 1)
+        rows = []
+        for spec in specs:
+            t = min(spec.steps, len(by_step) - 1)
+            correct = (first == -1) | (first > t)
+            queries = int(by_step[t])
+            details = {"views": outcome.details["views"], "queries": queries,
+                       **_perturbation(outcome.x_adv, self.x, self.classifier.clip_values)}
+            if spec is not longest:
+                details["read_from"] = longest.label
+            rows.append(Row(spec.name, spec.label, spec.kind, float(correct.mean()), len(self.x),
+                            outcome.time_s * queries / total, spec.eps, spec.settings(), details))
+        return rows
+
+
+def evaluate(
+    classifier,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    suite: str = "quick",
+    attacks=None,
+    n: int | None = None,
+    eps: float | None = None,
+    eps_step: float | None = None,
+    restarts: int = 1,
+    batch_size: int = 128,
+    seed: int = 0,
+    substitute=None,
+    dataset: str | None = None,
+    data_dir=None,
+    corruptions=None,
+    severities=None,
+    sweep=None,
+    max_steps: int | None = None,
+    name: str | None = None,
+    meta: dict | None = None,
+    verbose: bool = False,
+) -> Report:
+    """Evaluate ``classifier`` on the first ``n`` of ``(x, y)`` with a suite; returns a :class:`Report`.
+
+    :param attacks: attack names (list or comma-separated) replacing the suite's list (see ``specs``).
+    :param eps: Linf radius (required except for ``suite="corruptions"``); ``eps_step`` defaults to ``eps / 10``.
+    :param restarts: random starts of the PGD-type attacks (``num_random_init``).
+    :param substitute: the substitute classifier of the transfer attacks.
+    :param dataset: ``"cifar10"``, ``"cifar100"``, ``"imagenet"`` read the benchmark corruption sets from
+        ``data_dir``; any other name corrupts ``x`` locally.
+    :param sweep: eps multipliers of the PGD-20 sweep (default: the suite's; ``()`` for none).
+    :param max_steps: cap on every attack's iterations/queries, for smoke tests (labels and settings show it).
+    """
+    suite = check_suite(suite)
+    _check_classifier(classifier)
+    x, y = check_xy(x, y, classifier.input_shape, classifier.nb_classes)
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y).astype(np.int64)
+    if n is not None:
+        check_number("n", n, low=1, integer=True)
+        x, y = x[:n], y[:n]
+    check_number("batch_size", batch_size, low=1, integer=True)
+    check_number("seed", seed, low=0, integer=True)
+    check_number("restarts", restarts, low=0, integer=True)
+    if max_steps is not None:
+        check_number("max_steps", max_steps, low=1, integer=True)
+    obj = objective_for(classifier)
+    info = {"dataset": dataset, "n": len(x), "seed": seed, "batch_size": batch_size,
+            "head": ("mhe" if obj.variant == "mhe" else "he") if obj.hypersphere else "plain",
+            "scale": obj.scale, "margin": obj.margin, "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            **(meta or {})}
+
+    start = time.perf_counter()
+    clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
+    rows = [Row("clean", "Clean", "clean", clean, len(x), time.perf_counter() - start)]
+
+    if suite == "corruptions":
+        if attacks:
+            raise ValueError("the corruptions suite takes --corruptions, not --attacks")
+        rows += evaluate_corruptions(classifier, dataset=dataset or "local", x=x, y=y, n=len(x), data_dir=data_dir,
+                                     corruptions=corruptions, severities=severities, batch_size=batch_size, seed=seed)
+        return Report(name or "model", suite, rows, info, run_checks(rows, clean))
+
+    if eps is None:
+        raise ValueError(f"suite {suite!r} needs eps (the Linf radius)")
+    eps, eps_step = check_eps(eps, eps_step)
+    info.update({"eps": eps, "eps_step": eps_step, "restarts": restarts})
+    kwargs = {"eps": eps, "eps_step": eps_step, "restarts": restarts, "max_steps": max_steps}
+    specs = parse_attacks(SUITES[suite] if attacks is None else attacks, **kwargs)
+    if not specs:
+        raise ValueError("no attacks to run")
+    if any(s.kind == "transfer" for s in specs):
+        if substitute is None:
+            raise ValueError("transfer attacks need a substitute classifier (--substitute DIR)")
+        _check_classifier(substitute, "substitute")
+        if tuple(substitute.input_shape) != tuple(classifier.input_shape) or \
+                substitute.nb_classes != classifier.nb_classes:
+            raise ValueError("the substitute must take the same inputs and classes as the target")
+    ctx = Context(batch_size=batch_size, seed=seed, verbose=verbose, substitute=substitute, max_steps=max_steps)
+    runner = _Runner(classifier, x, y, ctx)
+
+    groups: dict[tuple, list[AttackSpec]] = {}
+    for spec in specs:
+        if spec.family in ("spsa", "nes"):
+            groups.setdefault((spec.family, spec.eps, spec.eps_step), []).append(spec)
+    done: set[tuple] = set()
+    bar = tqdm(specs, desc="attacks", disable=not verbose)
+    for spec in bar:
+        bar.set_postfix_str(spec.label)
+        if spec.family in ("spsa", "nes"):
+            group = (spec.family, spec.eps, spec.eps_step)
+            if group not in done:
+                rows += runner.score_rows(groups[group])
+                done.add(group)
+            continue
+        rows.append(runner.row(spec))
+
+    multipliers = SWEEPS[suite] if sweep is None else tuple(sweep)
+    if multipliers:
+        base = parse_attack("pgd20", **kwargs)
+        for m in sorted(float(check_number("sweep multiplier", v, low=0.0, strict=True)) for v in multipliers):
+            spec = scaled(base, m)
+            rows.append(runner.row(spec, kind="sweep", attack=f"pgd20@{m:g}eps",
+                                   label=f"{base.label} @ eps {spec.eps:.4g}"))
+    return Report(name or "model", suite, rows, info, run_checks(rows, clean))

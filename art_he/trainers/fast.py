@@ -1,0 +1,133 @@
+"""Fast adversarial training, "fast is better than free" (Wong et al., 2020), and FastAT+HE / +m-HE."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from art.estimators.classification import PyTorchClassifier
+
+from art_he.trainers.base import ATTrainer
+from art_he.validation import check_number, check_probability
+
+
+class FastATTrainer(ATTrainer):
+    """``min E[CE_m(f(x*), y)]`` with ``x*`` one FGSM step of ``eps_step`` from a uniform start in the eps-ball,
+    on ``CE(s*cos, y)`` (plain head: ``CE(logits, y)``).
+
+    By default the learning rate follows Wong et al.'s cycle (``fit`` without a scheduler: linear up from
+    ``lr/25`` to the optimizer's ``lr`` over 40 % of the steps, then down), and a guard watches for
+    catastrophic overfitting: PGD accuracy on a held-out batch is measured after every epoch (or every
+    ``guard_every`` batches); when it falls more than ``guard_drop`` below its best value the model is rolled
+    back to that best state and training stops (``metrics["guard_tripped"]``).
+
+    :param eps: Linf radius.
+    :param eps_step: FGSM step (default ``1.25 * eps``).
+    :param cyclic_lr: use the cyclic schedule when ``fit`` gets ``scheduler=None``.
+    :param guard_drop: accuracy drop in [0, 1] that trips the guard (``None`` switches the guard off).
+    :param guard_every: check every this many batches (``None``: after every epoch).
+    :param guard_iter: PGD steps of the guard's attack (step ``eps / 4``).
+    :param guard_data: ``(x, y)`` held-out batch; default the first training batch, as in Wong et al.
+    """
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        eps: float = 8 / 255,
+        eps_step: float | None = None,
+        cyclic_lr: bool = True,
+        guard_drop: float | None = 0.2,
+        guard_every: int | None = None,
+        guard_iter: int = 10,
+        guard_data=None,
+        **kwargs,
+    ) -> None:
+        super().__init__(classifier, **kwargs)
+        self.eps = float(check_number("eps", eps, low=0.0))
+        self.eps_step = 1.25 * self.eps if eps_step is None else float(check_number("eps_step", eps_step, low=0.0))
+        self.cyclic_lr = bool(cyclic_lr)
+        self.guard_drop = None if guard_drop is None else float(check_probability("guard_drop", guard_drop))
+        self.guard_every = None if guard_every is None else int(check_number("guard_every", guard_every, low=1,
+                                                                             integer=True))
+        self.guard_iter = int(check_number("guard_iter", guard_iter, low=1, integer=True))
+        self._guard_batch = None
+        if guard_data is not None:  # under DDP each rank checks its share; the counts are summed
+            gx, gy = self._as_tensors(*guard_data)
+            self._guard_batch = (gx[self.dist.rank :: self.dist.world_size], gy[self.dist.rank :: self.dist.world_size])
+        self.guard_acc: float | None = None
+        self.best_acc: float | None = None
+        self.best_state: dict | None = None
+        self.guard_tripped = False
+        self._steps = 0
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.attack(x, y, self.objective.attack_loss, eps=self.eps, eps_step=self.eps_step, max_iter=1,
+                           random_init="uniform")
+
+    def compute_loss(self, x, x_adv, y):
+        out_adv = self.train_forward(x_adv)
+        return self.objective.train_loss(out_adv, y), None, out_adv
+
+    def default_scheduler(self, nb_epochs: int, steps_per_epoch: int | None):
+        if not self.cyclic_lr:
+            return None
+        if steps_per_epoch is None:
+            raise ValueError("the cyclic LR needs the number of batches per epoch; pass a scheduler or a sized loader")
+        return torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=[g["lr"] for g in self.optimizer.param_groups],
+            total_steps=nb_epochs * steps_per_epoch, pct_start=0.4, anneal_strategy="linear", cycle_momentum=False,
+        )
+
+    # -- the catastrophic-overfitting guard ----------------------------------------------------------------------
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.guard_drop is not None and self._guard_batch is None:
+            self._guard_batch = (x.detach().clone(), y.detach().clone())
+        stats = super().train_batch(x, y)
+        self._steps += 1
+        if self.guard_every is not None and self._steps % self.guard_every == 0:
+            self.check_guard()
+        return stats
+
+    def check_guard(self) -> float | None:
+        """PGD accuracy on the guard batch; trips the guard (roll back, stop) when it collapsed."""
+        if self.guard_drop is None or self._guard_batch is None or self.guard_tripped:
+            return None
+        x, y = self._guard_batch
+        _, adv, n = self.correct_counts(x, y, eps=self.eps, eps_step=self.eps / 4, max_iter=self.guard_iter,
+                                        generator=self.eval_generator(self._steps)).tolist()
+        self.guard_acc = adv / n
+        if self.best_acc is None or self.guard_acc >= self.best_acc:
+            self.best_acc = self.guard_acc
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        elif self.guard_acc < self.best_acc - self.guard_drop:
+            self.model.load_state_dict(self.best_state)
+            self.guard_tripped = self.stop_training = True
+            if self.dist.is_main:
+                warnings.warn(f"catastrophic overfitting: PGD accuracy on the guard batch fell from "
+                              f"{self.best_acc:.3f} to {self.guard_acc:.3f} after {self._steps} batches; rolled back "
+                              "to the best state and stopped", stacklevel=2)
+        return self.guard_acc
+
+    def on_epoch_end(self, metrics: dict) -> None:
+        if self.guard_every is None:
+            self.check_guard()
+        if self.guard_acc is not None:
+            metrics["guard_adv_acc"] = round(self.guard_acc, 4)
+        if self.guard_tripped:
+            metrics["guard_tripped"] = True
+
+    def extra_state(self) -> dict:
+        return {"guard_acc": self.guard_acc, "best_acc": self.best_acc, "best_state": self.best_state,
+                "guard_tripped": self.guard_tripped, "steps": self._steps}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.guard_acc, self.best_acc = state["guard_acc"], state["best_acc"]
+        self.best_state, self.guard_tripped, self._steps = state["best_state"], state["guard_tripped"], state["steps"]
+
+    def rank_state(self) -> dict:
+        return {"guard_batch": self._guard_batch}  # each rank's own first batch (or the given held-out data)
+
+    def load_rank_state(self, state: dict) -> None:
+        batch = state["guard_batch"]
+        self._guard_batch = tuple(t.to(self.device) for t in batch) if batch is not None else None

@@ -1,0 +1,113 @@
+"""The GitHub AutoAttack API (``fra31/auto-attack``) on top of ``pyautoattack`` from PyPI.
+
+RobustBench imports ``from autoattack import AutoAttack`` and ``from autoattack.state import EvaluationState``
+and calls the GitHub signatures; ``pyautoattack`` 0.2 changed them (keyword-only constructor, ``batch_size=``,
+a ``(x_adv, y_adv)`` return, logging only through the ``"auto-attack"`` logger). This adapter, shipped by
+art_he, translates:
+
+* ``AutoAttack(model, norm='Linf', eps=.3, seed=None, verbose=True, attacks_to_run=[], version='standard',
+  is_tf_model=False, device='cuda', log_path=None)``
+* ``run_standard_evaluation(x, y, bs=250, return_labels=False, state_path=None)`` -> ``x_adv``
+  (``(x_adv, y_adv)`` with ``return_labels=True``)
+* ``run_standard_evaluation_individual(x, y, bs=250, return_labels=False)`` -> ``{attack: x_adv}``
+* ``clean_accuracy(x, y, bs=250)``, ``set_version(version)``, ``get_logits(x)``, ``get_seed()``
+* the attributes ``attacks_to_run``, ``apgd``, ``apgd_targeted``, ``fab``, ``square``, ``norm``, ``epsilon``,
+  ``seed``, ``verbose``, ``version``, ``device``, ``logger`` (read and written through to pyautoattack).
+
+With ``verbose=True`` AutoAttack's log goes to ``log_path`` (appended) or to stdout, as on GitHub.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyautoattack
+from pyautoattack import AutoAttack as _PyAutoAttack
+
+__all__ = ["AutoAttack"]
+__version__ = pyautoattack.__version__
+ADAPTER = "art_he"
+_LOGGER = "auto-attack"
+_FORWARDED = ("attacks_to_run", "apgd", "apgd_targeted", "fab", "square", "norm", "epsilon", "seed", "verbose",
+              "version", "device", "model", "logger")
+
+
+class AutoAttack:
+    """GitHub ``autoattack.AutoAttack`` with pyautoattack doing the work (see the module docstring)."""
+
+    def __init__(self, model, norm="Linf", eps=0.3, seed=None, verbose=True, attacks_to_run=(), version="standard",
+                 is_tf_model=False, device="cuda", log_path=None):
+        if is_tf_model:
+            raise NotImplementedError("TensorFlow models are not supported by pyautoattack's PyTorch API")
+        attacks = list(attacks_to_run) if attacks_to_run else None
+        if version in ("standard", "plus", "rand") and attacks:
+            raise ValueError("attacks_to_run will be overridden unless you use version='custom'")
+        if version == "custom" and not attacks:
+            raise ValueError("version='custom' needs attacks_to_run")
+        inner = _PyAutoAttack(model, norm=norm, eps=eps, version=version, device=device, seed=seed, attacks=attacks)
+        object.__setattr__(self, "_aa", inner)
+        object.__setattr__(self, "log_path", log_path)
+        object.__setattr__(self, "is_tf_model", False)
+        inner.verbose = verbose
+
+    def __getattr__(self, name):
+        return getattr(object.__getattribute__(self, "_aa"), name)
+
+    def __setattr__(self, name, value):
+        if name in _FORWARDED:
+            setattr(self._aa, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    @contextmanager
+    def _logging(self):
+        """Send the ``"auto-attack"`` log to ``log_path`` or stdout while running, when verbose."""
+        logger = logging.getLogger(_LOGGER)
+        if not self._aa.verbose:
+            yield
+            return
+        if self.log_path is not None:
+            Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
+            handler: logging.Handler = logging.FileHandler(self.log_path, mode="a")
+        else:
+            handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        old_level, old_propagate = logger.level, logger.propagate
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+            logger.setLevel(old_level)
+            logger.propagate = old_propagate
+
+    def get_logits(self, x):
+        return self._aa.get_logits(x)
+
+    def get_seed(self):
+        return self._aa.get_seed()
+
+    def run_standard_evaluation(self, x_orig, y_orig, bs=250, return_labels=False, state_path=None):
+        state_path = Path(state_path) if state_path is not None else None
+        with self._logging():
+            x_adv, y_adv = self._aa.run_standard_evaluation(x_orig, y_orig, batch_size=bs, state_path=state_path)
+        return (x_adv, y_adv) if return_labels else x_adv
+
+    def run_standard_evaluation_individual(self, x_orig, y_orig, bs=250, return_labels=False):
+        with self._logging():
+            adv = self._aa.run_standard_evaluation_individual(x_orig, y_orig, batch_size=bs)
+        return adv if return_labels else {name: pair[0] for name, pair in adv.items()}
+
+    def clean_accuracy(self, x_orig, y_orig, bs=250):
+        with self._logging():
+            return self._aa.clean_accuracy(x_orig, y_orig, bs=bs)
+
+    def set_version(self, version="standard"):
+        self._aa.version = version
+        self._aa._set_version(version)

@@ -1,0 +1,303 @@
+"""The evaluation suites end to end on small trained Fashion-MNIST models, and their parts."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from art.attacks.evasion import FastGradientMethod
+from torch import nn
+
+import art_he.evaluation.attacks as attacks_module
+from art_he import HEPyTorchClassifier
+from art_he.evaluation import (
+    Report,
+    Row,
+    as_torch_module,
+    build_attack,
+    evaluate,
+    logits_view,
+    paper_table,
+    parse_attack,
+    run_autoattack,
+    run_checks,
+)
+from art_he.evaluation.sanity import OK, WARN
+from art_he.evaluation.views import FeatureTap, feature_classifier
+from art_he.models import build_model
+from art_he.trainers import PGDATTrainer
+
+EPS = 0.1
+
+
+def _trained(head: str, seed: int, x, y) -> HEPyTorchClassifier:
+    torch.manual_seed(seed)
+    model = build_model("small-cnn", in_channels=1, head=head, width=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    clf = HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0), device_type="cpu")
+    PGDATTrainer(clf, eps=EPS, eps_step=0.04, max_iter=2, seed=seed, verbose=False).fit(x, y, batch_size=64,
+                                                                                          nb_epochs=2)
+    model.eval()
+    return clf
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    from art_he.data import load_dataset
+
+    x, y = load_dataset("fashion-mnist", train=True)
+    xt, yt = load_dataset("fashion-mnist", train=False)
+    return x[:2000], y[:2000], xt[:64], yt[:64]
+
+
+@pytest.fixture(scope="module")
+def he_clf(fmnist):
+    return _trained("he", 0, *fmnist[:2])
+
+
+@pytest.fixture(scope="module")
+def plain_clf(fmnist):
+    return _trained("plain", 1, *fmnist[:2])
+
+
+def _check_files(report: Report, tmp_path):
+    js, cs = report.to_json(tmp_path / "r.json"), report.to_csv(tmp_path / "r.csv")
+    data = json.loads(js.read_text())
+    assert data["suite"] == report.suite and len(data["rows"]) == len(report.rows)
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["time_s"] >= 0 for r in data["rows"])
+    assert {c["name"] for c in data["sanity"]} == {c.name for c in report.checks} and len(report.checks) == 5
+    with cs.open() as f:
+        lines = list(csv.DictReader(f))
+    assert [line["attack"] for line in lines] == [r.attack for r in report.rows]
+    assert all(isinstance(json.loads(line["settings"]), dict) for line in lines)
+    back = Report.from_json(js)
+    assert [r.accuracy for r in back.rows] == [r.accuracy for r in report.rows]
+    md = report.to_markdown()
+    assert "| Attack | Accuracy (%)" in md and "Sanity checks:" in md
+    return data
+
+
+def test_quick_suite_end_to_end(he_clf, fmnist, tmp_path):
+    _, _, x, y = fmnist
+    report = evaluate(he_clf, x, y, suite="quick", n=24, eps=EPS, eps_step=0.03, max_steps=4, name="he")
+    _check_files(report, tmp_path)
+    keys = [r.attack for r in report.rows]
+    assert keys[:5] == ["clean", "fgsm", "pgd20", "cw20", "adaptive20"]
+    assert [r.eps for r in report.rows if r.kind == "sweep"] == pytest.approx([0.05, 0.1, 0.2])
+    clean = report.clean_accuracy
+    assert clean > 0.3
+    assert report.row("pgd20").details["views"] == ["ce", "raw"] and report.row("pgd20").label.startswith("PGD-4")
+    assert report.row("pgd20").settings["requested_steps"] == 20
+    assert all(r.accuracy <= clean for r in report.rows if r.kind != "clean")
+    assert report.row("pgd20").accuracy < clean  # the attack does something
+    assert report.checks[0].status == OK and report.checks[4].status == OK
+
+
+@pytest.mark.parametrize("suite, kwargs, expected", [
+    ("paper", {"n": 12, "max_steps": 2}, ["pgd500", "mim20", "deepfool", "feature100", "fab", "autoattack",
+                                          "adaptive500"]),
+    ("blackbox", {"n": 6, "max_steps": 2}, ["zoo", "square1000", "spsa20", "spsa80", "nes50"]),
+    ("transfer", {"n": 16, "max_steps": 3}, ["transfer-pgd20", "transfer-mim20"]),
+    ("corruptions", {"n": 10, "corruptions": "gaussian_noise,glass_blur,fog", "severities": "1,5"},
+     ["gaussian_noise@1", "glass_blur@5", "fog@5", "fog", "mca"]),
+])
+def test_each_suite_runs_end_to_end(suite, kwargs, expected, he_clf, plain_clf, fmnist, tmp_path):
+    _, _, x, y = fmnist
+    extra = {"substitute": plain_clf} if suite == "transfer" else {}
+    eps = None if suite == "corruptions" else EPS
+    report = evaluate(he_clf, x, y, suite=suite, eps=eps, dataset="fashion-mnist", data_dir=tmp_path / "data",
+                      **kwargs, **extra)
+    data = _check_files(report, tmp_path)
+    keys = {r["attack"] for r in data["rows"]}
+    assert set(expected) <= keys
+    if suite == "corruptions":
+        cells = [r.accuracy for r in report.rows if r.kind == "corruption"]
+        assert len(cells) == 6 and report.mean_corruption_accuracy == pytest.approx(np.mean(cells))
+        assert (tmp_path / "data" / "Fashion-MNIST-C" / "fog.npy").is_file()
+        assert "| S | Gauss | Glass | Fog |" in report.to_markdown()
+    else:
+        assert report.checks[0].status == OK  # robust <= clean
+        assert report.checks[4].status == OK  # within eps and box
+
+
+def test_fgsm_row_is_the_per_sample_worst_case_of_scaled_and_raw(he_clf, fmnist):
+    """FGSM is deterministic: the row must equal 'correct under CE(s cos) AND correct under CE(cos)'."""
+    _, _, x, y = fmnist
+    onehot = np.eye(10, dtype=np.float32)[y]
+    correct = {}
+    for kind in ("ce", "raw"):
+        xa = FastGradientMethod(he_clf.with_attack_loss(kind), eps=EPS, eps_step=EPS).generate(x, onehot)
+        correct[kind] = he_clf.predict(xa).argmax(1) == y
+    row = evaluate(he_clf, x, y, attacks="fgsm", eps=EPS, sweep=()).row("fgsm")
+    assert row.accuracy == pytest.approx(np.mean(correct["ce"] & correct["raw"]))
+    assert row.accuracy <= min(correct["ce"].mean(), correct["raw"].mean())
+
+
+def test_attack_settings_reach_art_as_given(plain_clf, fmnist, monkeypatch):
+    _, _, x, y = fmnist
+    seen: list[tuple[str, dict]] = []
+
+    def recording(cls):
+        class Recording(cls):
+            def __init__(self, *args, **kwargs):
+                seen.append((cls.__name__, kwargs))
+                super().__init__(*args, **kwargs)
+        return Recording
+
+    for name in ("ProjectedGradientDescent", "MomentumIterativeMethod", "FastGradientMethod", "SPSA"):
+        monkeypatch.setattr(attacks_module, name, recording(getattr(attacks_module, name)))
+    calls = []
+    original = HEPyTorchClassifier.loss_gradient
+    monkeypatch.setattr(HEPyTorchClassifier, "loss_gradient",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    evaluate(plain_clf, x[:8], y[:8], attacks="pgd7", eps=0.05, eps_step=0.007, restarts=2, sweep=(),
+             batch_size=8)
+    assert len(calls) == 7 * 2  # 7 steps x 2 random starts, one batch, one view (plain head)
+    evaluate(plain_clf, x[:8], y[:8], attacks="mim5,fgsm,cw3,spsa4", eps=0.05, eps_step=0.007, restarts=3,
+             sweep=(), batch_size=8)
+    by_name = {}
+    for name, kwargs in seen:
+        by_name.setdefault(name, []).append(kwargs)
+    pgd = by_name["ProjectedGradientDescent"]
+    assert pgd[0]["max_iter"] == 7 and pgd[0]["num_random_init"] == 2
+    assert pgd[0]["eps"] == 0.05 and pgd[0]["eps_step"] == 0.007 and pgd[0]["norm"] == np.inf
+    assert pgd[1]["max_iter"] == 3 and pgd[1]["num_random_init"] == 3  # cw3: PGD on the margin
+    mim = by_name["MomentumIterativeMethod"][0]
+    assert (mim["max_iter"], mim["eps"], mim["eps_step"], mim["decay"]) == (5, 0.05, 0.007, 1.0)
+    fgsm = by_name["FastGradientMethod"][0]
+    assert (fgsm["eps"], fgsm["eps_step"], fgsm["num_random_init"]) == (0.05, 0.05, 0)
+    spsa = by_name["SPSA"][0]
+    assert (spsa["max_iter"], spsa["eps"], spsa["eps_step"], spsa["nb_samples"], spsa["sigma"]) == \
+        (4, 0.05, 0.007, 128, 1e-3)
+
+
+def test_build_attack_for_every_family(he_clf):
+    ctx = attacks_module.Context(batch_size=16)
+    for name, attrs in [("deepfool", {"max_iter": 100, "epsilon": 0.02}), ("cw-art", {"max_iter": 10}),
+                        ("zoo", {"max_iter": 78, "nb_parallel": 128, "variable_h": 1e-4}),
+                        ("square300", {"max_iter": 300, "eps": 0.1, "p_init": 0.8}),
+                        ("nes9", {"max_iter": 9, "nb_samples": 128, "sigma": 1e-3})]:
+        attack = build_attack(parse_attack(name, eps=0.1, eps_step=0.01), he_clf, ctx)
+        for key, value in attrs.items():
+            assert getattr(attack, key) == value, (name, key)
+    with FeatureTap(he_clf.model) as tap:
+        attack = build_attack(parse_attack("feature30", eps=0.1, eps_step=0.01), feature_classifier(he_clf, tap), ctx)
+        assert (attack.max_iter, attack.delta, attack.step_size, attack.layer) == (30, 0.1, 0.01, ("features",))
+
+
+def test_spsa_rows_at_several_steps_come_from_one_run(plain_clf, fmnist, monkeypatch):
+    _, _, x, y = fmnist
+    runs = []
+    original = attacks_module.SPSA.generate
+    monkeypatch.setattr(attacks_module.SPSA, "generate",
+                        lambda self, *a, **k: runs.append(1) or original(self, *a, **k))
+    report = evaluate(plain_clf, x[:10], y[:10], attacks="spsa2,spsa5", eps=0.3, eps_step=0.05, sweep=())
+    assert len(runs) == 1
+    short, long = report.row("spsa2"), report.row("spsa5")
+    assert long.accuracy <= short.accuracy and short.details["queries"] < long.details["queries"]
+    assert short.details["read_from"] == long.label
+
+
+def test_adaptive_attack_on_a_plain_head_is_pgd_and_runs_once(plain_clf, fmnist):
+    _, _, x, y = fmnist
+    report = evaluate(plain_clf, x[:16], y[:16], attacks="pgd5,adaptive5", eps=EPS, sweep=())
+    pgd, adaptive = report.row("pgd5"), report.row("adaptive5")
+    assert adaptive.accuracy == pgd.accuracy and adaptive.details["same_as"] == "PGD-5" and adaptive.time_s == 0
+
+
+class Quantized(nn.Module):
+    """Gradient masking by construction: inputs are rounded to 4 levels (zero gradient almost everywhere)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 3) / 3)
+
+
+def test_sanity_checks_fire_on_a_gradient_masking_model(plain_clf, fmnist):
+    _, _, x, y = fmnist
+    masked = HEPyTorchClassifier(Quantized(plain_clf.model), None, (1, 28, 28), 10, clip_values=(0.0, 1.0),
+                                 device_type="cpu")
+    report = evaluate(masked, x[:32], y[:32], attacks="pgd10,square300", eps=0.2, sweep=())
+    check = {c.name: c for c in report.checks}["black-box accuracy >= white-box accuracy"]
+    assert report.row("square300").accuracy < report.row("pgd10").accuracy
+    assert check.status == WARN and "gradient masking" in check.message
+    assert report.warnings and "[WARN]" in report.to_markdown()
+    report = evaluate(masked, x[:8], y[:8], attacks="aa-apgd-t", eps=0.2, sweep=(), max_steps=3)
+    check = {c.name: c for c in report.checks}["AutoAttack checks"]
+    assert check.status == WARN and "zero gradient" in check.message
+
+
+def _row(attack, kind, acc, eps=0.1, **details):
+    return Row(attack, attack.upper(), kind, acc, 10, 0.0, eps, {}, details)
+
+
+def test_check_functions_catch_each_problem():
+    rows = [_row("clean", "clean", 0.5), _row("pgd", "white-box", 0.6, max_perturbation=0.1, in_box=True),
+            _row("s1", "sweep", 0.4, eps=0.05), _row("s2", "sweep", 0.45, eps=0.1),
+            _row("bad", "white-box", 0.2, max_perturbation=0.3, in_box=True)]
+    checks = {c.name: c for c in run_checks(rows, 0.5)}
+    assert checks["robust accuracy <= clean accuracy"].status == WARN
+    assert checks["accuracy non-increasing in eps"].status == WARN
+    assert checks["perturbations within eps and the box"].status == WARN
+    assert checks["black-box accuracy >= white-box accuracy"].status == "skipped"
+    good = [_row("clean", "clean", 0.9), _row("pgd", "white-box", 0.5), _row("spsa", "black-box", 0.6),
+            _row("s1", "sweep", 0.6, eps=0.05), _row("s2", "sweep", 0.5, eps=0.1)]
+    assert all(c.status in (OK, "skipped") for c in run_checks(good, 0.9))
+
+
+def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
+    _, _, x, y = fmnist
+    result = run_autoattack(he_clf, x[:16], y[:16], eps=EPS, attacks=("apgd-ce", "apgd-t"), n_iter=5)
+    clean = he_clf.predict(x[:16]).argmax(1) == y[:16]
+    assert result.correct.mean() <= clean.mean() and set(result.per_attack) >= {"apgd-ce", "apgd-t"}
+    assert set(result.broken_by) == {"logits", "raw apgd-ce"} and isinstance(result.flags, list)
+    assert np.abs(result.x_adv - x[:16]).max() <= EPS + 1e-5
+    with pytest.raises(ValueError, match="unknown AutoAttack parts"):
+        run_autoattack(he_clf, x[:4], y[:4], eps=EPS, attacks=("pgd",))
+
+
+def test_views_give_scaled_logits_features_and_a_torch_module(he_clf, fmnist):
+    _, _, x, _ = fmnist
+    cos = he_clf.predict(x[:8])
+    assert np.allclose(logits_view(he_clf).predict(x[:8]), 15.0 * cos, atol=1e-4)
+    module = as_torch_module(he_clf, logits=False)
+    with torch.no_grad():
+        assert np.allclose(module(torch.from_numpy(x[:8])).numpy(), cos, atol=1e-5)
+    with FeatureTap(he_clf.model) as tap:
+        feats = feature_classifier(he_clf, tap).get_activations(x[:8], "features", framework=False)
+        assert feats.shape == (8, he_clf.model.linear.in_features)
+    assert not he_clf.model.linear._forward_pre_hooks  # the hook is gone after the context
+
+
+def test_paper_table_puts_runs_in_rows():
+    a = Report("PGD-AT", "quick", [_row("clean", "clean", 0.8), _row("pgd20", "white-box", 0.5)])
+    b = Report("PGD-AT+HE", "quick", [_row("clean", "clean", 0.79), _row("pgd20", "white-box", 0.55)])
+    table = paper_table([a, b], title="Table 2")
+    assert "| Defense | CLEAN | PGD20 |" in table and "| PGD-AT+HE | 79.00 | 55.00 |" in table
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"suite": "nope", "eps": EPS}, ValueError, "unknown suite"),
+    ({"attacks": "pgd20,bogus", "eps": EPS}, ValueError, "unknown attack"),
+    ({"n": 0, "eps": EPS}, ValueError, "n must be >= 1"),
+    ({"suite": "quick"}, ValueError, "needs eps"),
+    ({"suite": "transfer", "eps": EPS}, ValueError, "substitute"),
+    ({"suite": "corruptions", "corruptions": "rain"}, ValueError, "unknown corruptions"),
+    ({"suite": "corruptions", "severities": "0,6"}, ValueError, "severities"),
+    ({"suite": "corruptions", "dataset": "cifar10"}, ValueError, "CIFAR-10-C/labels.npy"),
+    ({"eps": -1.0}, ValueError, "eps"),
+])
+def test_bad_input_is_a_clear_error(kwargs, error, match, he_clf, fmnist, tmp_path):
+    _, _, x, y = fmnist
+    with pytest.raises(error, match=match):
+        evaluate(he_clf, x[:4], y[:4], data_dir=tmp_path, **kwargs)
+
+
+def test_non_classifiers_are_a_type_error(fmnist):
+    _, _, x, y = fmnist
+    with pytest.raises(TypeError, match="PyTorchClassifier"):
+        evaluate(object(), x, y, eps=EPS)
