@@ -3,7 +3,7 @@
 Same budget within a framework (data, epochs, attack, optimizer, seeds); clean and PGD-20 accuracy on held-out
 test images, and time per epoch; mean and standard deviation over seeds.
     python benchmarks/frameworks_table.py [--n-train 6000] [--epochs 2] [--seeds 3] [--n-test 1000] [--width 16]
-        [--threads 1] [--json benchmarks/results/frameworks_table.json] [--md benchmarks/results/frameworks_table.md]
+        [--threads 1] [--json FILE] [--md FILE]   (default: benchmarks/results/frameworks_table.{json,md})
 """
 
 from __future__ import annotations
@@ -93,8 +93,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--json", default="benchmarks/results/frameworks_table.json")
-    p.add_argument("--md", default="benchmarks/results/frameworks_table.md")
+    results = Path(__file__).resolve().parent / "results"
+    p.add_argument("--json", default=str(results / "frameworks_table.json"))
+    p.add_argument("--md", default=str(results / "frameworks_table.md"))
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

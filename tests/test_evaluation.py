@@ -301,3 +301,16 @@ def test_non_classifiers_are_a_type_error(fmnist):
     _, _, x, y = fmnist
     with pytest.raises(TypeError, match="PyTorchClassifier"):
         evaluate(object(), x, y, eps=EPS)
+
+
+def test_views_per_attack_family_and_head():
+    from art_he.losses import Objective
+
+    he, mhe, plain = Objective(True, 15.0, 0.2, "he"), Objective(True, 15.0, 0.1, "mhe"), Objective()
+    spec = lambda name: parse_attack(name, eps=0.1, eps_step=0.01)  # noqa: E731
+    for name in ("fgsm", "pgd20", "mim20"):
+        assert spec(name).variants(he) == spec(name).variants(mhe) == ("ce", "raw")
+        assert spec(name).variants(plain) == ("ce",)
+    assert spec("adaptive20").variants(he) == ("adaptive",) and spec("adaptive20").variants(plain) == ("ce",)
+    assert spec("cw-art").variants(he) == ("logits", "raw") and spec("cw20").variants(he) == ("margin",)
+    assert spec("autoattack").variants(he) == ("logits", "raw") and spec("spsa20").variants(he) == ("raw",)
