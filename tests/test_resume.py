@@ -22,6 +22,7 @@ from art_he.trainers.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_ch
 CHILD = textwrap.dedent(
     """
     import sys
+    import time
     import torch
     torch.set_num_threads(1)
     from art_he import HEPyTorchClassifier
@@ -31,7 +32,7 @@ CHILD = textwrap.dedent(
 
     out, resume, mark = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
     x, y = load_dataset("fashion-mnist", train=True)
-    x, y = x[:640], y[:640]
+    x, y = x[:320], y[:320]
     torch.manual_seed(0)
     model = build_model("small-cnn", in_channels=1, head="he", width=8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
@@ -46,6 +47,7 @@ CHILD = textwrap.dedent(
         batches[0] += 1
         if batches[0] == mark:
             print("MARK", flush=True)
+            time.sleep(60)  # the parent's SIGKILL lands here, in the middle of the epoch
         return stats
 
     trainer.train_batch = counting
@@ -75,8 +77,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
 
-    # 20 batches per epoch: the mark is the 4th batch of epoch 2; the kill lands while epoch 2 runs
-    proc = child(script, killed, resume=False, mark=24)
+    # 10 batches per epoch: the mark is the 3rd batch of epoch 2; the kill lands while epoch 2 runs
+    proc = child(script, killed, resume=False, mark=13)
     assert proc.stdout.readline().strip() == "MARK"
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
