@@ -130,12 +130,25 @@ def build_run_model(cfg: TrainConfig) -> nn.Module:
     )
 
 
+def accepted_keywords(cls: type) -> set[str]:
+    """The keyword names ``cls(...)`` accepts, following ``**kwargs`` up the class hierarchy."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self"}
+
+
 def trainer_kwargs(trainer_cls, cfg: TrainConfig) -> dict:
-    """The config's framework options that ``trainer_cls.__init__`` accepts (``None`` keeps its default)."""
-    accepted = set(inspect.signature(trainer_cls.__init__).parameters)
+    """The config's options that ``trainer_cls`` accepts, its base classes' included (``None`` keeps the default)."""
+    accepted = accepted_keywords(trainer_cls)
     options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     options["verbose"] = True
-    return {k: v for k, v in options.items() if k in accepted and k != "self" and v is not None}
+    return {k: v for k, v in options.items() if k in accepted and v is not None}
 
 
 def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -27,15 +27,12 @@ class ALPTrainer(PGDATTrainer):
     def __init__(
         self,
         classifier: PyTorchClassifier,
-        eps: float = 8 / 255,
-        eps_step: float = 2 / 255,
-        max_iter: int = 10,
-        num_random_init: int = 1,
+        *,
         alpha: float = 0.5,
         pairing_weight: float = 0.5,
         **kwargs,
     ) -> None:
-        super().__init__(classifier, eps, eps_step, max_iter, num_random_init, **kwargs)
+        super().__init__(classifier, **kwargs)
         self.alpha = float(check_probability("alpha", alpha))
         self.pairing_weight = float(check_number("pairing_weight", pairing_weight, low=0.0))
 

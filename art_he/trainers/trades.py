@@ -27,14 +27,11 @@ class TRADESTrainer(PGDATTrainer):
     def __init__(
         self,
         classifier: PyTorchClassifier,
-        eps: float = 8 / 255,
-        eps_step: float = 2 / 255,
-        max_iter: int = 10,
-        num_random_init: int = 1,
+        *,
         beta: float = 6.0,
         **kwargs,
     ) -> None:
-        super().__init__(classifier, eps, eps_step, max_iter, num_random_init, **kwargs)
+        super().__init__(classifier, **kwargs)
         self.beta = float(check_number("beta", beta, low=0.0))
 
     def attack_objective(self, outputs: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
