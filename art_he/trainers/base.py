@@ -11,6 +11,7 @@ progress, per-epoch metrics, validation and atomic per-epoch checkpoints with ex
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
 import warnings
@@ -33,6 +34,9 @@ from art_he.trainers import distributed
 from art_he.validation import check_number, check_xy
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: test-only switch: ``ART_HE_AUTO_PRECISION=bf16`` or ``fp32`` makes ``precision="auto"`` resolve to that value
+#: whatever the hardware, so that the suite can be run both ways on one machine
+AUTO_PRECISION_ENV = "ART_HE_AUTO_PRECISION"
 Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
@@ -52,6 +56,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if precision == "auto":
+        forced = os.environ.get(AUTO_PRECISION_ENV)
+        if forced:
+            if forced not in ("bf16", "fp32"):
+                raise ValueError(f"${AUTO_PRECISION_ENV} must be 'bf16' or 'fp32', got {forced!r}")
+            return forced
         return "bf16" if native_bf16(device) else "fp32"
     return precision
 
