@@ -1,17 +1,32 @@
 """art_he: hypersphere embedding (Pang et al., NeurIPS 2020) for the Adversarial Robustness Toolbox."""
 
-from art_he.estimator import HEAttackLoss, HEPyTorchClassifier
-from art_he.heads import HypersphereHead, find_head, to_hypersphere
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["HEAttackLoss", "HEPyTorchClassifier", "HypersphereHead", "__version__", "find_head", "load_run",
-           "to_hypersphere"]
+#: public name -> module; imported on first use, so that ``import art_he`` (and ``art-he --help``) stays light
+_LAZY = {
+    "HEAttackLoss": "art_he.estimator",
+    "HEPyTorchClassifier": "art_he.estimator",
+    "HypersphereHead": "art_he.heads",
+    "find_head": "art_he.heads",
+    "to_hypersphere": "art_he.heads",
+    "load_run": "art_he.runs",
+    "UserError": "art_he.errors",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str):
-    if name == "load_run":  # lazy: keeps `import art_he` light
-        from art_he.runs import load_run
-
-        return load_run
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'art_he' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Collection
 
-from art_he.runs import SCHEDULES, TrainConfig
+from art_he.errors import UserError
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     from art_he.data import DATASETS
     from art_he.models import MODELS
+    from art_he.runs import SCHEDULES
 
     p.add_argument("--dataset", choices=sorted(DATASETS), default="fashion-mnist")
     p.add_argument("--framework", choices=["pgd", "alp", "trades", "free", "fast"], default="pgd")
@@ -43,13 +45,15 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm under DDP")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete epoch in --out")
+    p.add_argument("--out", required=True, help="run directory to write (refused if it holds a run already)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch")
+    again.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--quiet", action="store_true")
 
 
 def _train(args: argparse.Namespace) -> int:
-    from art_he.runs import train_run
+    from art_he.runs import TrainConfig, train_run
 
     model_kwargs = {"width": args.width} if args.width is not None else {}
     schedule = args.schedule or ("cyclic" if args.framework == "fast" else "multistep")
@@ -63,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
         channels_last=args.channels_last, compile=args.compile, sync_batchnorm=args.sync_batchnorm,
         data_dir=args.data_dir,
     )
-    _, history = train_run(cfg, args.out, resume=args.resume, verbose=not args.quiet)
+    _, history = train_run(cfg, args.out, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
     if history and not args.quiet:
         print(json.dumps(history[-1]))
     return 0
@@ -82,42 +86,58 @@ def _quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="art-he", description="Hypersphere embedding for ART: train and evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    q = sub.add_parser("quickstart", help="PGD-AT vs PGD-AT+HE on Fashion-MNIST, table of results")
+def _add_quickstart_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--epochs", type=int, default=1)
     q.add_argument("--subset", type=int, default=None, help="train on the first N training images (default: all)")
     q.add_argument("--n", type=int, default=1000, help="test images to evaluate")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", default="runs/quickstart", help="where the two runs are written")
+    q.add_argument("--out", default="runs/quickstart",
+                   help="where the two runs are written, as OUT/plain and OUT/he (replaced on every quickstart)")
     q.add_argument("--data-dir", default=None)
     q.add_argument("--json", default=None, help="also write the results as JSON")
     q.add_argument("--quiet", action="store_true")
-    q.set_defaults(func=_quickstart)
 
-    t = sub.add_parser("train", help="adversarially train one model")
-    _add_train_arguments(t)
-    t.set_defaults(func=_train)
 
-    try:
-        from art_he.evaluation.cli import add_eval_arguments, run_eval
-    except ImportError:  # pragma: no cover - the evaluation package is optional at import time
-        pass
-    else:
-        e = sub.add_parser("eval", help="evaluate a run directory with an attack suite")
-        add_eval_arguments(e)
-        e.set_defaults(func=run_eval)
+def _add_eval_arguments(e: argparse.ArgumentParser) -> None:
+    from art_he.evaluation.cli import add_eval_arguments
+
+    add_eval_arguments(e)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from art_he.evaluation.cli import run_eval
+
+    return run_eval(args)
+
+
+#: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
+#: that ``art-he --help`` answers without importing torch
+COMMANDS = {
+    "quickstart": ("PGD-AT vs PGD-AT+HE on Fashion-MNIST, table of results", _add_quickstart_arguments, _quickstart),
+    "train": ("adversarially train one model", _add_train_arguments, _train),
+    "eval": ("evaluate a run directory with an attack suite", _add_eval_arguments, _eval),
+}
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``art-he`` parser; only the sub-commands in ``commands`` get their arguments (default: all)."""
+    parser = argparse.ArgumentParser(prog="art-he", description="Hypersphere embedding for ART: train and evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        if commands is None or name in commands:
+            add_arguments(p)
+        p.set_defaults(func=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser([command] if command in COMMANDS else []).parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
+    except UserError as error:
         print(f"art-he {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

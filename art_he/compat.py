@@ -40,12 +40,14 @@ import types
 import warnings
 from pathlib import Path
 
+from art_he.errors import MissingFileError
+
 CIFAR_C_DIRS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 
 
-class MissingDataError(FileNotFoundError, ValueError):
-    """A data file is missing; the message names the expected layout (both a ``FileNotFoundError`` and a
-    ``ValueError``, so either ``except`` catches it)."""
+class MissingDataError(MissingFileError):
+    """A data file is missing; the message names the expected layout (a :class:`~art_he.errors.UserError`
+    and a ``FileNotFoundError``, so either ``except`` catches it)."""
 CLEAN_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 CLEAN_TEST_FILES = {"cifar10": "test_batch", "cifar100": "test"}
 

@@ -7,6 +7,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from art_he.errors import UserError
 from art_he.heads import find_head, objective_of
 from art_he.losses import Objective, margin_score
 from art_he.validation import check_xy
@@ -28,7 +29,7 @@ class HEAttackLoss(nn.CrossEntropyLoss):
     def __init__(self, objective: Objective, kind: str = "ce") -> None:
         super().__init__()
         if kind not in ATTACK_LOSSES:
-            raise ValueError(f"unknown attack_loss {kind!r}; choose from {ATTACK_LOSSES}")
+            raise UserError(f"unknown attack_loss {kind!r}; choose from {ATTACK_LOSSES}")
         self.objective = objective
         self.kind = kind
 
@@ -68,12 +69,12 @@ class HEPyTorchClassifier(PyTorchClassifier):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if input_shape is None or nb_classes is None:
-            raise ValueError("input_shape and nb_classes are required")
+            raise UserError("input_shape and nb_classes are required")
         if isinstance(nb_classes, bool) or not isinstance(nb_classes, int) or nb_classes < 2:
-            raise ValueError(f"nb_classes must be an int >= 2, got {nb_classes!r}")
+            raise UserError(f"nb_classes must be an int >= 2, got {nb_classes!r}")
         head = find_head(model)
         if head is not None and head.num_classes != nb_classes:
-            raise ValueError(f"nb_classes={nb_classes} but the HypersphereHead has {head.num_classes} classes")
+            raise UserError(f"nb_classes={nb_classes} but the HypersphereHead has {head.num_classes} classes")
         self._objective = objective_of(model)
         self._derived_loss = loss is None or isinstance(loss, HEAttackLoss)
         if loss is None:

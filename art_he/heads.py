@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from art_he.errors import UserError
 from art_he.losses import Objective, check_variant
 
 NORM_EPS = 1e-12
@@ -44,13 +45,13 @@ class HypersphereHead(nn.Module):
         super().__init__()
         for name, value in (("in_features", in_features), ("num_classes", num_classes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise UserError(f"{name} must be a positive int, got {value!r}")
         if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+            raise UserError(f"num_classes must be >= 2, got {num_classes}")
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+            raise UserError(f"scale must be a finite number > 0, got {scale!r}")
         if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-            raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+            raise UserError(f"margin must be a finite number >= 0, got {margin!r}")
         self.in_features = in_features
         self.num_classes = num_classes
         self.scale = float(scale)
@@ -81,7 +82,7 @@ class HypersphereHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_features:
-            raise ValueError(f"HypersphereHead expects features of shape (B, {self.in_features}), got {tuple(z.shape)}")
+            raise UserError(f"HypersphereHead expects features of shape (B, {self.in_features}), got {tuple(z.shape)}")
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
             w = self.weight.to(z.dtype)
@@ -115,7 +116,7 @@ def _last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     """The last ``nn.Linear`` in registration order (the classifier layer), with its parent and attribute name."""
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to replace with a HypersphereHead")
+        raise UserError(f"{type(model).__name__} has no nn.Linear layer to replace with a HypersphereHead")
     parent_name, _, attr = linears[-1].rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     return parent, attr, getattr(parent, attr)
@@ -130,7 +131,7 @@ def to_hypersphere(model: nn.Module, **head_kwargs) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"to_hypersphere expects a torch.nn.Module, got {type(model).__name__}")
     if find_head(model) is not None:
-        raise ValueError("model already has a HypersphereHead")
+        raise UserError("model already has a HypersphereHead")
     parent, name, linear = _last_linear(model)
     head = HypersphereHead(linear.in_features, linear.out_features, **head_kwargs)
     head.to(device=linear.weight.device, dtype=linear.weight.dtype)

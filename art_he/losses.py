@@ -18,14 +18,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from art_he.errors import UserError
+
 VARIANTS = ("he", "mhe")
 ARCCOS_DELTA = 1e-6
 
 
 def check_variant(variant: str) -> str:
-    """Return ``variant`` if it is ``"he"`` or ``"mhe"``, else raise ``ValueError``."""
+    """Return ``variant`` if it is ``"he"`` or ``"mhe"``, else raise :class:`~art_he.errors.UserError`."""
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+        raise UserError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     return variant
 
 
@@ -97,7 +99,7 @@ def trades_kl(logits_nat: torch.Tensor, logits_adv: torch.Tensor, reduction: str
         return kl.mean()
     if reduction == "sum":
         return kl.sum()
-    raise ValueError(f"unknown reduction {reduction!r}")
+    raise UserError(f"unknown reduction {reduction!r}")
 
 
 def safe_l2_norm(v: torch.Tensor, eps: float = 1e-12, dim: int = -1) -> torch.Tensor:

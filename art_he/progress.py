@@ -19,3 +19,8 @@ def progress(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", LOG_INTERVAL_S)
     return tqdm(iterable, disable=not enabled, **kwargs)
+
+
+def say(text: str) -> None:
+    """Print a line without breaking a bar that is being drawn (``tqdm.write``)."""
+    tqdm.write(text)

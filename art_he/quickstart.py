@@ -16,7 +16,7 @@ from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
 from art_he.data import load_dataset
 from art_he.estimator import HEPyTorchClassifier
-from art_he.runs import TrainConfig, train_run
+from art_he.runs import RUN_FILES, TrainConfig, train_run
 
 
 @dataclass
@@ -83,7 +83,9 @@ def run_quickstart(cfg: QuickstartConfig) -> tuple[str, dict]:
         if cfg.verbose:
             print(f"training {label} ({cfg.epochs} epoch(s), PGD-{cfg.max_iter}, eps {cfg.eps}) ...", flush=True)
         start = time.perf_counter()
-        classifier, _ = train_run(train_cfg, out, verbose=cfg.verbose)
+        if out is not None and cfg.verbose and any((out / name).exists() for name in RUN_FILES):
+            print(f"replacing the previous quickstart run in {out}", flush=True)
+        classifier, _ = train_run(train_cfg, out, overwrite=True, verbose=cfg.verbose)
         train_time = time.perf_counter() - start
         if cfg.verbose:
             print(f"evaluating {label} on {len(x_test)} test images ...", flush=True)

@@ -15,13 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import nn
 
 from art_he.data import dataset_info, load_dataset
+from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
 from art_he.heads import find_head
 from art_he.models import build_model
+from art_he.trainers import checkpoint as ckpt
 from art_he.validation import check_number
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
@@ -76,7 +79,7 @@ class TrainConfig:
         if cfg.subset is not None:
             check_number("subset", cfg.subset, low=1, integer=True)
         if cfg.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
+            raise UserError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
         return cfg
 
 
@@ -123,7 +126,7 @@ def build_run_model(cfg: TrainConfig) -> nn.Module:
     info = dataset_info(cfg.dataset)
     head_kwargs = {k: v for k, v in (("scale", cfg.scale), ("margin", cfg.margin)) if v is not None}
     if cfg.head == "plain" and head_kwargs:
-        raise ValueError("--scale/--margin need --head he or mhe")
+        raise UserError("--scale/--margin need --head he or mhe")
     return build_model(
         cfg.model, num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
         head=cfg.head, **cfg.model_kwargs, **head_kwargs,
@@ -156,23 +159,55 @@ def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
 
 
+def write_config(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> Path:
+    """Write ``config.json`` (the run's configuration plus the head's settings) into ``out_dir``."""
+    head = find_head(model)
+    config = {**config, "head_kwargs": head.head_kwargs() if head is not None else {}}
+    path = Path(out_dir) / CONFIG_FILE
+    _write_atomic(path, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
 def save_run(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``out_dir``; return the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(state_dict_for_saving(model), str(out / MODEL_FILE))
-    head = find_head(model)
-    config = {**config, "head_kwargs": head.head_kwargs() if head is not None else {}}
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    # safetensors' save_file creates the file with mode 0600; bytes written from Python get the umask's mode
+    _write_atomic(out / MODEL_FILE, save(state_dict_for_saving(model)))
+    write_config(out, model, config)
     return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_config(run_dir: str | os.PathLike) -> dict:
+    """``config.json`` of a run; :class:`UserError` naming the file when it is missing, not JSON or incomplete."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MissingFileError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error}); the run's configuration is damaged") from None
+    missing = [k for k in ("dataset", "model", "head") if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise UserError(f"{path} is not an art-he run configuration (no {', '.join(missing)})")
+    return config
 
 
 def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss: str = "ce"):
     """``(model, classifier, config)`` of a finished run; the weights load through safetensors (no pickle)."""
     run = Path(run_dir)
     if not (run / CONFIG_FILE).is_file() or not (run / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"{run} is not an art-he run directory (needs {CONFIG_FILE} and {MODEL_FILE})")
-    config = json.loads((run / CONFIG_FILE).read_text())
+        raise MissingFileError(f"{run} is not an art-he run directory (needs {CONFIG_FILE} and {MODEL_FILE})")
+    config = read_config(run)
     info = dataset_info(config["dataset"])
     head_kwargs = dict(config.get("head_kwargs", {}))
     head_kwargs.pop("variant", None)
@@ -180,7 +215,16 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss:
         config["model"], num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
         head=config["head"], **config.get("model_kwargs", {}), **head_kwargs,
     )
-    model.load_state_dict(load_file(str(run / MODEL_FILE)))
+    weights = run / MODEL_FILE
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as error:
+        raise UserError(f"{weights} is damaged or not a safetensors file ({error})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # load_state_dict's report of missing, unexpected or mis-shaped tensors
+        detail = " ".join(str(error).split())
+        raise UserError(f"{weights} does not hold the model {run / CONFIG_FILE} describes: {detail[:300]}") from None
     model.eval()
     classifier = make_classifier(model, config["dataset"], attack_loss=attack_loss, device=device)
     return classifier.model, classifier, config
@@ -190,14 +234,67 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None) -> tuple[np.ndarray, np
     return (x, y) if n is None else (x[:n], y[:n])
 
 
+#: what a run folder holds; a folder with any of them is not written over without ``overwrite``
+RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, ckpt.CHECKPOINT_FILE)
+#: options a resumed run may change: they change how fast it trains, not what (``epochs`` is not one of them:
+#: the LR schedule's milestones and cycle are fixed by it)
+RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "sync_batchnorm", "data_dir"})
+
+
+def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, overwrite: bool) -> list | None:
+    """Check ``out_dir`` before training into it; returns the checkpoint's metrics history when resuming.
+
+    A folder holding a run (any of :data:`RUN_FILES`) is refused unless ``resume`` (continue from its
+    checkpoint, with the same configuration but for :data:`RESUMABLE` options) or ``overwrite`` (its run
+    files are deleted; other files stay).
+    """
+    out = Path(out_dir)
+    if resume and overwrite:
+        raise UserError("--resume continues a run and --overwrite replaces it: give one of them")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file, not a run folder")
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if overwrite:
+        for name in present:
+            (out / name).unlink()
+        return None
+    if not resume:
+        if present:
+            raise UserError(f"{out} already holds a run ({', '.join(present)}); pass --resume to continue it or "
+                            "--overwrite to replace it")
+        return None
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(out), mmap=True)
+    if state is None:
+        raise UserError(f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from; train without --resume, into a new "
+                        "folder or with --overwrite")
+    saved = read_config(out)
+    differ = sorted(k for k in config if k not in RESUMABLE and k in saved and saved[k] != config[k])
+    if differ:
+        pairs = ", ".join(f"{k} {saved[k]!r} -> {config[k]!r}" for k in differ)
+        raise UserError(f"cannot resume {out}: its configuration differs in {pairs}; resume with the run's "
+                        "settings or train into a new folder")
+    return list(state["history"])
+
+
 def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False,
-              verbose: bool = True) -> tuple[HEPyTorchClassifier, list[dict]]:
-    """Train ``cfg`` and, if ``out_dir`` is given, write the run there; returns ``(classifier, history)``."""
+              overwrite: bool = False, verbose: bool = True) -> tuple[HEPyTorchClassifier, list[dict]]:
+    """Train ``cfg`` and, if ``out_dir`` is given, write the run there; returns ``(classifier, history)``.
+
+    ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`).
+    """
     from art_he.trainers import FRAMEWORKS
 
     cfg = cfg.resolved()
     if cfg.framework not in FRAMEWORKS:
-        raise ValueError(f"unknown framework {cfg.framework!r}; choose from {sorted(FRAMEWORKS)}")
+        raise UserError(f"unknown framework {cfg.framework!r}; choose from {sorted(FRAMEWORKS)}")
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
+    if out_dir is not None and _is_main_process():  # distributed: rank 0 checks (and clears) the folder
+        done = prepare_run_dir(out_dir, config, resume=resume, overwrite=overwrite)
+        if done is not None:
+            # metrics.jsonl is rewritten from the checkpoint: a run stopped between the two writes loses no line
+            (Path(out_dir) / METRICS_FILE).write_text("".join(_metrics_line(cfg, m) for m in done))
+            if verbose:
+                print(f"resuming from epoch {len(done)} of {cfg.epochs}", flush=True)
     from art_he.trainers import distributed  # distributed
 
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())  # distributed
@@ -215,18 +312,16 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     trainer = trainer_cls(classifier, **kwargs)
     steps = -(-len(x) // cfg.batch_size)
     scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.epochs, steps, cfg.lr)
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
     is_main = ctx.is_main  # distributed: only rank 0 writes files
     if out_dir is not None and is_main:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        write_config(out, model, config)  # before training, so that an interrupted run can be resumed and checked
         metrics_path = out / METRICS_FILE
-        if not resume and metrics_path.exists():
-            metrics_path.unlink()
 
         def write_metrics(metrics: dict) -> None:
             with metrics_path.open("a") as f:
-                f.write(json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}) + "\n")
+                f.write(_metrics_line(cfg, metrics))
 
         trainer.callbacks.append(write_metrics)
     fit_kwargs = {}
@@ -239,3 +334,12 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     if owns_group and ctx.active:  # distributed
         distributed.cleanup()
     return classifier, history
+
+
+def _metrics_line(cfg: TrainConfig, metrics: dict) -> str:
+    return json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}) + "\n"
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (read from the environment: the process group does not exist yet)."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -1,4 +1,5 @@
-"""Input checks that fail early with a clear ``ValueError``/``TypeError`` instead of deep inside torch."""
+"""Input checks that fail early, before torch does, with a clear :class:`~art_he.errors.UserError` (a
+``ValueError``) or ``TypeError``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from art_he.errors import UserError
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -18,16 +21,16 @@ def check_number(name: str, value, *, low: float | None = None, strict: bool = F
     if isinstance(value, bool) or not ok_type:
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
     if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise UserError(f"{name} must be finite, got {value}")
     if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
+        raise UserError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
     return value
 
 
 def check_probability(name: str, value: float) -> float:
     check_number(name, value, low=0.0)
     if value > 1:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
+        raise UserError(f"{name} must be in [0, 1], got {value}")
     return value
 
 
@@ -36,7 +39,7 @@ def labels_to_indices(y: ArrayLike, nb_classes: int) -> ArrayLike:
     if y.ndim == 2 and y.shape[1] == nb_classes:
         return y.argmax(1) if isinstance(y, torch.Tensor) else np.argmax(y, axis=1)
     if y.ndim != 1:
-        raise ValueError(f"labels must have shape (N,) or (N, {nb_classes}), got {tuple(y.shape)}")
+        raise UserError(f"labels must have shape (N,) or (N, {nb_classes}), got {tuple(y.shape)}")
     return y
 
 
@@ -46,24 +49,24 @@ def check_xy(x: ArrayLike, y: ArrayLike | None, input_shape: Sequence[int], nb_c
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
     if tuple(x.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, input_shape))}), got {tuple(x.shape)}")
+        raise UserError(f"{name} must have shape (N, {', '.join(map(str, input_shape))}), got {tuple(x.shape)}")
     if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
+        raise UserError(f"{name} is empty")
     finite = torch.isfinite(x).all() if isinstance(x, torch.Tensor) else np.isfinite(x).all()
     if not bool(finite):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise UserError(f"{name} contains NaN or infinite values")
     if y is None:
         return x, None
     if not isinstance(y, (np.ndarray, torch.Tensor)):
         raise TypeError(f"labels must be a numpy array or torch tensor, got {type(y).__name__}")
     y = labels_to_indices(y, nb_classes)
     if len(y) != len(x):
-        raise ValueError(f"{name} and labels differ in length: {len(x)} != {len(y)}")
+        raise UserError(f"{name} and labels differ in length: {len(x)} != {len(y)}")
     is_int = not y.dtype.is_floating_point if isinstance(y, torch.Tensor) else np.issubdtype(y.dtype, np.integer)
     if not is_int:
         if not bool((y == y.round()).all()):
-            raise ValueError("labels must be integers (or one-hot rows)")
+            raise UserError("labels must be integers (or one-hot rows)")
     low, high = int(y.min()), int(y.max())
     if low < 0 or high >= nb_classes:
-        raise ValueError(f"labels must be in [0, {nb_classes - 1}], got values in [{low}, {high}]")
+        raise UserError(f"labels must be in [0, {nb_classes - 1}], got values in [{low}, {high}]")
     return x, y

@@ -77,6 +77,7 @@ def test_missing_run_directory_is_one_line(tmp_path):
 
 
 def test_missing_data_is_one_line_no_traceback(tmp_path):
+    (tmp_path / "none").mkdir()  # an empty data folder: the data is not there and cannot be downloaded
     env = {"ART_HE_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
     code = ("import art_he.data.fashion_mnist as fm, pathlib, sys; fm.DEBIAN_DIR = pathlib.Path('/nonexistent');"
             "fm.FashionMNIST.mirrors = ['http://127.0.0.1:9/'];"

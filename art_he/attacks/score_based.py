@@ -22,9 +22,10 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
-from tqdm.auto import tqdm
 
+from art_he.errors import UserError
 from art_he.losses import margin_score
+from art_he.progress import progress
 from art_he.validation import check_number
 
 
@@ -158,9 +159,9 @@ class ScoreBasedAttack(EvasionAttack):
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
         """Adversarial examples for ``x``; ``y`` are true labels (default: predictions) or, if targeted, targets."""
         if self.targeted and y is None:
-            raise ValueError("a targeted attack needs target labels y")
+            raise UserError("a targeted attack needs target labels y")
         if x.ndim < 2 or tuple(x.shape[1:]) != tuple(self.estimator.input_shape):
-            raise ValueError(f"x must have shape (N, {self.estimator.input_shape}), got {x.shape}")
+            raise UserError(f"x must have shape (N, {self.estimator.input_shape}), got {x.shape}")
         clip = self.estimator.clip_values
         self._clip = (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else (-math.inf, math.inf)
         if y is None:
@@ -169,7 +170,7 @@ class ScoreBasedAttack(EvasionAttack):
             y_idx = np.argmax(y, axis=1) if y.ndim == 2 else np.asarray(y)
         y_idx = y_idx.astype(np.int64)
         if len(y_idx) != len(x):
-            raise ValueError(f"x and y differ in length: {len(x)} != {len(y_idx)}")
+            raise UserError(f"x and y differ in length: {len(x)} != {len(y_idx)}")
         device = self._device()
         generator = torch.Generator(device=device)
         generator.manual_seed(int(self.seed) if self.seed is not None else int(torch.seed() % 2**63))
@@ -177,7 +178,7 @@ class ScoreBasedAttack(EvasionAttack):
         self._trace = np.zeros(self.max_iter + 1, dtype=np.int64)
         x_adv = np.array(x, dtype=np.float32, copy=True)
         first = np.full(len(x), -1, dtype=np.int64)
-        bar = tqdm(total=len(x), desc=type(self).__name__, unit="img", disable=not self.verbose)
+        bar = progress(total=len(x), desc=type(self).__name__, unit="img", enabled=self.verbose)
         for start in range(0, len(x), self.batch_size):
             sl = slice(start, start + self.batch_size)
             x0 = torch.as_tensor(x_adv[sl], device=device)

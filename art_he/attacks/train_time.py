@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
+from art_he.errors import UserError
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -62,7 +64,7 @@ def pgd(
     elif random_init is None:
         x_adv = x.clone()
     else:
-        raise ValueError(f"unknown random_init {random_init!r}")
+        raise UserError(f"unknown random_init {random_init!r}")
     for _ in range(max_iter):
         grad = _input_grad(model, x_adv, target, loss_fn, autocast)
         x_adv = project(x_adv.detach() + eps_step * grad.sign(), x, eps, clip)

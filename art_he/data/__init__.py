@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from art_he.data.cifar10 import cifar10_dataset, load_cifar10
 from art_he.data.fashion_mnist import load_fashion_mnist
 from art_he.data.synthetic import load_synthetic
+from art_he.errors import MissingFileError, UserError
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
     return DATASETS[name]
 
 
@@ -42,6 +44,8 @@ def load_dataset(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(x float32 (N, C, H, W) in [0, 1], y int64)`` for ``"fashion-mnist"``, ``"cifar10"`` or ``"synthetic"``."""
     dataset_info(name)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise MissingFileError(f"data directory {data_dir} does not exist")
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
     if name == "cifar10":

@@ -10,6 +10,8 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
+from art_he.errors import MissingFileError
+
 MISSING = (
     "CIFAR-10 not found under {root} (expected {root}/cifar-10-batches-py/data_batch_1..5, test_batch and "
     "batches.meta) and it could not be downloaded ({error}). Pass --data-dir or set $ART_HE_DATA."
@@ -63,7 +65,7 @@ def cifar10_dataset(train: bool = True, data_dir=None, augment: bool = False, ve
     try:
         return LocalCIFAR10(str(root), train=train, transform=transform, download=True, verify=verify)
     except Exception as error:  # noqa: BLE001 - any download failure ends in the same advice
-        raise FileNotFoundError(MISSING.format(root=root, error=type(error).__name__)) from None
+        raise MissingFileError(MISSING.format(root=root, error=f"{type(error).__name__}: {error}")) from None
 
 
 def load_cifar10(train: bool = True, data_dir=None, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:

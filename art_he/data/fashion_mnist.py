@@ -1,10 +1,12 @@
 """Fashion-MNIST through torchvision, found offline where it already lies on disk.
 
-Search order for the four IDX files (``train-images-idx3-ubyte[.gz]`` etc.): ``data_dir``, ``$ART_HE_DATA``,
-torchvision's ``<root>/FashionMNIST/raw`` layout under either, then ``/usr/share/datasets/fashion-mnist``
-(Debian's ``dataset-fashion-mnist``). Workaround: Debian recompressed the ``.gz`` files, so their md5 differs
-from torchvision's and ``FashionMNIST(download=True)`` refuses them; we gunzip them into a torchvision
-``raw`` folder under the cache and load with ``download=False``. Without files we try torchvision's download.
+Where the four IDX files (``train-images-idx3-ubyte[.gz]`` etc.) are looked for: given a ``data_dir``, only
+there (itself, or torchvision's ``<root>/FashionMNIST/raw`` layout); otherwise ``$ART_HE_DATA`` (the same
+way), the cache, then ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
+
+Workaround: Debian recompressed the ``.gz`` files, so their md5 differs from torchvision's and
+``FashionMNIST(download=True)`` refuses them; we gunzip them into a torchvision ``raw`` folder under the
+cache and load with ``download=False``. Without files we try torchvision's download.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision.datasets import FashionMNIST
+
+from art_he.errors import MissingFileError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -32,10 +36,12 @@ def cache_dir() -> Path:
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    roots = [Path(p) for p in (data_dir, os.environ.get("ART_HE_DATA")) if p]
-    dirs: list[Path] = []
-    for root in roots:
-        dirs += [root, root / "FashionMNIST" / "raw", root / "fashion-mnist"]
+    """Where the files are looked for: only under ``data_dir`` when it is given (never another copy)."""
+    if data_dir is not None:
+        root = Path(data_dir)
+        return [root, root / "FashionMNIST" / "raw", root / "fashion-mnist"]
+    env = os.environ.get("ART_HE_DATA")
+    dirs = candidate_dirs(env) if env else []
     return dirs + [cache_dir() / "FashionMNIST" / "raw", DEBIAN_DIR]
 
 
@@ -86,6 +92,6 @@ def load_fashion_mnist(train: bool = True, data_dir: str | os.PathLike | None = 
             dataset = FashionMNIST(str(root), train=train, download=True)
         except Exception as error:  # noqa: BLE001 - any download failure ends in the same advice
             where = ", ".join(str(d) for d in candidate_dirs(data_dir))
-            raise FileNotFoundError(MISSING.format(where=where, error=type(error).__name__)) from None
+            raise MissingFileError(MISSING.format(where=where, error=f"{type(error).__name__}: {error}")) from None
     x = dataset.data.unsqueeze(1).to(torch.float32).div_(255.0)
     return x.numpy(), dataset.targets.to(torch.int64).numpy()

@@ -26,6 +26,7 @@ from art.attacks.evasion import (
 )
 
 from art_he.attacks import NES, SPSA
+from art_he.errors import UserError
 from art_he.evaluation.auto_attack import run_autoattack
 from art_he.evaluation.specs import AttackSpec
 from art_he.evaluation.views import FeatureTap, feature_classifier, objective_for, project_linf, view
@@ -74,7 +75,7 @@ def guide_images(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     for i, label in enumerate(y):
         others = np.flatnonzero(y != label)
         if not len(others):
-            raise ValueError("the feature attack needs images of at least two classes")
+            raise UserError("the feature attack needs images of at least two classes")
         guides[i] = x[rng.choice(others)]
     return guides
 
@@ -116,7 +117,7 @@ def build_attack(spec: AttackSpec, estimator, ctx: Context):
         cls = SPSA if family == "spsa" else NES
         return cls(estimator, eps=spec.eps, eps_step=spec.eps_step, max_iter=spec.steps, nb_samples=q,
                    sigma=spec.option("sigma"), batch_size=images, seed=ctx.seed, verbose=verbose)
-    raise ValueError(f"no ART attack for family {family!r}")
+    raise UserError(f"no ART attack for family {family!r}")
 
 
 def _generate(spec: AttackSpec, classifier, variant: str, x: np.ndarray, y: np.ndarray, ctx: Context, extra: dict):
@@ -152,7 +153,7 @@ def run_attack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: 
                    "per_attack": result.per_attack}
         return Outcome(result.x_adv, result.correct, result.time_s, details)
     if spec.family in ("transfer-pgd", "transfer-mim") and ctx.substitute is None:
-        raise ValueError(f"{spec.name} needs a substitute classifier")
+        raise UserError(f"{spec.name} needs a substitute classifier")
     variants = spec.variants(objective_for(classifier))
     extra: dict = {"all_y": y}
     if spec.family == "feature":

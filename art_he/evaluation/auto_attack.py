@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from pyautoattack import AutoAttack
 
+from art_he.errors import UserError
 from art_he.evaluation.views import as_torch_module, objective_for
 
 AA_LOGGER = "auto-attack"
@@ -93,7 +94,7 @@ def run_autoattack(
     if attacks is not None:
         unknown = set(attacks) - set(PARTS)
         if unknown:
-            raise ValueError(f"unknown AutoAttack parts {sorted(unknown)}; choose from {PARTS}")
+            raise UserError(f"unknown AutoAttack parts {sorted(unknown)}; choose from {PARTS}")
     y = np.asarray(y, dtype=np.int64)
     he = objective_for(classifier).hypersphere
     raw_apgd = he if raw_apgd is None else raw_apgd

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from art_he.errors import UserError
 from art_he.evaluation.corruptions import check_corruptions, check_severities
 from art_he.evaluation.specs import SUITES, check_suite, known_attacks
 from art_he.evaluation.suite import evaluate
@@ -61,13 +62,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def _validate(args) -> None:
     check_suite(args.suite)
     if args.n is not None and args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+        raise UserError(f"--n must be >= 1, got {args.n}")
     if args.corruptions is not None:
         check_corruptions(args.corruptions)
     if args.severities is not None:
         check_severities(args.severities)
     if args.suite == "transfer" and not args.substitute:
-        raise ValueError("--suite transfer needs --substitute DIR (the run the attacks are crafted on)")
+        raise UserError("--suite transfer needs --substitute DIR (the run the attacks are crafted on)")
 
 
 def run_eval(args) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from art_he.compat import MissingDataError, check_cifar_c, data_root, enable_robustbench, ensure_imagecorruptions
+from art_he.errors import UserError
 from art_he.evaluation.report import Row
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -41,7 +42,7 @@ def check_corruptions(corruptions) -> tuple[str, ...]:
         corruptions = [c.strip() for c in corruptions.split(",") if c.strip()]
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown or not corruptions:
-        raise ValueError(f"unknown corruptions {unknown or corruptions}; choose from {', '.join(CORRUPTIONS)}")
+        raise UserError(f"unknown corruptions {unknown or corruptions}; choose from {', '.join(CORRUPTIONS)}")
     return tuple(dict.fromkeys(corruptions))
 
 
@@ -53,9 +54,9 @@ def check_severities(severities) -> tuple[int, ...]:
     try:
         out = tuple(sorted({int(s) for s in severities}))
     except (TypeError, ValueError):
-        raise ValueError(f"severities must be integers in 1..5, got {severities!r}") from None
+        raise UserError(f"severities must be integers in 1..5, got {severities!r}") from None
     if not out or out[0] < 1 or out[-1] > 5:
-        raise ValueError(f"severities must be integers in 1..5, got {severities!r}")
+        raise UserError(f"severities must be integers in 1..5, got {severities!r}")
     return out
 
 
@@ -131,7 +132,7 @@ def read_corrupted_set(root: str | os.PathLike, corruption: str, severity: int, 
     labels = np.load(files[0])
     images = np.load(files[1], mmap_mode="r")
     if len(images) != len(labels) or len(labels) % len(SEVERITIES):
-        raise ValueError(f"{files[1]} has {len(images)} rows and labels.npy {len(labels)}: expected 5N each")
+        raise UserError(f"{files[1]} has {len(images)} rows and labels.npy {len(labels)}: expected 5N each")
     per = len(labels) // len(SEVERITIES)
     take = per if n is None else min(n, per)
     block = np.asarray(images[(severity - 1) * per : (severity - 1) * per + take])
@@ -217,7 +218,7 @@ def evaluate_corruptions(
     severities = check_severities(severities)
     local = dataset not in BENCHMARK_DIRS
     if local and (x is None or y is None):
-        raise ValueError(f"{dataset}: no benchmark corruption set; pass the clean test images x, y to corrupt")
+        raise UserError(f"{dataset}: no benchmark corruption set; pass the clean test images x, y to corrupt")
     if local and n is not None:
         x, y = x[:n], y[:n]
     root = _cached_local_set(dataset, x, y, data_dir, corruptions, seed) if local and cache else None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from art_he.errors import UserError
 from art_he.evaluation.sanity import WARN, Check
 
 CSV_FIELDS = ("attack", "label", "kind", "accuracy", "n", "eps", "time_s", "settings", "details")
@@ -199,7 +200,7 @@ def paper_table(reports: list[Report], columns: list[str] | None = None, title: 
     cells left out).
     """
     if not reports:
-        raise ValueError("paper_table needs at least one report")
+        raise UserError("paper_table needs at least one report")
     if columns is None:
         columns = list(dict.fromkeys(r.attack for rep in reports for r in rep.rows
                                      if r.kind not in ("sweep", "corruption")))

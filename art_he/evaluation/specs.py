@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from art_he.errors import UserError
 from art_he.losses import Objective
 from art_he.validation import check_number
 
@@ -154,11 +155,11 @@ def parse_attack(
     else:
         match = _STEPPED.match(key)
         if not match:
-            raise ValueError(f"unknown attack {name!r}; known: {known_attacks()}")
+            raise UserError(f"unknown attack {name!r}; known: {known_attacks()}")
         family = match.group(1)
         steps = int(match.group(2)) if match.group(2) else FAMILIES[family][1]
         if steps < 1:
-            raise ValueError(f"attack {name!r} needs at least one step")
+            raise UserError(f"attack {name!r} needs at least one step")
     if family == "fgsm":
         eps_step = eps
     if family == "spsa" or family == "nes":
@@ -187,7 +188,7 @@ def parse_attacks(names, **kwargs) -> list[AttackSpec]:
 
 def check_suite(suite: str) -> str:
     if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; choose from {sorted(SUITES)}")
+        raise UserError(f"unknown suite {suite!r}; choose from {sorted(SUITES)}")
     return suite
 
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 from art.estimators.classification import PyTorchClassifier
-from tqdm.auto import tqdm
 
+from art_he.errors import UserError
 from art_he.evaluation.attacks import Context, Outcome, run_attack
 from art_he.evaluation.corruptions import evaluate_corruptions
 from art_he.evaluation.report import Report, Row
@@ -32,6 +32,7 @@ from art_he.evaluation.specs import (
     scaled,
 )
 from art_he.evaluation.views import objective_for
+from art_he.progress import progress
 from art_he.validation import check_number, check_xy
 
 
@@ -165,27 +166,28 @@ def evaluate(
 
     if suite == "corruptions":
         if attacks:
-            raise ValueError("the corruptions suite takes --corruptions, not --attacks")
+            raise UserError("the corruptions suite takes --corruptions, not --attacks")
         rows += evaluate_corruptions(classifier, dataset=dataset or "local", x=x, y=y, n=len(x), data_dir=data_dir,
                                      corruptions=corruptions, severities=severities, batch_size=batch_size, seed=seed)
         return Report(name or "model", suite, rows, info, run_checks(rows, clean))
 
     if eps is None:
-        raise ValueError(f"suite {suite!r} needs eps (the Linf radius)")
+        raise UserError(f"suite {suite!r} needs eps (the Linf radius)")
     eps, eps_step = check_eps(eps, eps_step)
     info.update({"eps": eps, "eps_step": eps_step, "restarts": restarts})
     kwargs = {"eps": eps, "eps_step": eps_step, "restarts": restarts, "max_steps": max_steps}
     specs = parse_attacks(SUITES[suite] if attacks is None else attacks, **kwargs)
     if not specs:
-        raise ValueError("no attacks to run")
+        raise UserError("no attacks to run")
     if any(s.kind == "transfer" for s in specs):
         if substitute is None:
-            raise ValueError("transfer attacks need a substitute classifier (--substitute DIR)")
+            raise UserError("transfer attacks need a substitute classifier (--substitute DIR)")
         _check_classifier(substitute, "substitute")
         if tuple(substitute.input_shape) != tuple(classifier.input_shape) or \
                 substitute.nb_classes != classifier.nb_classes:
-            raise ValueError("the substitute must take the same inputs and classes as the target")
-    ctx = Context(batch_size=batch_size, seed=seed, verbose=verbose, substitute=substitute, max_steps=max_steps)
+            raise UserError("the substitute must take the same inputs and classes as the target")
+    # ART's own per-batch bars stay off: they would nest inside the suite's bar
+    ctx = Context(batch_size=batch_size, seed=seed, verbose=False, substitute=substitute, max_steps=max_steps)
     runner = _Runner(classifier, x, y, ctx)
 
     groups: dict[tuple, list[AttackSpec]] = {}
@@ -193,7 +195,7 @@ def evaluate(
         if spec.family in ("spsa", "nes"):
             groups.setdefault((spec.family, spec.eps, spec.eps_step), []).append(spec)
     done: set[tuple] = set()
-    bar = tqdm(specs, desc="attacks", disable=not verbose)
+    bar = progress(specs, desc="attacks", enabled=verbose)
     for spec in bar:
         bar.set_postfix_str(spec.label)
         if spec.family in ("spsa", "nes"):

@@ -18,6 +18,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from art_he.errors import UserError
 from art_he.estimator import ATTACK_LOSSES, HEPyTorchClassifier
 from art_he.heads import find_head, objective_of
 from art_he.losses import Objective
@@ -67,7 +68,7 @@ def logits_view(classifier: PyTorchClassifier) -> PyTorchClassifier:
 def view(classifier: PyTorchClassifier, variant: str) -> PyTorchClassifier:
     """The classifier an attack runs on for ``variant`` (see the module docstring)."""
     if variant not in VIEWS:
-        raise ValueError(f"unknown view {variant!r}; choose from {VIEWS}")
+        raise UserError(f"unknown view {variant!r}; choose from {VIEWS}")
     if variant == "logits":
         return logits_view(classifier) if objective_for(classifier).hypersphere else classifier
     if isinstance(classifier, HEPyTorchClassifier):
@@ -89,7 +90,7 @@ def penultimate_layer(model: nn.Module) -> nn.Module:
         return head
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(model).__name__} has no HypersphereHead or nn.Linear to read features from")
+        raise UserError(f"{type(model).__name__} has no HypersphereHead or nn.Linear to read features from")
     return linears[-1]
 
 
@@ -140,7 +141,7 @@ class ClassifierModule(nn.Module):
         if not isinstance(classifier, PyTorchClassifier):
             raise TypeError(f"expected an ART PyTorchClassifier, got {type(classifier).__name__}")
         if classifier.preprocessing_operations and not classifier.all_framework_preprocessing:
-            raise ValueError("the classifier's preprocessing is not torch-native; it cannot run inside a torch module")
+            raise UserError("the classifier's preprocessing is not torch-native; it cannot run inside a torch module")
         self.model = classifier.model
         self.objective = objective_for(classifier) if logits else Objective()
         self._classifier = [classifier]  # not a submodule

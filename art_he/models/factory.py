@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from art_he.errors import UserError
 from art_he.heads import to_hypersphere
 from art_he.models.preact_resnet import PreActResNet18
 from art_he.models.small_cnn import SmallCNN
@@ -42,12 +43,12 @@ def build_model(
     (e.g. ``width`` of the small CNN). ``mean``/``std``: the input normalisation inside the model.
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+        raise UserError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+        raise UserError(f"unknown head {head!r}; choose from {HEADS}")
     head_kwargs = {k: kwargs.pop(k) for k in HEAD_OPTIONS if k in kwargs}
     if head == "plain" and head_kwargs:
-        raise ValueError(f"head options {sorted(head_kwargs)} need head='he' or 'mhe'")
+        raise UserError(f"head options {sorted(head_kwargs)} need head='he' or 'mhe'")
     kwargs.update(num_classes=num_classes, in_channels=in_channels)
     if mean is not None:
         kwargs["mean"] = tuple(mean)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from art_he.errors import UserError
 from art_he.models.layers import Normalize
 
 
@@ -36,7 +37,7 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         if image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4, got {image_size}")
+            raise UserError(f"image_size must be divisible by 4, got {image_size}")
         self.normalize = Normalize(mean, std)
         self.features = nn.Sequential(
             *_conv_block(in_channels, width, batch_norm),

@@ -25,10 +25,11 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from art_he.attacks.train_time import pgd
+from art_he.errors import UserError
 from art_he.heads import objective_of
+from art_he.progress import progress, say
 from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
 from art_he.validation import check_number, check_xy
@@ -54,12 +55,12 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"`` -> ``"bf16"`` where the device has native bf16, else ``"fp32"``; others unchanged."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
+        raise UserError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if precision == "auto":
         forced = os.environ.get(AUTO_PRECISION_ENV)
         if forced:
             if forced not in ("bf16", "fp32"):
-                raise ValueError(f"${AUTO_PRECISION_ENV} must be 'bf16' or 'fp32', got {forced!r}")
+                raise UserError(f"${AUTO_PRECISION_ENV} must be 'bf16' or 'fp32', got {forced!r}")
             return forced
         return "bf16" if native_bf16(device) else "fp32"
     return precision
@@ -120,7 +121,7 @@ class ATTrainer(Trainer):
         if not isinstance(classifier, PyTorchClassifier):
             raise TypeError(f"classifier must be an ART PyTorchClassifier, got {type(classifier).__name__}")
         if classifier.optimizer is None:
-            raise ValueError("the classifier has no optimizer; pass optimizer=... when building it")
+            raise UserError("the classifier has no optimizer; pass optimizer=... when building it")
         if not isinstance(compile, (bool, str)):
             raise TypeError(f"compile must be a bool or a torch.compile backend name, got {type(compile).__name__}")
         if seed is not None:
@@ -161,14 +162,14 @@ class ATTrainer(Trainer):
 
     def _setup_ddp(self, sync_batchnorm: bool) -> None:
         if self.device.type == "cuda" and self.device.index != torch.cuda.current_device():
-            raise ValueError(f"the classifier is on {self.device} but this rank's GPU is cuda:"
+            raise UserError(f"the classifier is on {self.device} but this rank's GPU is cuda:"
                              f"{torch.cuda.current_device()}; build the classifier after init_distributed()")
         if sync_batchnorm:
             if self.device.type != "cuda":
-                raise ValueError("sync_batchnorm=True needs CUDA: torch's SyncBatchNorm has no CPU implementation")
+                raise UserError("sync_batchnorm=True needs CUDA: torch's SyncBatchNorm has no CPU implementation")
             converted = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             if converted is not self.model:
-                raise ValueError("sync_batchnorm cannot convert a model that is itself a BatchNorm layer")
+                raise UserError("sync_batchnorm cannot convert a model that is itself a BatchNorm layer")
         self._train_module = DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
         )
@@ -341,7 +342,7 @@ class ATTrainer(Trainer):
         self._reject(kwargs)
         if isinstance(loader, DataLoader):
             if batch_size is not None and loader.batch_size != batch_size:
-                raise ValueError(f"batch_size={batch_size} but the DataLoader's batch_size is {loader.batch_size}")
+                raise UserError(f"batch_size={batch_size} but the DataLoader's batch_size is {loader.batch_size}")
             sharded = distributed.shard_loader(loader, self.dist, self.seed)
             own_sampler = sharded is not loader
             loader = sharded
@@ -349,7 +350,7 @@ class ATTrainer(Trainer):
         else:
             own_sampler = False
             if self.dist.active:
-                raise ValueError("under DDP fit_loader needs a torch DataLoader (it is sharded by rank)")
+                raise UserError("under DDP fit_loader needs a torch DataLoader (it is sharded by rank)")
             n = len(loader.dataset) if hasattr(loader, "dataset") else None  # type: ignore[attr-defined]
             steps = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
 
@@ -373,7 +374,7 @@ class ATTrainer(Trainer):
         if isinstance(loader, DataLoader):
             return self.fit_loader(loader, nb_epochs=nb_epochs, **kwargs)
         if self.dist.active:
-            raise ValueError("under DDP use fit (numpy) or fit_loader (DataLoader); other generators are not sharded")
+            raise UserError("under DDP use fit (numpy) or fit_loader (DataLoader); other generators are not sharded")
         steps = max(1, math.ceil(generator.size / generator.batch_size))
 
         def numpy_batches() -> Iterator[Batch]:
@@ -392,7 +393,7 @@ class ATTrainer(Trainer):
              scheduler_step=None, checkpoint_dir=None, resume=False) -> list[dict]:
         check_number("nb_epochs", nb_epochs, low=1, integer=True)
         if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir")
+            raise UserError("resume=True needs checkpoint_dir")
         if validation_data is not None:
             validation_data = self._as_tensors(*validation_data)
         if scheduler is None:
@@ -400,7 +401,7 @@ class ATTrainer(Trainer):
         if scheduler_step is None:
             scheduler_step = "batch" if isinstance(scheduler, PER_BATCH_SCHEDULERS) else "epoch"
         if scheduler_step not in ("batch", "epoch"):
-            raise ValueError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
+            raise UserError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
         path = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
         start, end = len(self.history), len(self.history) + nb_epochs
         if resume:
@@ -417,7 +418,7 @@ class ATTrainer(Trainer):
                 metrics = self._run_epoch(batches(epoch), epoch, n_images,
                                           scheduler if scheduler_step == "batch" else None)
                 if scheduler is not None and scheduler_step == "epoch":
-                    scheduler.step()
+                    self._step_scheduler(scheduler)
                 if validation_data is not None:
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
                 self.on_epoch_end(metrics)
@@ -437,14 +438,14 @@ class ATTrainer(Trainer):
     def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None, batch_scheduler) -> dict:
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         show = self.verbose and self.dist.is_main
-        bar = tqdm(total=n_images, desc=f"epoch {epoch + 1}", unit="img", disable=not show, leave=False)
+        bar = progress(total=n_images, desc=f"epoch {epoch + 1}", unit="img", enabled=show, leave=False)
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(batches):
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             totals += self.train_batch(x, y)
             if batch_scheduler is not None:
-                batch_scheduler.step()
+                self._step_scheduler(batch_scheduler)
             bar.update(len(x))
             if show and i % 10 == 0:
                 bar.set_postfix(self._summary(totals, time.perf_counter() - t0), refresh=False)
@@ -454,10 +455,21 @@ class ATTrainer(Trainer):
         bar.close()
         distributed.all_reduce_sum(totals, self.dist)
         metrics = {"epoch": epoch + 1, **self._summary(totals, elapsed), "time_s": round(elapsed, 3),
-                   "lr": self.optimizer.param_groups[0]["lr"]}
+                   "lr": float(f"{self.optimizer.param_groups[0]['lr']:.6g}")}
         if show:
-            tqdm.write(" ".join(f"{k}={v}" for k, v in metrics.items()))
+            say(" ".join(f"{k}={v}" for k, v in metrics.items()))
         return metrics
+
+    def _step_scheduler(self, scheduler) -> None:
+        """``scheduler.step()``. Under fp16 the grad scaler skips ``optimizer.step()`` while it lowers its scale
+        after an overflow (typically the first batches), and torch then warns that the scheduler stepped
+        first; the schedule is still the intended one, so that warning alone is silenced."""
+        if self.scaler is None:
+            scheduler.step()
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            scheduler.step()
 
     @staticmethod
     def _summary(totals: torch.Tensor, elapsed: float) -> dict:
@@ -497,12 +509,12 @@ class ATTrainer(Trainer):
     def load_state_dict(self, state: dict, scheduler=None) -> None:
         """Restore :meth:`state_dict` (on every rank)."""
         if state["framework"] != type(self).__name__:
-            raise ValueError(f"the checkpoint was written by {state['framework']}, not {type(self).__name__}")
+            raise UserError(f"the checkpoint was written by {state['framework']}, not {type(self).__name__}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             if state["scheduler"] is None:
-                raise ValueError("the checkpoint has no scheduler state but a scheduler was given")
+                raise UserError("the checkpoint has no scheduler state but a scheduler was given")
             scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
@@ -574,10 +586,10 @@ class ATTrainer(Trainer):
         (the remainder of the last batch is dropped), and a last batch of one sample per rank is skipped."""
         world = self.dist.world_size
         if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} is the global batch and must be divisible by the number "
+            raise UserError(f"batch_size {batch_size} is the global batch and must be divisible by the number "
                              f"of processes ({world})")
         if n < world:
-            raise ValueError(f"{n} training samples cannot be shared by {world} processes")
+            raise UserError(f"{n} training samples cannot be shared by {world} processes")
         spans = []
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start) // world * world
@@ -610,7 +622,7 @@ class ATTrainer(Trainer):
         if not ops:
             return lambda x: x
         if not classifier.all_framework_preprocessing:
-            raise ValueError("art_he trainers need torch preprocessing (PyTorch preprocessors or mean/std); "
+            raise UserError("art_he trainers need torch preprocessing (PyTorch preprocessors or mean/std); "
                              f"got {[type(p).__name__ for p in ops]}")
         return lambda x: classifier._apply_preprocessing(x, None, fit=False, no_grad=False)[0]
 

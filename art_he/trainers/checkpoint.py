@@ -10,11 +10,15 @@ checkpoint, never a torn one.
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from art_he.errors import UserError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
@@ -50,14 +54,24 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict | None:
-    """The checkpoint at ``path`` (``None`` if there is none), loaded with ``weights_only=True``."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                    mmap: bool = False) -> dict | None:
+    """The checkpoint at ``path`` (``None`` if there is none), loaded with ``weights_only=True``.
+
+    ``mmap=True`` maps the tensors instead of reading them (a cheap look at the epoch and metadata). A truncated,
+    corrupt or foreign file raises :class:`~art_he.errors.UserError` naming the file; torch's own message is not
+    relayed, since it suggests ``weights_only=False``, which would run arbitrary code from the file.
+    """
     path = Path(path)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise UserError(f"{path} is damaged or not a checkpoint art_he wrote ({type(error).__name__}); "
+                        "delete it, or start the run afresh") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an art_he training checkpoint (format {FORMAT})")
+        raise UserError(f"{path} is not an art_he training checkpoint (format {FORMAT})")
     return state
 
 

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from art_he.errors import UserError
+
 #: seconds a collective (or the rendezvous) may wait for a missing rank; ``$ART_HE_DIST_TIMEOUT`` overrides
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -48,7 +50,7 @@ class DistContext:
 def timeout_seconds(timeout_s: float | None = None) -> float:
     value = timeout_s if timeout_s is not None else float(os.environ.get("ART_HE_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     if not value > 0:
-        raise ValueError(f"the distributed timeout must be > 0 seconds, got {value}")
+        raise UserError(f"the distributed timeout must be > 0 seconds, got {value}")
     return value
 
 
@@ -73,13 +75,13 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float | Non
         return DistContext(device=dev)
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise ValueError(f"WORLD_SIZE={world_size} but {missing} are not set; launch with torchrun")
+        raise UserError(f"WORLD_SIZE={world_size} but {missing} are not set; launch with torchrun")
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     timeout = timedelta(seconds=timeout_seconds(timeout_s))
     if dev.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA devices are visible")
+            raise UserError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA devices are visible")
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
         # a failed or stalled collective aborts the communicator instead of blocking forever
@@ -160,9 +162,9 @@ def shard_loader(loader: DataLoader, ctx: DistContext, seed: int) -> DataLoader:
     if not ctx.active or isinstance(loader.sampler, DistributedSampler):
         return loader
     if loader.batch_size is None:
-        raise ValueError("a DataLoader with a custom batch_sampler cannot be sharded; pass a DistributedSampler")
+        raise UserError("a DataLoader with a custom batch_sampler cannot be sharded; pass a DistributedSampler")
     if loader.batch_size % ctx.world_size:
-        raise ValueError(f"batch_size {loader.batch_size} (global) must be divisible by the world size "
+        raise UserError(f"batch_size {loader.batch_size} (global) must be divisible by the world size "
                          f"{ctx.world_size}")
     sampler = DistributedSampler(loader.dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                                  shuffle=isinstance(loader.sampler, RandomSampler), seed=seed,

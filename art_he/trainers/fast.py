@@ -7,6 +7,7 @@ import warnings
 import torch
 from art.estimators.classification import PyTorchClassifier
 
+from art_he.errors import UserError
 from art_he.trainers.base import ATTrainer
 from art_he.validation import check_number, check_probability
 
@@ -72,7 +73,7 @@ class FastATTrainer(ATTrainer):
         if not self.cyclic_lr:
             return None
         if steps_per_epoch is None:
-            raise ValueError("the cyclic LR needs the number of batches per epoch; pass a scheduler or a sized loader")
+            raise UserError("the cyclic LR needs the number of batches per epoch; pass a scheduler or a sized loader")
         return torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=[g["lr"] for g in self.optimizer.param_groups],
             total_steps=nb_epochs * steps_per_epoch, pct_start=0.4, anneal_strategy="linear", cycle_momentum=False,

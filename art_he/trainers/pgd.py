@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from art.estimators.classification import PyTorchClassifier
 
+from art_he.errors import UserError
 from art_he.trainers.base import ATTrainer
 from art_he.validation import check_number
 
@@ -31,7 +32,7 @@ class PGDATTrainer(ATTrainer):
         self.max_iter = int(check_number("max_iter", max_iter, low=1, integer=True))
         self.num_random_init = int(check_number("num_random_init", num_random_init, low=0, integer=True))
         if self.num_random_init > 1:
-            raise ValueError("num_random_init > 1 (restarts) is for evaluation; training uses 0 or 1")
+            raise UserError("num_random_init > 1 (restarts) is for evaluation; training uses 0 or 1")
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.attack(
