@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as error:
-        print(f"art-he {args.command}: error: {error}", file=sys.stderr)
+        print(f"art-he {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line
         return 2
     except KeyboardInterrupt:
         print(f"art-he {args.command}: interrupted", file=sys.stderr)

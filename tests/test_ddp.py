@@ -44,7 +44,7 @@ WORKER = textwrap.dedent(
     if mode == "train":
         runs = [(f, h, "float64", 64, False) for f in FRAMEWORKS for h in ("plain", "he")]
         runs += [(f, "mhe", "float64", 64, False) for f in ("pgd", "trades")]
-        runs += [(f, "plain", "float32", 96, False) for f in ("pgd", "alp", "fast")]
+        runs += [(f, "plain", "float64", 96, False) for f in ("pgd", "alp", "fast")]  # 96: uneven last batch
         runs += [("trades", "he", "float64", 64, True)]
         results = {}
         for framework, head, dtype, n, loader in runs:
@@ -123,7 +123,10 @@ def test_two_gloo_processes_match_one_process(worker, tmp_path):
         a = torch.load(one / f"{key}.pt", weights_only=True)
         b = torch.load(two / f"{key}.pt", weights_only=True)
         diff = max((a[name] - b[name]).abs().max().item() for name in a)
-        assert diff <= 1e-5, (key, diff)
+        # float64: the sum over 2 ranks differs from 1 process's only in reduction order; measured <= 1.3e-15
+        # (2-core AMD EPYC). In fp32 the same noise flips signs of PGD gradients and
+        # reached 1.5e-4, so exactness is checked in float64.
+        assert diff <= 1e-12, (key, diff)
         # metrics summed over both ranks equal the single process's over the same images
         m1, m2 = h1[key][-1], h2[key][-1]
         assert m1["loss"] == pytest.approx(m2["loss"], abs=2e-4), key

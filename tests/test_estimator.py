@@ -35,10 +35,12 @@ ATTACKS = {
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_art_attack_runs_and_does_not_raise_accuracy(name, trained_he_classifier, fmnist_test):
     x, y = fmnist_test
+    # the fixture is trained: 0.74-0.76 on these 100 images over seeds 0-2 and 1-2 threads (a check on the 8
+    # images C&W attacks would measure in steps of 1/8: 0.625-0.75 here, 0.5 on a CPU with native bf16)
+    assert accuracy(trained_he_classifier, x[:100], y[:100]) > 0.6
     n = {"zoo": 12, "cw_linf": 8, "deepfool": 40}.get(name, 100)
     x, y = x[:n], y[:n]
     clean = accuracy(trained_he_classifier, x, y)
-    assert clean > 0.5
     x_adv = ATTACKS[name](trained_he_classifier).generate(x, y=y if name not in ("deepfool",) else None)
     assert x_adv.shape == x.shape and np.isfinite(x_adv).all()
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0

@@ -36,8 +36,8 @@ def _trained(head: str, seed: int, x, y) -> HEPyTorchClassifier:
     model = build_model("small-cnn", in_channels=1, head=head, width=4)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     clf = HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0), device_type="cpu")
-    PGDATTrainer(clf, eps=EPS, eps_step=0.04, max_iter=2, seed=seed, verbose=False).fit(x, y, batch_size=64,
-                                                                                          nb_epochs=2)
+    trainer = PGDATTrainer(clf, eps=EPS, eps_step=0.04, max_iter=2, seed=seed, precision="fp32", verbose=False)
+    trainer.fit(x, y, batch_size=64, nb_epochs=2)
     model.eval()
     return clf
 

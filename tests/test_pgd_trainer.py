@@ -27,7 +27,7 @@ def standard_and_he(fmnist_train, fmnist_test):
     standard.fit(x, y, batch_size=64, nb_epochs=2, verbose=False)
     torch.manual_seed(0)
     he = make_classifier(build_model("small-cnn", in_channels=1, head="he", width=8))
-    history = PGDATTrainer(he, eps=EPS, eps_step=0.025, max_iter=5, seed=0, verbose=False).fit(
+    history = PGDATTrainer(he, eps=EPS, eps_step=0.025, max_iter=5, seed=0, precision="fp32", verbose=False).fit(
         x, y, batch_size=64, nb_epochs=2, validation_data=(fmnist_test[0][:100], fmnist_test[1][:100]))
     return standard, he, history
 
