@@ -102,19 +102,8 @@ class HEPyTorchClassifier(PyTorchClassifier):
         self._attack_loss = kind
 
     def with_attack_loss(self, kind: str) -> HEPyTorchClassifier:
-        """A classifier on the same model (shared weights) whose attacks see ``kind``."""
-        return type(self)(
-            self.model,
-            None,
-            self.input_shape,
-            self.nb_classes,
-            self._optimizer,
-            attack_loss=kind,
-            channels_first=self.channels_first,
-            clip_values=self.clip_values,
-            preprocessing=self.preprocessing,
-            device_type="cpu" if self._device.type == "cpu" else "gpu",
-        )
+        """A classifier on the same model (shared weights) whose attacks see ``kind``; see :func:`classifier_view`."""
+        return classifier_view(self, attack_loss=kind)
 
     def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs) -> np.ndarray:
         check_xy(x, None, self.input_shape, self.nb_classes)
@@ -131,3 +120,32 @@ class HEPyTorchClassifier(PyTorchClassifier):
             super().fit(x, y, batch_size=batch_size, nb_epochs=nb_epochs, **kwargs)
         finally:
             self._loss = attack
+
+
+def classifier_view(
+    classifier: PyTorchClassifier,
+    *,
+    model: nn.Module | None = None,
+    loss: nn.Module | None = None,
+    attack_loss: str | None = None,
+) -> PyTorchClassifier:
+    """Another ART classifier on ``classifier``'s weights that keeps everything but what is asked to change.
+
+    Kept: input shape, classes, optimizer, channel layout, clip values, preprocessing, pre- and postprocessing
+    defences and device, so that an attack on the view attacks the model that is evaluated. With
+    ``attack_loss``, an :class:`HEPyTorchClassifier` whose attacks see that loss; otherwise a
+    ``PyTorchClassifier`` on ``model`` (default: the same model, e.g. wrapped to expose other outputs) with
+    ``loss`` (default: cross-entropy).
+    """
+    model = classifier.model if model is None else model
+    kwargs = dict(
+        channels_first=classifier.channels_first, clip_values=classifier.clip_values,
+        preprocessing_defences=classifier.preprocessing_defences,
+        postprocessing_defences=classifier.postprocessing_defences, preprocessing=classifier.preprocessing,
+        device_type="cpu" if classifier.device.type == "cpu" else "gpu",
+    )
+    if attack_loss is not None:
+        return HEPyTorchClassifier(model, None, classifier.input_shape, classifier.nb_classes, classifier.optimizer,
+                                   attack_loss=attack_loss, **kwargs)
+    return PyTorchClassifier(model, nn.CrossEntropyLoss() if loss is None else loss, classifier.input_shape,
+                             classifier.nb_classes, classifier.optimizer, **kwargs)

@@ -14,6 +14,7 @@ from art.defences.trainer import AdversarialTrainer
 from art.estimators.classification import PyTorchClassifier
 
 from art_he import HEAttackLoss, HEPyTorchClassifier
+from art_he.estimator import classifier_view
 from art_he.losses import Objective
 from art_he.models import build_model
 
@@ -134,3 +135,26 @@ def test_estimator_rejects_bad_input(trained_he_classifier):
         trained_he_classifier.fit(np.zeros((2, 1, 28, 28), np.float32), np.array([0, 10]))
     with pytest.raises(ValueError, match="differ in length"):
         trained_he_classifier.fit(np.zeros((2, 1, 28, 28), np.float32), np.array([0]))
+
+
+def test_every_view_keeps_the_defences_of_the_classifier(trained_he_classifier, fmnist_test):
+    """A view attacks the model that is evaluated: preprocessing and postprocessing defences come along."""
+    from art.defences.postprocessor import Rounded
+    from art.defences.preprocessor import SpatialSmoothing
+
+    from art_he.evaluation.views import FeatureTap, feature_classifier, logits_view, view
+
+    x = fmnist_test[0][:100]
+    smoothing = SpatialSmoothing(window_size=5, channels_first=True, clip_values=(0.0, 1.0))  # the torch one needs kornia
+    rounding = Rounded(decimals=3)
+    defended = classifier_view(trained_he_classifier, attack_loss="ce")
+    defended.set_params(preprocessing_defences=[smoothing], postprocessing_defences=[rounding])
+    predicted = defended.predict(x).argmax(1)
+    assert (predicted != trained_he_classifier.predict(x).argmax(1)).any()  # the defence changes predictions
+    with FeatureTap(defended.model) as tap:
+        views = [defended.with_attack_loss("margin"), view(defended, "raw"), logits_view(defended),
+                 feature_classifier(defended, tap)]
+        for v in views:
+            assert v.preprocessing_defences == [smoothing] and v.postprocessing_defences == [rounding]
+            assert v.clip_values is not None and np.array_equal(v.clip_values, defended.clip_values)
+            assert (v.predict(x).argmax(1) == predicted).all(), type(v).__name__

@@ -19,7 +19,7 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from art_he.errors import UserError
-from art_he.estimator import ATTACK_LOSSES, HEPyTorchClassifier
+from art_he.estimator import ATTACK_LOSSES, HEPyTorchClassifier, classifier_view
 from art_he.heads import find_head, objective_of
 from art_he.losses import Objective
 
@@ -32,10 +32,6 @@ def objective_for(classifier) -> Objective:
         return classifier.objective
     model = getattr(classifier, "model", None)
     return objective_of(model) if isinstance(model, nn.Module) else Objective()
-
-
-def device_type(classifier: PyTorchClassifier) -> str:
-    return "cpu" if classifier.device.type == "cpu" else "gpu"
 
 
 class AttackLogits(nn.Module):
@@ -52,17 +48,7 @@ class AttackLogits(nn.Module):
 
 def logits_view(classifier: PyTorchClassifier) -> PyTorchClassifier:
     """A ``PyTorchClassifier`` on the same weights whose outputs are the attack logits and whose loss is CE."""
-    return PyTorchClassifier(
-        AttackLogits(classifier.model, objective_for(classifier)),
-        nn.CrossEntropyLoss(),
-        classifier.input_shape,
-        classifier.nb_classes,
-        channels_first=classifier.channels_first,
-        clip_values=classifier.clip_values,
-        preprocessing_defences=classifier.preprocessing_defences,
-        preprocessing=classifier.preprocessing,
-        device_type=device_type(classifier),
-    )
+    return classifier_view(classifier, model=AttackLogits(classifier.model, objective_for(classifier)))
 
 
 def view(classifier: PyTorchClassifier, variant: str) -> PyTorchClassifier:
@@ -71,16 +57,11 @@ def view(classifier: PyTorchClassifier, variant: str) -> PyTorchClassifier:
         raise UserError(f"unknown view {variant!r}; choose from {VIEWS}")
     if variant == "logits":
         return logits_view(classifier) if objective_for(classifier).hypersphere else classifier
-    if isinstance(classifier, HEPyTorchClassifier):
-        return classifier if classifier.attack_loss == variant else classifier.with_attack_loss(variant)
-    if variant in ("ce", "raw", "adaptive"):
+    if isinstance(classifier, HEPyTorchClassifier) and classifier.attack_loss == variant:
+        return classifier
+    if not isinstance(classifier, HEPyTorchClassifier) and variant in ("ce", "raw", "adaptive"):
         return classifier  # a plain ART classifier: its own loss
-    return HEPyTorchClassifier(
-        classifier.model, None, classifier.input_shape, classifier.nb_classes, attack_loss=variant,
-        channels_first=classifier.channels_first, clip_values=classifier.clip_values,
-        preprocessing_defences=classifier.preprocessing_defences, preprocessing=classifier.preprocessing,
-        device_type=device_type(classifier),
-    )
+    return classifier_view(classifier, attack_loss=variant)
 
 
 def penultimate_layer(model: nn.Module) -> nn.Module:
@@ -122,12 +103,7 @@ class FeatureTap(nn.Module):
 
 
 def feature_classifier(classifier: PyTorchClassifier, tap: FeatureTap) -> PyTorchClassifier:
-    return PyTorchClassifier(
-        tap, nn.CrossEntropyLoss(), classifier.input_shape, classifier.nb_classes,
-        channels_first=classifier.channels_first, clip_values=classifier.clip_values,
-        preprocessing_defences=classifier.preprocessing_defences, preprocessing=classifier.preprocessing,
-        device_type=device_type(classifier),
-    )
+    return classifier_view(classifier, model=tap)
 
 
 class ClassifierModule(nn.Module):
