@@ -107,9 +107,9 @@ def _local_cifar(dataset: str):
             return (Path(self.root) / self.base_folder / CLEAN_TEST_FILES[dataset]).is_file()
 
         def _load_meta(self) -> None:  # class names are not needed for evaluation; the meta file is optional
-            try:
+            if (Path(self.root) / self.base_folder / self.meta["filename"]).is_file():
                 super()._load_meta()
-            except RuntimeError:
+            else:
                 self.classes, self.class_to_idx = [], {}
 
     return LocalCIFAR

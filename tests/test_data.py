@@ -96,9 +96,13 @@ def test_cifar10_reads_real_pickle_format(tmp_path):
 
 
 def test_cifar10_md5_check_refuses_foreign_files(tmp_path, monkeypatch):
-    _write_cifar(tmp_path)
+    from art_he.errors import MissingFileError, UserError
+
     monkeypatch.setattr("torchvision.datasets.CIFAR10.download", lambda self: (_ for _ in ()).throw(OSError("off")))
-    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
+    with pytest.raises(MissingFileError, match="cifar-10-batches-py.*OSError: off"):  # keeps the cause's message
+        load_cifar10(train=False, data_dir=tmp_path)
+    _write_cifar(tmp_path)
+    with pytest.raises(UserError, match="cifar-10-batches-py.*verify=False"):  # a local copy is never replaced
         load_cifar10(train=False, data_dir=tmp_path)
 
 

@@ -10,7 +10,7 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from art_he.errors import MissingFileError
+from art_he.errors import MissingFileError, UserError
 
 MISSING = (
     "CIFAR-10 not found under {root} (expected {root}/cifar-10-batches-py/data_batch_1..5, test_batch and "
@@ -58,10 +58,13 @@ def cifar10_dataset(train: bool = True, data_dir=None, augment: bool = False, ve
     steps = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
     transform = transforms.Compose([*steps, transforms.ToTensor()])
     root = _root(data_dir)
-    try:
-        return LocalCIFAR10(str(root), train=train, transform=transform, download=False, verify=verify)
-    except RuntimeError:
-        pass
+    folder = root / LocalCIFAR10.base_folder
+    if folder.is_dir():
+        try:
+            return LocalCIFAR10(str(root), train=train, transform=transform, download=False, verify=verify)
+        except RuntimeError as error:  # torchvision's "Dataset not found or corrupted": a damaged local copy
+            raise UserError(f"{folder} is incomplete or differs from the official CIFAR-10 release ({error}); "
+                            "replace it, or load a re-packed copy with verify=False") from None
     try:
         return LocalCIFAR10(str(root), train=train, transform=transform, download=True, verify=verify)
     except Exception as error:  # noqa: BLE001 - any download failure ends in the same advice
