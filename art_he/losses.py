@@ -107,9 +107,20 @@ def safe_l2_norm(v: torch.Tensor, eps: float = 1e-12, dim: int = -1) -> torch.Te
     return torch.sqrt((v * v).sum(dim).clamp_min(eps * eps))
 
 
-def alp_pairing(out_nat: torch.Tensor, out_adv: torch.Tensor) -> torch.Tensor:
-    """Logit pairing ``mean_i ||out_nat_i - out_adv_i||_2`` (logits for plain ALP, cosines for ALP+HE)."""
-    return safe_l2_norm(out_nat - out_adv).mean()
+PAIRINGS = ("mse", "l2")
+
+
+def alp_pairing(out_nat: torch.Tensor, out_adv: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Logit pairing of the raw outputs (logits for plain ALP, cosines for ALP+HE).
+
+    * ``"mse"``: ``mean_{i,j} (out_nat_ij - out_adv_ij)^2``, the authors' code (``nn.MSELoss``)
+    * ``"l2"``: ``mean_i ||out_nat_i - out_adv_i||_2``, the paper's Table 1 and Kannan et al.
+    """
+    if kind == "mse":
+        return torch.nn.functional.mse_loss(out_nat, out_adv)
+    if kind == "l2":
+        return safe_l2_norm(out_nat - out_adv).mean()
+    raise UserError(f"unknown pairing {kind!r}; choose from {PAIRINGS}")
 
 
 @dataclass(frozen=True)
@@ -161,10 +172,12 @@ def alp_loss(
     objective: Objective,
     alpha: float = 0.5,
     pairing_weight: float = 0.5,
+    pairing: str = "mse",
 ) -> torch.Tensor:
-    """ALP(+HE): ``alpha*CE_m(nat) + (1-alpha)*CE_m(adv) + lambda * mean_i ||out_nat_i - out_adv_i||_2``.
+    """ALP(+HE): ``alpha*CE_m(nat) + (1-alpha)*CE_m(adv) + lambda * pairing(out_nat, out_adv)``.
 
-    The pairing acts on the raw outputs: logits for a plain head (``W^T(z - z*)``), cosines for HE/m-HE.
+    The pairing (:func:`alp_pairing`) acts on the raw outputs: logits for a plain head (``W^T(z - z*)``),
+    cosines for HE/m-HE.
     """
     ce = alpha * objective.train_loss(out_nat, y) + (1 - alpha) * objective.train_loss(out_adv, y)
-    return ce + pairing_weight * alp_pairing(out_nat, out_adv)
+    return ce + pairing_weight * alp_pairing(out_nat, out_adv, pairing)

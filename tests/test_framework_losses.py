@@ -106,21 +106,30 @@ def test_trades_loss_is_margin_ce_on_natural_plus_beta_kl_nat_to_adv(batch, head
     assert torch.equal(out_nat, o_nat) and torch.equal(out_adv, o_adv)
 
 
+def _hand_pairing(nat, adv, kind: str) -> float:
+    """The pairing term by hand: per-sample L2 distances averaged over rows, or squares averaged over entries."""
+    if kind == "l2":
+        return sum(math.sqrt(float(((a - b) ** 2).sum())) for a, b in zip(nat, adv)) / len(nat)
+    return float(sum(float(((a - b) ** 2).sum()) for a, b in zip(nat, adv))) / nat.numel()
+
+
+@pytest.mark.parametrize("pairing", ["mse", "l2"])
 @pytest.mark.parametrize("head", HEADS)
-def test_alp_loss_is_weighted_margin_ce_plus_l2_pairing_of_raw_outputs(batch, head):
+def test_alp_loss_is_weighted_margin_ce_plus_pairing_of_raw_outputs(batch, head, pairing):
     x, x_adv, y = batch
-    trainer = make_trainer(ALPTrainer, head, alpha=0.3, pairing_weight=0.7)
+    trainer = make_trainer(ALPTrainer, head, alpha=0.3, pairing_weight=0.7, pairing=pairing)
     trainer.model.train()
     loss, out_nat, out_adv = trainer.compute_loss(x, x_adv, y)
     o_nat, o_adv = outputs(trainer, x), outputs(trainer, x_adv)
     ce_nat = hand_ce(hand_logits(trainer, o_nat, y), y)
     ce_adv = hand_ce(hand_logits(trainer, o_adv, y), y)
-    pairing = sum(math.sqrt(float(((a - b) ** 2).sum())) for a, b in zip(o_nat, o_adv)) / len(y)
-    assert loss.item() == pytest.approx(float(0.3 * ce_nat + 0.7 * ce_adv) + 0.7 * pairing, abs=1e-10)
+    pairing_term = _hand_pairing(o_nat, o_adv, pairing)
+    assert loss.item() == pytest.approx(float(0.3 * ce_nat + 0.7 * ce_adv) + 0.7 * pairing_term, abs=1e-10)
+    other = _hand_pairing(o_nat, o_adv, "l2" if pairing == "mse" else "mse")
+    assert loss.item() != pytest.approx(float(0.3 * ce_nat + 0.7 * ce_adv) + 0.7 * other, abs=1e-6)
     if head != "plain":  # pairing on cosines (W~^T(z~ - z~*)), not on the scaled logits
-        scaled = sum(math.sqrt(float(((a - b) ** 2).sum())) for a, b in zip(hand_logits(trainer, o_nat, None),
-                                                                          hand_logits(trainer, o_adv, None)))
-        assert loss.item() != pytest.approx(float(0.3 * ce_nat + 0.7 * ce_adv) + 0.7 * scaled / len(y), abs=1e-6)
+        scaled = _hand_pairing(hand_logits(trainer, o_nat, None), hand_logits(trainer, o_adv, None), pairing)
+        assert loss.item() != pytest.approx(float(0.3 * ce_nat + 0.7 * ce_adv) + 0.7 * scaled, abs=1e-6)
     assert torch.allclose(out_nat, o_nat) and torch.allclose(out_adv, o_adv)
 
 

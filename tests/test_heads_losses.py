@@ -92,7 +92,8 @@ def _cos(b=4, classes=5, seed=0):
         lambda c, y: mhe_loss(c, y, 15.0, 0.1),
         lambda c, y: margin_logits(c, y, 10.0, 0.3, "mhe").sum(),
         lambda c, y: trades_kl(c * 15, c.flip(0) * 15),
-        lambda c, y: alp_pairing(c, c.flip(0) ** 2),
+        lambda c, y: alp_pairing(c, c.flip(0) ** 2, "l2"),
+        lambda c, y: alp_pairing(c, c.flip(0) ** 2, "mse"),
         lambda c, y: margin_score(c, y).sum(),
         lambda c, y: Objective(True, 15.0, 0.2, "he").attack_loss(c, y),
         lambda c, y: Objective(True, 15.0, 0.1, "mhe").train_loss(c, y),
@@ -149,9 +150,13 @@ def test_trades_kl_direction_and_reduction():
     assert not torch.allclose(trades_kl(adv, nat), expected.mean())
 
 
-def test_alp_pairing_is_mean_l2():
+def test_alp_pairing_is_the_authors_mse_or_the_papers_mean_l2():
     a, b = torch.tensor([[3.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 4.0], [0.0, 0.0]])
-    assert torch.allclose(alp_pairing(a, b), torch.tensor(2.5))
+    assert torch.allclose(alp_pairing(a, b, "l2"), torch.tensor(2.5))  # (5 + 0) / 2 rows
+    assert torch.allclose(alp_pairing(a, b, "mse"), torch.tensor(25 / 4))  # (9 + 16 + 0 + 0) / 4 elements
+    assert torch.equal(alp_pairing(a, b), alp_pairing(a, b, "mse"))
+    with pytest.raises(ValueError, match="pairing"):
+        alp_pairing(a, b, "l1")
 
 
 def test_to_hypersphere_on_common_models():

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from art.estimators.classification import PyTorchClassifier
 
-from art_he.losses import alp_loss
+from art_he.errors import UserError
+from art_he.losses import PAIRINGS, alp_loss
 from art_he.trainers.pgd import PGDATTrainer
 from art_he.validation import check_number, check_probability
 
 
 class ALPTrainer(PGDATTrainer):
-    """``alpha*CE_m(f(x), y) + (1-alpha)*CE_m(f(x*), y) + lambda * mean ||f(x) - f(x*)||_2`` (:func:`alp_loss`).
+    """``alpha*CE_m(f(x), y) + (1-alpha)*CE_m(f(x*), y) + lambda * pairing(f(x), f(x*))`` (:func:`alp_loss`).
 
     ``x*`` is untargeted PGD on ``CE(s*cos, y)`` (plain head: ``CE(logits, y)``), as the HE paper substitutes
     for ALP's targeted attack; the pairing is on logits (plain) or cosines (HE, m-HE). Clean and adversarial
@@ -19,6 +20,8 @@ class ALPTrainer(PGDATTrainer):
 
     :param alpha: weight of the clean cross-entropy, in [0, 1] (paper: 0.5).
     :param pairing_weight: the logit-pairing weight lambda >= 0 (paper: 0.5).
+    :param pairing: ``"mse"``, the mean squared difference of the authors' code (default), or ``"l2"``, the
+        mean per-sample L2 distance of the paper's Table 1 (see :func:`~art_he.losses.alp_pairing`).
     Other parameters as :class:`PGDATTrainer`.
     """
 
@@ -30,12 +33,17 @@ class ALPTrainer(PGDATTrainer):
         *,
         alpha: float = 0.5,
         pairing_weight: float = 0.5,
+        pairing: str = "mse",
         **kwargs,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.alpha = float(check_probability("alpha", alpha))
         self.pairing_weight = float(check_number("pairing_weight", pairing_weight, low=0.0))
+        if pairing not in PAIRINGS:
+            raise UserError(f"unknown pairing {pairing!r}; choose from {PAIRINGS}")
+        self.pairing = pairing
 
     def compute_loss(self, x, x_adv, y):
         out_nat, out_adv = self.train_forward(torch.cat([x, x_adv])).chunk(2)
-        return alp_loss(out_nat, out_adv, y, self.objective, self.alpha, self.pairing_weight), out_nat, out_adv
+        loss = alp_loss(out_nat, out_adv, y, self.objective, self.alpha, self.pairing_weight, self.pairing)
+        return loss, out_nat, out_adv

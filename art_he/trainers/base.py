@@ -10,6 +10,7 @@ progress, per-epoch metrics, validation and atomic per-epoch checkpoints with ex
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import secrets
@@ -106,6 +107,10 @@ class ATTrainer(Trainer):
     #: whether the loop needs an extra no-grad forward for clean accuracy (frameworks that train on
     #: clean inputs too get it from their loss)
     clean_forward: bool = True
+    #: whether the training attack runs with the model in train mode (BatchNorm on batch statistics)
+    attack_train_mode: bool = False
+    #: the LR schedule ``art-he train`` uses for this framework unless told otherwise (see ``art_he.config``)
+    default_schedule: str = "multistep"
 
     def __init__(
         self,
@@ -241,10 +246,11 @@ class ATTrainer(Trainer):
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One step; returns ``[loss * B, clean correct, adversarial correct, B]`` as a device tensor."""
-        self.model.eval()
+        self.model.train(self.attack_train_mode)
         x_adv = self.perturb(x, y)
         clean_pred = None
         if self.clean_forward:
+            self.model.eval()
             with torch.no_grad(), self.autocast():
                 clean_pred = self.forward(x).argmax(1)
         self.model.train()
@@ -254,6 +260,34 @@ class ATTrainer(Trainer):
         if clean_pred is None:
             clean_pred = out_clean.detach().argmax(1)
         return self._batch_stats(loss, clean_pred, out_adv.detach().argmax(1), y)
+
+    # -- defaults ----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, object]:
+        """Every keyword option ``cls(classifier, ...)`` takes, with its default, following ``**kwargs`` up the
+        class hierarchy: the one place a framework's defaults live."""
+        options: dict[str, object] = {}
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            params = inspect.signature(klass.__init__).parameters.values()
+            for p in params:
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "classifier"):
+                    options.setdefault(p.name, p.default)
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return options
+
+    @classmethod
+    def default_eps_step(cls, eps: float) -> float | None:
+        """The attack step used when ``eps_step`` is not given (``None``: the framework has no step)."""
+        return None
+
+    @classmethod
+    def passes(cls, epochs: int, options: dict) -> int:
+        """Passes over the data that make an ``epochs`` budget (FreeAT divides it by its replays)."""
+        return epochs
 
     # -- hooks -------------------------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from art_he.errors import UserError
 from art_he.trainers.base import ATTrainer
 from art_he.validation import check_number, check_probability
 
+FGSM_MODES = ("train", "eval")
+
 
 class FastATTrainer(ATTrainer):
     """``min E[CE_m(f(x*), y)]`` with ``x*`` one FGSM step of ``eps_step`` from a uniform start in the eps-ball,
@@ -23,13 +25,17 @@ class FastATTrainer(ATTrainer):
     back to that best state and training stops (``metrics["guard_tripped"]``).
 
     :param eps: Linf radius.
-    :param eps_step: FGSM step (default ``1.25 * eps``).
+    :param eps_step: FGSM step (default ``1.25 * eps``, Wong et al.).
+    :param fgsm_mode: ``"train"`` crafts the FGSM step with the model in train mode (BatchNorm on batch
+        statistics), as Wong et al.'s code does; ``"eval"`` uses the running statistics like the other trainers.
     :param cyclic_lr: use the cyclic schedule when ``fit`` gets ``scheduler=None``.
     :param guard_drop: accuracy drop in [0, 1] that trips the guard (``None`` switches the guard off).
     :param guard_every: check every this many batches (``None``: after every epoch).
     :param guard_iter: PGD steps of the guard's attack (step ``eps / 4``).
     :param guard_data: ``(x, y)`` held-out batch; default the first training batch, as in Wong et al.
     """
+
+    default_schedule = "cyclic"
 
     def __init__(
         self,
@@ -41,11 +47,17 @@ class FastATTrainer(ATTrainer):
         guard_every: int | None = None,
         guard_iter: int = 10,
         guard_data=None,
+        fgsm_mode: str = "train",
         **kwargs,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.eps = float(check_number("eps", eps, low=0.0))
-        self.eps_step = 1.25 * self.eps if eps_step is None else float(check_number("eps_step", eps_step, low=0.0))
+        self.eps_step = self.default_eps_step(self.eps) if eps_step is None else float(
+            check_number("eps_step", eps_step, low=0.0))
+        if fgsm_mode not in FGSM_MODES:
+            raise UserError(f"fgsm_mode must be one of {FGSM_MODES}, got {fgsm_mode!r}")
+        self.fgsm_mode = fgsm_mode
+        self.attack_train_mode = fgsm_mode == "train"
         self.cyclic_lr = bool(cyclic_lr)
         self.guard_drop = None if guard_drop is None else float(check_probability("guard_drop", guard_drop))
         self.guard_every = None if guard_every is None else int(check_number("guard_every", guard_every, low=1,
@@ -60,6 +72,11 @@ class FastATTrainer(ATTrainer):
         self.best_state: dict | None = None
         self.guard_tripped = False
         self._steps = 0
+
+    @classmethod
+    def default_eps_step(cls, eps: float) -> float:
+        """``1.25 * eps`` from a uniform start (Wong et al.)."""
+        return 1.25 * eps
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.attack(x, y, self.objective.attack_loss, eps=self.eps, eps_step=self.eps_step, max_iter=1,

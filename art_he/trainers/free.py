@@ -20,8 +20,11 @@ class FreeATTrainer(ATTrainer):
 
     :param eps: Linf radius.
     :param eps_step: perturbation step per replay (default ``eps``, as in the paper).
-    :param replays: minibatch replays m >= 1 (paper: 4 on ImageNet and CIFAR-10 in Table 3's setting).
-    An epoch makes ``replays`` optimizer steps per minibatch: the usual budget is ``nb_epochs / replays``.
+    :param replays: minibatch replays m >= 1 (paper: 4 on ImageNet, Sec. 4).
+
+    One pass over the data makes ``replays`` optimizer steps per minibatch, so an epoch budget of E (Shafahi et
+    al.'s and the authors' ``--epochs``) is ``ceil(E / replays)`` passes (:meth:`passes`); ``fit``'s
+    ``nb_epochs`` counts passes.
     """
 
     def __init__(
@@ -34,10 +37,22 @@ class FreeATTrainer(ATTrainer):
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.eps = float(check_number("eps", eps, low=0.0))
-        self.eps_step = self.eps if eps_step is None else float(check_number("eps_step", eps_step, low=0.0))
+        self.eps_step = self.default_eps_step(self.eps) if eps_step is None else float(
+            check_number("eps_step", eps_step, low=0.0))
         self.replays = int(check_number("replays", replays, low=1, integer=True))
         #: the carried perturbation, shaped like the largest local minibatch seen
         self.delta: torch.Tensor | None = None
+
+    @classmethod
+    def default_eps_step(cls, eps: float) -> float:
+        """``eps``: Shafahi et al.'s FGSM step of the full radius."""
+        return eps
+
+    @classmethod
+    def passes(cls, epochs: int, options: dict) -> int:
+        """``ceil(epochs / replays)``: the paper's epoch budget in passes over the data."""
+        replays = options.get("replays") or cls.option_defaults()["replays"]
+        return -(-epochs // replays)
 
     def _carried_delta(self, x: torch.Tensor) -> torch.Tensor:
         if self.delta is None or self.delta.shape[1:] != x.shape[1:] or len(self.delta) < len(x):
