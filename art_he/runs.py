@@ -7,10 +7,8 @@ model back with its ART classifier.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,76 +17,23 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
+from art_he.config import SCHEDULES, TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
 from art_he.heads import find_head
 from art_he.models import build_model
 from art_he.trainers import checkpoint as ckpt
-from art_he.validation import check_number
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; ``None`` means the dataset's or framework's default."""
-
-    dataset: str = "fashion-mnist"
-    framework: str = "pgd"
-    head: str = "plain"
-    model: str | None = None
-    epochs: int = 1
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"
-    seed: int = 0
-    subset: int | None = None
-    val_n: int = 0
-    scale: float | None = None
-    margin: float | None = None
-    model_kwargs: dict = field(default_factory=dict)
-    # framework options (names are the trainers' keyword arguments)
-    eps: float | None = None
-    eps_step: float | None = None
-    max_iter: int | None = None
-    num_random_init: int | None = None
-    alpha: float | None = None
-    pairing_weight: float | None = None
-    beta: float | None = None
-    replays: int | None = None
-    precision: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    sync_batchnorm: bool = False
-    data_dir: str | None = None
-
-    def resolved(self) -> TrainConfig:
-        """Fill dataset defaults (model, eps, eps_step) and validate."""
-        info = dataset_info(self.dataset)
-        cfg = dataclasses.replace(self)
-        cfg.model = cfg.model or info.model
-        cfg.eps = info.eps if cfg.eps is None else cfg.eps
-        if cfg.eps_step is None and cfg.framework != "fast":
-            cfg.eps_step = info.eps_step
-        check_number("epochs", cfg.epochs, low=1, integer=True)
-        check_number("batch_size", cfg.batch_size, low=1, integer=True)
-        check_number("lr", cfg.lr, low=0.0, strict=True)
-        if cfg.subset is not None:
-            check_number("subset", cfg.subset, low=1, integer=True)
-        if cfg.schedule not in SCHEDULES:
-            raise UserError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
-        return cfg
-
-
-SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
-
-
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, lr: float):
     """``multistep``: x0.1 at 75 % and 90 % of training (the paper's 75/90 of 100); ``cyclic``: FastAT's
-    one-cycle triangle per step; ``cosine``; ``constant``."""
+    one-cycle triangle per step; ``cosine``; ``constant`` (a scheduler that keeps the LR, so that no trainer
+    substitutes its own default schedule)."""
+    if name not in SCHEDULES:
+        raise UserError(f"unknown schedule {name!r}; choose from {SCHEDULES}")
     if name == "multistep":
         milestones = sorted({max(1, int(epochs * 0.75)), max(1, int(epochs * 0.9))} - {epochs})
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
@@ -99,7 +44,7 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
             optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.4, anneal_strategy="linear",
             cycle_momentum=False,
         )
-    return None
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
 def make_classifier(
@@ -123,35 +68,13 @@ def make_classifier(
 
 
 def build_run_model(cfg: TrainConfig) -> nn.Module:
+    """The model of a resolved configuration (architecture, head and its scale/margin, model keywords)."""
     info = dataset_info(cfg.dataset)
     head_kwargs = {k: v for k, v in (("scale", cfg.scale), ("margin", cfg.margin)) if v is not None}
-    if cfg.head == "plain" and head_kwargs:
-        raise UserError("--scale/--margin need --head he or mhe")
     return build_model(
         cfg.model, num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
         head=cfg.head, **cfg.model_kwargs, **head_kwargs,
     )
-
-
-def accepted_keywords(cls: type) -> set[str]:
-    """The keyword names ``cls(...)`` accepts, following ``**kwargs`` up the class hierarchy."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return names - {"self"}
-
-
-def trainer_kwargs(trainer_cls, cfg: TrainConfig) -> dict:
-    """The config's options that ``trainer_cls`` accepts, its base classes' included (``None`` keeps the default)."""
-    accepted = accepted_keywords(trainer_cls)
-    options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    options["verbose"] = True
-    return {k: v for k, v in options.items() if k in accepted and v is not None}
 
 
 def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -282,11 +205,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
 
     ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`).
     """
-    from art_he.trainers import FRAMEWORKS
-
     cfg = cfg.resolved()
-    if cfg.framework not in FRAMEWORKS:
-        raise UserError(f"unknown framework {cfg.framework!r}; choose from {sorted(FRAMEWORKS)}")
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
     if out_dir is not None and _is_main_process():  # distributed: rank 0 checks (and clears) the folder
         done = prepare_run_dir(out_dir, config, resume=resume, overwrite=overwrite)
@@ -294,7 +213,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
             # metrics.jsonl is rewritten from the checkpoint: a run stopped between the two writes loses no line
             (Path(out_dir) / METRICS_FILE).write_text("".join(_metrics_line(cfg, m) for m in done))
             if verbose:
-                print(f"resuming from epoch {len(done)} of {cfg.epochs}", flush=True)
+                print(f"resuming from epoch {len(done)} of {cfg.passes}", flush=True)
     from art_he.trainers import distributed  # distributed
 
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())  # distributed
@@ -306,12 +225,9 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
         validation = _subset(*load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir), cfg.val_n)
     model = build_run_model(cfg)
     classifier = make_classifier(model, cfg.dataset, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    trainer_cls = FRAMEWORKS[cfg.framework]
-    kwargs = trainer_kwargs(trainer_cls, cfg)
-    kwargs["verbose"] = verbose
-    trainer = trainer_cls(classifier, **kwargs)
+    trainer = cfg.framework_class()(classifier, **{**cfg.trainer_kwargs(), "verbose": verbose})
     steps = -(-len(x) // cfg.batch_size)
-    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.epochs, steps, cfg.lr)
+    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps, cfg.lr)
     is_main = ctx.is_main  # distributed: only rank 0 writes files
     if out_dir is not None and is_main:
         out = Path(out_dir)
@@ -327,7 +243,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     fit_kwargs = {}
     if out_dir is not None:
         fit_kwargs = {"checkpoint_dir": out_dir, "resume": resume}
-    history = trainer.fit(x, y, validation_data=validation, batch_size=cfg.batch_size, nb_epochs=cfg.epochs,
+    history = trainer.fit(x, y, validation_data=validation, batch_size=cfg.batch_size, nb_epochs=cfg.passes,
                           scheduler=scheduler, **fit_kwargs)
     if out_dir is not None and is_main:
         save_run(out_dir, model, config)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from art_he import HEPyTorchClassifier
+from art_he.config import TrainConfig
 from art_he.models import build_model
-from art_he.runs import TrainConfig, accepted_keywords, trainer_kwargs
 from art_he.trainers import FRAMEWORKS, ALPTrainer, FastATTrainer, FreeATTrainer, PGDATTrainer, TRADESTrainer
 
 HEADS = ("plain", "he", "mhe")
@@ -270,16 +270,18 @@ def test_registry_names_and_cli_keyword_names():
            "free": {"eps", "eps_step", "replays"}, "fast": {"eps", "eps_step"}}
     for name, cls in FRAMEWORKS.items():
         assert issubclass(cls, Trainer) and issubclass(cls, ATTrainer)
-        assert own[name] | {"precision", "compile", "seed"} <= accepted_keywords(cls), name
-    assert "beta" not in accepted_keywords(PGDATTrainer) and "replays" not in accepted_keywords(TRADESTrainer)
+        assert own[name] | {"precision", "compile", "seed"} <= set(cls.option_defaults()), name
+    assert "beta" not in PGDATTrainer.option_defaults() and "replays" not in TRADESTrainer.option_defaults()
 
 
 def test_config_options_reach_the_trainer_base_class():
     """--precision/--compile/--no-channels-last/--seed live on ATTrainer, below the frameworks' **kwargs."""
     cfg = TrainConfig(framework="trades", precision="fp32", channels_last=False, compile=True, seed=3, beta=2.0,
-                      eps=0.1, alpha=0.7).resolved()
-    kwargs = trainer_kwargs(TRADESTrainer, cfg)
+                      eps=0.1).resolved()
+    kwargs = cfg.trainer_kwargs()
     assert kwargs["precision"] == "fp32" and kwargs["channels_last"] is False and kwargs["compile"] is True
     assert kwargs["seed"] == 3 and kwargs["beta"] == 2.0 and kwargs["eps"] == 0.1 and "alpha" not in kwargs
+    with pytest.raises(ValueError, match="--alpha does not apply to --framework trades"):
+        TrainConfig(framework="trades", alpha=0.7).resolved()
     trainer = make_trainer(TRADESTrainer, "plain", **{**kwargs, "compile": False, "verbose": False})
     assert trainer.channels_last is False and trainer.beta == 2.0 and trainer.eps == 0.1

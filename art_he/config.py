@@ -1,0 +1,199 @@
+"""The one source of training configuration: :class:`TrainConfig` names every option with its default and help.
+
+``art-he train``'s flags are generated from it (:func:`add_config_arguments`) and their ``choices`` from the
+registries (``DATASETS``, ``FRAMEWORKS``, ``MODELS``), so adding an option, a framework, a model or a dataset
+is one edit. Options left at ``None`` are filled by :meth:`TrainConfig.resolved` from the one place that owns
+them: the dataset (model, eps) or the framework (its keyword defaults, attack step, LR schedule, passes), the
+same from Python and from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from art_he.errors import UserError
+from art_he.validation import check_number
+
+SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
+HEADS = ("plain", "he", "mhe")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _datasets() -> list[str]:
+    from art_he.data import DATASETS
+
+    return sorted(DATASETS)
+
+
+def _frameworks() -> list[str]:
+    from art_he.trainers import FRAMEWORKS
+
+    return list(FRAMEWORKS)
+
+
+def _models() -> list[str]:
+    from art_he.models import MODELS
+
+    return sorted(MODELS)
+
+
+def option(default: Any, help: str, *, choices: Callable[[], list[str]] | tuple | None = None,
+           cli: bool = True, flag: str | None = None) -> Any:
+    """A :class:`TrainConfig` field with its help text, its choices (a tuple, or a function giving a
+    registry's names, called only when the parser is built) and whether ``art-he train`` shows it."""
+    meta = {"help": help, "choices": choices, "cli": cli, "flag": flag}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; ``None`` means the dataset's or the framework's default."""
+
+    dataset: str = option("fashion-mnist", "data set", choices=_datasets)
+    framework: str = option("pgd", "adversarial training framework", choices=_frameworks)
+    head: str = option("plain", "last layer: plain linear, HE or m-HE", choices=HEADS)
+    model: str | None = option(None, "architecture (default: the dataset's usual model)", choices=_models)
+    width: int | None = option(None, "small-cnn width (channels of the first conv)")
+    epochs: int = option(1, "training budget in epochs (FreeAT: ceil(epochs / replays) passes over the data, "
+                            "each minibatch replayed m times, as in Shafahi et al. and the authors' code)")
+    batch_size: int = option(128, "global batch size (over all DDP processes)")
+    lr: float = option(0.05, "initial learning rate (SGD with momentum)")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(5e-4, "SGD weight decay")
+    schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, others: multistep "
+                                        "x0.1 at 75%% and 90%% of the passes)", choices=SCHEDULES)
+    seed: int = option(0, "seed of the initialisation, batch order and attacks")
+    subset: int | None = option(None, "train on the first N training images")
+    val_n: int = option(0, "validate on the first N test images after each epoch")
+    scale: float | None = option(None, "HE scale s (default 15)")
+    margin: float | None = option(None, "HE margin m (default 0.2 for he, 0.1 for mhe)")
+    eps: float | None = option(None, "Linf radius (default: the dataset's, 0.1 fashion-mnist, 8/255 cifar10)")
+    eps_step: float | None = option(None, "attack step (default: the framework's: eps/4 for PGD-AT, ALP and "
+                                          "TRADES, eps for FreeAT, 1.25*eps for FastAT)")
+    max_iter: int | None = option(None, "PGD steps of the inner attack (PGD-AT, ALP, TRADES; default 10)")
+    num_random_init: int | None = option(None, "random start of the inner attack, 0 or 1 (default 1)")
+    alpha: float | None = option(None, "ALP: weight of the clean cross-entropy (default 0.5)")
+    pairing_weight: float | None = option(None, "ALP: logit-pairing weight lambda (default 0.5)")
+    pairing: str | None = option(None, "ALP: pairing term, the authors' mse (default) or the paper's l2",
+                                 choices=("mse", "l2"))
+    beta: float | None = option(None, "TRADES: KL weight 1/lambda (default 6)")
+    replays: int | None = option(None, "FreeAT: minibatch replays m (default 4)")
+    fgsm_mode: str | None = option(None, "FastAT: model mode while crafting the FGSM step (default train, as "
+                                         "Wong et al.)", choices=("train", "eval"))
+    precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16)",
+                            choices=PRECISIONS)
+    channels_last: bool = option(True, "keep inputs and model in channels_last", flag="--no-channels-last")
+    compile: bool = option(False, "torch.compile the model")
+    sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
+    data_dir: str | None = option(None, "data root (a folder that must exist)")
+    model_kwargs: dict = option({}, "extra keyword arguments of the model builder", cli=False)
+    recipe: str | None = option(None, "the recipe this configuration came from", cli=False)
+    passes: int | None = option(None, "passes over the data, from epochs (resolved, not set)", cli=False)
+
+    def framework_class(self):
+        from art_he.trainers import FRAMEWORKS
+
+        if self.framework not in FRAMEWORKS:
+            raise UserError(f"unknown framework {self.framework!r}; choose from {list(FRAMEWORKS)}")
+        return FRAMEWORKS[self.framework]
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every default filled in and every value checked."""
+        from art_he.data import dataset_info
+
+        info = dataset_info(self.dataset)
+        cls = self.framework_class()
+        cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs))
+        for name in ("head", "schedule", "precision"):
+            choices = _choices(name)
+            value = getattr(cfg, name)
+            if value is not None and value not in choices:
+                raise UserError(f"unknown {name} {value!r}; choose from {list(choices)}")
+        cfg.model = cfg.model or info.model
+        cfg.schedule = cfg.schedule or cls.default_schedule
+        cfg.eps = info.eps if cfg.eps is None else cfg.eps
+        defaults = cls.option_defaults()
+        inapplicable = [name for name in FRAMEWORK_OPTIONS if getattr(cfg, name) is not None and name not in defaults]
+        if inapplicable:
+            flags = ", ".join("--" + name.replace("_", "-") for name in inapplicable)
+            verb = "does" if len(inapplicable) == 1 else "do"
+            raise UserError(f"{flags} {verb} not apply to --framework {cfg.framework}")
+        for name in FRAMEWORK_OPTIONS:
+            if name in defaults and getattr(cfg, name) is None:
+                setattr(cfg, name, defaults[name])
+        if cfg.eps_step is None:
+            cfg.eps_step = cls.default_eps_step(cfg.eps)
+        for name in ("epochs", "batch_size"):
+            check_number(name, getattr(cfg, name), low=1, integer=True)
+        check_number("lr", cfg.lr, low=0.0, strict=True)
+        if cfg.subset is not None:
+            check_number("subset", cfg.subset, low=1, integer=True)
+        if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None):
+            raise UserError("--scale/--margin need --head he or mhe")
+        if cfg.width is not None:
+            cfg.model_kwargs["width"] = check_number("width", cfg.width, low=1, integer=True)
+        cfg.passes = cls.passes(cfg.epochs, dataclasses.asdict(cfg))
+        return cfg
+
+    def trainer_kwargs(self) -> dict:
+        """The options the framework's trainer takes (``None`` keeps the trainer's own default)."""
+        accepted = self.framework_class().option_defaults()
+        values = dataclasses.asdict(self)
+        return {k: values[k] for k in accepted if k in values and values[k] is not None}
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+#: the options that belong to a framework's trainer rather than to the run
+FRAMEWORK_OPTIONS = ("max_iter", "num_random_init", "alpha", "pairing_weight", "pairing", "beta", "replays",
+                     "fgsm_mode")
+
+
+def _choices(name: str) -> tuple | list | None:
+    choices = next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["choices"]
+    return choices() if callable(choices) else choices
+
+
+def cli_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field shown on the command line. Unset flags stay out of the parsed
+    namespace (``argparse.SUPPRESS``), so that they do not override a recipe's values."""
+    for f in cli_fields():
+        meta, default = f.metadata, f.default
+        shown = f" (default: {default})" if default is not None and not isinstance(default, bool) else ""
+        text = meta["help"] + shown
+        if isinstance(default, bool):
+            flag = meta["flag"] or "--" + f.name.replace("_", "-")
+            action = "store_false" if default else "store_true"
+            parser.add_argument(flag, dest=f.name, action=action, default=argparse.SUPPRESS, help=text)
+            continue
+        kind = _value_type(f)
+        choices = meta["choices"]
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=argparse.SUPPRESS,
+                            choices=list(choices() if callable(choices) else choices) if choices else None,
+                            help=text)
+
+
+def _value_type(f: dataclasses.Field) -> type:
+    text = str(f.type)
+    for name, kind in (("int", int), ("float", float)):
+        if text.startswith(name):
+            return kind
+    return str
+
+
+def config_from_arguments(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (default: :class:`TrainConfig`'s defaults) with the flags given on the command line."""
+    given = {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}
+    return dataclasses.replace(base or TrainConfig(), **given)

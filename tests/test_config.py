@@ -1,0 +1,138 @@
+"""One source of configuration: the CLI is generated from TrainConfig, Python and the CLI resolve the same
+defaults (owned by the frameworks), recipes carry the paper's values with their sources."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from art_he.cli import build_parser, main
+from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields, config_from_arguments
+from art_he.recipes import RECIPES
+from art_he.trainers import FRAMEWORKS
+
+TINY = ["--dataset", "synthetic", "--subset", "64", "--width", "4", "--batch-size", "32", "--quiet"]
+
+
+def parse(*flags: str) -> TrainConfig:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return config_from_arguments(parser.parse_args(list(flags)))
+
+
+def test_every_option_is_a_flag_with_the_registries_as_choices():
+    from art_he.data import DATASETS
+    from art_he.models import MODELS
+
+    parser = build_parser(["train"])
+    train = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+    actions = {a.dest: a for a in train.choices["train"]._actions}
+    for f in cli_fields():
+        assert f.name in actions, f.name
+    assert set(actions["dataset"].choices) == set(DATASETS)
+    assert set(actions["model"].choices) == set(MODELS)
+    assert list(actions["framework"].choices) == list(FRAMEWORKS)
+    assert "--no-channels-last" in actions["channels_last"].option_strings
+
+
+@pytest.mark.parametrize("flags", [
+    [], ["--framework", "fast"], ["--framework", "fast", "--schedule", "constant"],
+    ["--framework", "free", "--epochs", "10", "--replays", "3"], ["--framework", "alp", "--pairing", "l2"],
+    ["--framework", "trades", "--dataset", "cifar10", "--head", "he"],
+])
+def test_python_and_the_cli_resolve_the_same_configuration(flags):
+    given = {}
+    for name, value in zip(flags[::2], flags[1::2]):
+        key = name[2:].replace("-", "_")
+        field_type = {f.name: f.type for f in dataclasses.fields(TrainConfig)}[key]
+        given[key] = int(value) if field_type.startswith("int") else value
+    assert parse(*flags).resolved() == TrainConfig(**given).resolved()
+
+
+def test_framework_defaults_come_from_the_trainers():
+    for name, cls in FRAMEWORKS.items():
+        cfg = TrainConfig(framework=name, dataset="cifar10").resolved()
+        defaults = cls.option_defaults()
+        for option in FRAMEWORK_OPTIONS:
+            assert getattr(cfg, option) == defaults.get(option), (name, option)
+        assert cfg.schedule == cls.default_schedule and cfg.eps_step == cls.default_eps_step(cfg.eps)
+    assert TrainConfig(framework="fast").resolved().schedule == "cyclic"
+    assert TrainConfig(framework="pgd", dataset="cifar10").resolved().eps_step == pytest.approx(2 / 255)
+    assert TrainConfig(framework="free", epochs=10).resolved().passes == 3  # ceil(10 / 4)
+
+
+def test_fast_with_a_constant_schedule_keeps_its_learning_rate(tmp_path):
+    assert main(["train", *TINY, "--framework", "fast", "--schedule", "constant", "--lr", "0.03", "--epochs", "2",
+                 "--out", str(tmp_path / "run")]) == 0
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == [0.03, 0.03]
+
+
+def test_free_epochs_are_the_budget_in_passes(tmp_path):
+    assert main(["train", *TINY, "--framework", "free", "--epochs", "4", "--replays", "2",
+                 "--out", str(tmp_path / "run")]) == 0
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert len(lines) == 2 and config["passes"] == 2 and config["epochs"] == 4
+
+
+def test_recipes_name_a_source_for_every_value_and_resolve():
+    assert len(RECIPES) >= 16
+    for name, recipe in RECIPES.items():
+        assert all(source.strip() for source in recipe.sources().values()), name
+        cfg = recipe.config().resolved()
+        assert cfg.recipe == name and cfg.dataset == "cifar10"
+        assert cfg.framework in FRAMEWORKS and cfg.model.startswith("wrn-34-")
+    alp = RECIPES["table2-alp-he"].config().resolved()
+    assert (alp.scale, alp.margin, alp.pairing) == (20.0, 0.3, "mse")
+    assert RECIPES["table2-trades-he"].config().resolved().beta == 6.0
+    assert RECIPES["table6-pgd-he-wrn34-20"].config().weight_decay == 5e-4
+    assert RECIPES["table3-fast-plain"].config().resolved().fgsm_mode == "train"
+
+
+def test_recipes_command_and_print_config(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(RECIPES) and all(line.split()[0] in RECIPES for line in lines)
+    assert main(["recipes", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["table2-pgd-he"]["values"]["scale"] == 15.0 and "Sec. 4" in listed["table2-pgd-he"]["sources"]["lr"]
+    assert main(["train", "--recipe", "table2-trades-he", "--epochs", "2", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["epochs"] == 2 and printed["beta"] == 6.0 and printed["recipe"] == "table2-trades-he"
+    assert printed["max_iter"] == 10 and printed["lr"] == 0.1
+    assert main(["train", "--recipe", "nope", "--print-config"]) == 2
+
+
+def test_config_json_records_the_recipe_and_every_final_value(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "table2-pgd-he", *TINY, "--model", "small-cnn", "--epochs", "1",
+                 "--max-iter", "1", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"] == "table2-pgd-he" and config["scale"] == 15.0 and config["lr"] == 0.1
+    assert config["num_random_init"] == 1 and config["eps_step"] == pytest.approx(2 / 255)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"data_dir"} <= set(config)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fast_crafts_its_fgsm_step_in_the_mode_asked(mode):
+    from art_he import HEPyTorchClassifier
+    from art_he.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small-cnn", in_channels=1, width=4)
+    classifier = HEPyTorchClassifier(model, None, (1, 28, 28), 10, torch.optim.SGD(model.parameters(), lr=0.01),
+                                     clip_values=(0.0, 1.0), device_type="cpu")
+    trainer = FRAMEWORKS["fast"](classifier, eps=0.1, fgsm_mode=mode, guard_drop=None, precision="fp32",
+                                 verbose=False)
+    seen = []
+    perturb = trainer.perturb
+    trainer.perturb = lambda x, y: (seen.append(model.training), perturb(x, y))[1]
+    trainer.train_batch(torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+    assert seen == [mode == "train"]
+    with pytest.raises(ValueError, match="fgsm_mode"):
+        FRAMEWORKS["fast"](classifier, fgsm_mode="test")
