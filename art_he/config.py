@@ -43,10 +43,10 @@ def _models() -> list[str]:
 
 
 def option(default: Any, help: str, *, choices: Callable[[], list[str]] | tuple | None = None,
-           cli: bool = True, flag: str | None = None) -> Any:
+           cli: bool = True) -> Any:
     """A :class:`TrainConfig` field with its help text, its choices (a tuple, or a function giving a
     registry's names, called only when the parser is built) and whether ``art-he train`` shows it."""
-    meta = {"help": help, "choices": choices, "cli": cli, "flag": flag}
+    meta = {"help": help, "choices": choices, "cli": cli}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -69,7 +69,9 @@ class TrainConfig:
     weight_decay: float = option(5e-4, "SGD weight decay")
     schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, others: multistep "
                                         "x0.1 at 75%% and 90%% of the passes)", choices=SCHEDULES)
-    seed: int = option(0, "seed of the initialisation, batch order and attacks")
+    seed: int = option(0, "seed of the initialisation, batch order, augmentation and attacks")
+    augment: bool | None = option(None, "random crop (pad 4) and horizontal flip on the device (default: on for "
+                                        "CIFAR, App. C.2; off for Fashion-MNIST)")
     subset: int | None = option(None, "train on the first N training images")
     val_n: int = option(0, "validate on the first N test images after each epoch")
     scale: float | None = option(None, "HE scale s (default 15)")
@@ -89,7 +91,7 @@ class TrainConfig:
                                          "Wong et al.)", choices=("train", "eval"))
     precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16)",
                             choices=PRECISIONS)
-    channels_last: bool = option(True, "keep inputs and model in channels_last", flag="--no-channels-last")
+    channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
     sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
     data_dir: str | None = option(None, "data root (a folder that must exist)")
@@ -119,6 +121,7 @@ class TrainConfig:
         cfg.model = cfg.model or info.model
         cfg.schedule = cfg.schedule or cls.default_schedule
         cfg.eps = info.eps if cfg.eps is None else cfg.eps
+        cfg.augment = info.augment if cfg.augment is None else cfg.augment
         defaults = cls.option_defaults()
         inapplicable = [name for name in FRAMEWORK_OPTIONS if getattr(cfg, name) is not None and name not in defaults]
         if inapplicable:
@@ -173,10 +176,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         meta, default = f.metadata, f.default
         shown = f" (default: {default})" if default is not None and not isinstance(default, bool) else ""
         text = meta["help"] + shown
-        if isinstance(default, bool):
-            flag = meta["flag"] or "--" + f.name.replace("_", "-")
-            action = "store_false" if default else "store_true"
-            parser.add_argument(flag, dest=f.name, action=action, default=argparse.SUPPRESS, help=text)
+        if str(f.type).startswith("bool"):  # --name / --no-name
+            parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=text + (f" (default: {default})" if default else ""))
             continue
         kind = _value_type(f)
         choices = meta["choices"]

@@ -30,25 +30,26 @@ WORKER = textwrap.dedent(
     ctx = init_distributed("cpu")
     x, y = load_dataset("fashion-mnist", train=True)
 
-    def trainer_for(framework, head, dtype):
+    def trainer_for(framework, head, dtype, augment=False):
         torch.manual_seed(0)
         model = build_model("small-cnn-nobn", in_channels=1, head=head, width=8).to(dtype)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         classifier = HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0),
                                          device_type="cpu")
-        options = dict(eps=0.1, precision="fp32", seed=0, verbose=False)
+        options = dict(eps=0.1, precision="fp32", seed=0, verbose=False, augment=augment)
         if framework in ("pgd", "alp", "trades"):
             options.update(eps_step=0.04, max_iter=3)
         return FRAMEWORKS[framework](classifier, **options)
 
     if mode == "train":
-        runs = [(f, h, "float64", 64, False) for f in FRAMEWORKS for h in ("plain", "he")]
-        runs += [(f, "mhe", "float64", 64, False) for f in ("pgd", "trades")]
-        runs += [(f, "plain", "float64", 96, False) for f in ("pgd", "alp", "fast")]  # 96: uneven last batch
-        runs += [("trades", "he", "float64", 64, True)]
+        runs = [(f, h, "float64", 64, False, False) for f in FRAMEWORKS for h in ("plain", "he")]
+        runs += [(f, "mhe", "float64", 64, False, False) for f in ("pgd", "trades")]
+        runs += [(f, "plain", "float64", 96, False, False) for f in ("pgd", "alp", "fast")]  # 96: uneven last batch
+        runs += [("trades", "he", "float64", 64, True, False)]
+        runs += [(f, "he", "float64", 96, False, True) for f in ("pgd", "free")]  # on-device crop and flip
         results = {}
-        for framework, head, dtype, n, loader in runs:
-            trainer = trainer_for(framework, head, getattr(torch, dtype))
+        for framework, head, dtype, n, loader, augment in runs:
+            trainer = trainer_for(framework, head, getattr(torch, dtype), augment)
             if loader:  # the global batch of 32 comes from one DataLoader; ranks get DistributedSampler shards
                 data = TensorDataset(torch.as_tensor(x[:n]), torch.as_tensor(y[:n]))
                 sampler = None if ctx.active else DistributedSampler(data, num_replicas=1, rank=0, seed=0)
@@ -56,7 +57,7 @@ WORKER = textwrap.dedent(
                                                         sampler=sampler), nb_epochs=1)
             else:
                 history = trainer.fit(x[:n], y[:n], batch_size=32, nb_epochs=1)
-            key = f"{framework}-{head}-{dtype}-{n}-{loader}"
+            key = f"{framework}-{head}-{dtype}-{n}-{loader}-{augment}"
             if ctx.is_main:
                 torch.save(trainer.model.state_dict(), f"{out}/{key}.pt")
             results[key] = history
@@ -118,7 +119,7 @@ def test_two_gloo_processes_match_one_process(worker, tmp_path):
     h1 = json.loads((one / "results.json").read_text())
     h2 = json.loads((two / "results.json").read_text())
     assert h1.pop("resume_exact") is True and h2.pop("resume_exact") is True
-    assert h1.keys() == h2.keys() and len(h1) == 16
+    assert h1.keys() == h2.keys() and len(h1) == 18
     for key in h1:
         a = torch.load(one / f"{key}.pt", weights_only=True)
         b = torch.load(two / f"{key}.pt", weights_only=True)

@@ -118,8 +118,9 @@ def scramble_global_rngs():
     random.seed(999)
 
 
-@pytest.mark.parametrize("framework, loader", [("free", False), ("trades", False), ("alp", True)])
-def test_resume_from_a_checkpoint_continues_exactly(framework, loader, fmnist_train, tmp_path):
+@pytest.mark.parametrize("framework, loader, augment", [("free", False, False), ("trades", False, False),
+                                                       ("alp", True, False), ("pgd", False, True)])
+def test_resume_from_a_checkpoint_continues_exactly(framework, loader, augment, fmnist_train, tmp_path):
     from torch.utils.data import DataLoader, TensorDataset
 
     x, y = fmnist_train[0][:96], fmnist_train[1][:96]
@@ -132,14 +133,14 @@ def test_resume_from_a_checkpoint_continues_exactly(framework, loader, fmnist_tr
         return trainer.fit(x, y, batch_size=32, nb_epochs=epochs, scheduler=sched, **kwargs)
 
     torch.manual_seed(7)
-    reference = make_trainer(framework)
+    reference = make_trainer(framework, augment=augment)
     fit(reference, 3)
 
     torch.manual_seed(7)
-    first = make_trainer(framework)
+    first = make_trainer(framework, augment=augment)
     fit(first, 2, checkpoint_dir=tmp_path)
     scramble_global_rngs()
-    resumed = make_trainer(framework, seed=99)  # a different seed: everything must come from the checkpoint
+    resumed = make_trainer(framework, seed=99, augment=augment)  # another seed: all must come from the checkpoint
     history = fit(resumed, 3, checkpoint_dir=tmp_path, resume=True)
     assert [m["epoch"] for m in history] == [1, 2, 3]
     assert comparable(history) == comparable(reference.history)

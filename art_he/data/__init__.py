@@ -21,15 +21,15 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     eps: float  # the usual Linf training radius
-    eps_step: float
     model: str  # default model
+    augment: bool = False  # random crop (pad 4) and flip when training (App. C.2 for CIFAR)
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, 0.025, "small-cnn"),
-    "cifar10": DatasetInfo((3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), 8 / 255, 2 / 255,
-                           "preact-resnet18"),
-    "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, 0.025, "small-cnn"),
+    "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, "small-cnn"),
+    "cifar10": DatasetInfo((3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), 8 / 255,
+                           "preact-resnet18", augment=True),
+    "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, "small-cnn"),
 }
 
 

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from art_he.attacks.train_time import pgd
+from art_he.data.augment import crop_flip, draw_crop_flip
 from art_he.errors import UserError
 from art_he.heads import objective_of
 from art_he.progress import progress, say
@@ -41,6 +42,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUTO_PRECISION_ENV = "ART_HE_AUTO_PRECISION"
 Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
+#: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
+CROP_PAD, AUGMENT_KEY = 4, 0xA06
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
 
@@ -95,6 +98,9 @@ class ATTrainer(Trainer):
     :param compile: ``torch.compile`` the model (``True``: inductor; a string names another backend).
     :param sync_batchnorm: under DDP, convert BatchNorm layers to ``SyncBatchNorm`` (CUDA only).
     :param seed: seed of the batch order and of the attacks' random starts (rank 0's seed is used on all ranks).
+    :param augment: in :meth:`fit`, random crop (zero padding 4) and horizontal flip of every batch on the device
+        (App. C.2), drawn per epoch from the seed, so that resume and DDP stay exact. Give :meth:`fit_loader` a
+        ``DataLoader`` whose dataset applies its own transforms instead.
     :param verbose: show tqdm progress bars (rank 0 only).
 
     Under ``torch.distributed`` (initialise the process group, e.g. with
@@ -121,6 +127,7 @@ class ATTrainer(Trainer):
         compile: bool | str = False,
         sync_batchnorm: bool = False,
         seed: int | None = None,
+        augment: bool = False,
         verbose: bool = True,
     ) -> None:
         if not isinstance(classifier, PyTorchClassifier):
@@ -149,6 +156,7 @@ class ATTrainer(Trainer):
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.verbose = verbose
+        self.augment = bool(augment)
         self.history: list[dict] = []
         self.callbacks: list[EpochCallback] = []
         #: set (e.g. by FastAT's overfitting guard) to end training after the current batch
@@ -344,9 +352,14 @@ class ATTrainer(Trainer):
 
         def batches(epoch: int) -> Iterator[Batch]:
             perm = torch.randperm(n, generator=self._epoch_generator(epoch)).to(self.device)
+            draws = torch.Generator().manual_seed(derived_seed(self.seed, epoch, AUGMENT_KEY))
             for start, size in spans:
                 idx = perm[start + rank : start + size : world]
-                yield x_t[idx], y_t[idx]
+                xb = x_t[idx]
+                if self.augment:  # drawn for the global batch, sharded like the rows: N ranks == 1 process
+                    dy, dx, flip = draw_crop_flip(size, CROP_PAD, draws)
+                    xb = crop_flip(xb, dy[rank::world], dx[rank::world], flip[rank::world], CROP_PAD)
+                yield xb, y_t[idx]
 
         return self._fit(
             batches, n_images=sum(size // world for _, size in spans), steps_per_epoch=len(spans),
@@ -374,6 +387,7 @@ class ATTrainer(Trainer):
         Checkpoints and resume as in :meth:`fit`.
         """
         self._reject(kwargs)
+        self._check_no_augment()
         if isinstance(loader, DataLoader):
             if batch_size is not None and loader.batch_size != batch_size:
                 raise UserError(f"batch_size={batch_size} but the DataLoader's batch_size is {loader.batch_size}")
@@ -404,6 +418,7 @@ class ATTrainer(Trainer):
 
     def fit_generator(self, generator, nb_epochs: int = 20, **kwargs) -> list[dict]:
         """Train from an ART ``DataGenerator``; a ``PyTorchDataGenerator`` goes through its ``DataLoader``."""
+        self._check_no_augment()
         loader = getattr(generator, "iterator", None)
         if isinstance(loader, DataLoader):
             return self.fit_loader(loader, nb_epochs=nb_epochs, **kwargs)
@@ -630,6 +645,11 @@ class ATTrainer(Trainer):
             if size // world >= 2 or (start == 0 and size):
                 spans.append((start, size))
         return spans
+
+    def _check_no_augment(self) -> None:
+        if self.augment:
+            raise UserError("augment=True applies to fit(); give fit_loader/fit_generator data whose loader applies "
+                            "the transforms (e.g. torchvision's RandomCrop and RandomHorizontalFlip)")
 
     @staticmethod
     def _reject(kwargs: dict) -> None:

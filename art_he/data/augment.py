@@ -1,0 +1,30 @@
+"""On-device data augmentation for whole batches: random crop with zero padding and horizontal flip.
+
+The random draws come from a ``torch.Generator`` the caller owns (the trainer's, seeded per epoch), so that a
+resumed run and N DDP processes see exactly the augmentations one uninterrupted process sees.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def draw_crop_flip(n: int, pad: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dy, dx, flip)`` for ``n`` images: crop offsets in ``[0, 2 * pad]`` and a flip coin each."""
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=generator.device)
+    flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
+    return offsets[0], offsets[1], flip
+
+
+def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int) -> torch.Tensor:
+    """``x`` (B, C, H, W) zero-padded by ``pad``, cropped back to H x W at ``(dy, dx)``, flipped where ``flip``
+    (torchvision's ``RandomCrop(H, padding=pad)`` and ``RandomHorizontalFlip()``, batched on the device)."""
+    b, _, h, w = x.shape
+    dy, dx, flip = dy.to(x.device), dx.to(x.device), flip.to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, H, 1)
+    cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]  # (B, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
