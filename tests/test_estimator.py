@@ -145,7 +145,8 @@ def test_every_view_keeps_the_defences_of_the_classifier(trained_he_classifier, 
     from art_he.evaluation.views import FeatureTap, feature_classifier, logits_view, view
 
     x = fmnist_test[0][:100]
-    smoothing = SpatialSmoothing(window_size=5, channels_first=True, clip_values=(0.0, 1.0))  # the torch one needs kornia
+    # ART's numpy SpatialSmoothing: the torch one needs kornia
+    smoothing = SpatialSmoothing(window_size=5, channels_first=True, clip_values=(0.0, 1.0))
     rounding = Rounded(decimals=3)
     defended = classifier_view(trained_he_classifier, attack_loss="ce")
     defended.set_params(preprocessing_defences=[smoothing], postprocessing_defences=[rounding])
