@@ -1,0 +1,22 @@
+"""``enable_robustbench``: make ``import robustbench`` work and apply art_he's fixes to it."""
+
+from __future__ import annotations
+
+from art_he.compat.pkg_resources_shim import ensure_pkg_resources
+from art_he.compat.robustbench_loaders import patch_loaders
+
+
+def enable_robustbench(local_data: bool = True):
+    """Import and return ``robustbench`` with the fixes of :mod:`art_he.compat` (idempotent)."""
+    ensure_pkg_resources()
+    import robustbench
+    import robustbench.data as rb_data
+    import robustbench.eval  # noqa: F401
+
+    import autoattack  # noqa: F401  (ours, or GitHub's if installed instead)
+
+    if getattr(robustbench, "_art_he_enabled", False):
+        return robustbench
+    patch_loaders(rb_data, local_data)
+    robustbench._art_he_enabled = True
+    return robustbench
