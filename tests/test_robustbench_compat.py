@@ -1,9 +1,12 @@
-"""RobustBench and the GitHub AutoAttack API in this environment: the ``autoattack`` adapter, the loader fixes
-(CIFAR-10-C in the real ``.npy`` layout, ImageNet-C folders, clean CIFAR-10 batches) and ``benchmark()``."""
+"""RobustBench and the GitHub AutoAttack API in this environment: the adapter and its registration as
+``autoattack``, the loader fixes (CIFAR-10-C in the real ``.npy`` layout, ImageNet-C folders, clean CIFAR-10
+batches) and ``benchmark()``."""
 
+import os
 import pickle
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-import autoattack
 from art_he import HEPyTorchClassifier, to_hypersphere
 from art_he.compat import MissingDataError, enable_robustbench, ensure_pkg_resources
+from art_he.compat.autoattack_api import AutoAttack
 from art_he.evaluation import as_torch_module, load_corrupted
 
+ROOT = Path(__file__).resolve().parents[1]
 ROWS = 10000  # images per severity in CIFAR-10-C
 
 
@@ -26,20 +30,93 @@ def tiny_model(channels: int = 3, seed: int = 0) -> nn.Module:
     return to_hypersphere(model, scale=15.0, margin=0.2).eval()
 
 
-def test_import_robustbench_works_in_a_fresh_interpreter():
-    code = ("import robustbench, autoattack; from robustbench.eval import benchmark; "
-            "import robustbench.eval as e; assert e.AutoAttack is autoattack.AutoAttack; print(autoattack.ADAPTER)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "art_he"
+def run_python(code: str, *path_first: Path) -> str:
+    """Run ``code`` in a fresh interpreter with ``path_first`` ahead of ``PYTHONPATH``; return its stdout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path_first), str(ROOT), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip()
+
+
+def write_package(folder: Path, files: dict) -> Path:
+    """A package ``autoattack`` under ``folder`` with ``files`` (name -> source)."""
+    package = folder / "autoattack"
+    package.mkdir(parents=True)
+    for name, source in files.items():
+        (package / name).write_text(textwrap.dedent(source))
+    return folder
+
+
+def test_enable_robustbench_registers_the_adapter_in_a_fresh_interpreter():
+    out = run_python("""
+        import sys
+        from art_he.compat import enable_robustbench; enable_robustbench()
+        import robustbench
+        import autoattack
+        from art_he.compat.autoattack_api.state import EvaluationState
+        from robustbench.eval import benchmark
+        from art_he.compat import autoattack_api
+        assert sys.modules["autoattack"] is autoattack is autoattack_api
+        assert sys.modules["autoattack.state"] is autoattack_api.state and autoattack.state is autoattack_api.state
+        assert robustbench.eval.AutoAttack is autoattack_api.AutoAttack
+        assert robustbench.eval.EvaluationState is EvaluationState
+        print(autoattack.ADAPTER)
+    """)
+    assert out == "art_he"
+
+
+def test_enable_robustbench_keeps_an_installed_autoattack(tmp_path):
+    """fra31's package (here a stand-in with its two names) is used, not replaced."""
+    fake = write_package(tmp_path, {"__init__.py": "MARK = 'fra31'\nclass AutoAttack:\n    pass\n",
+                                    "state.py": "class EvaluationState:\n    pass\n"})
+    out = run_python(f"""
+        import sys
+        from art_he.compat import enable_robustbench
+        rb = enable_robustbench()
+        import autoattack
+        assert rb.eval.AutoAttack is autoattack.AutoAttack
+        assert rb.eval.EvaluationState is sys.modules["autoattack.state"].EvaluationState
+        assert sys.modules["autoattack.state"].__file__.startswith({str(fake)!r})
+        print(autoattack.MARK)
+    """, fake)
+    assert out == "fra31"
+
+
+@pytest.mark.parametrize("files", [{"__init__.py": 'ADAPTER = "art_he"\nraise RuntimeError("imported")\n'}, {}],
+                         ids=["stale-adapter-copy", "bare-folder"])
+def test_what_is_not_another_autoattack_is_shadowed(tmp_path, files):
+    """An old top-level copy of the adapter (an older art_he's, e.g. through a stale editable install) and a bare
+    folder named ``autoattack`` (a namespace package) are not someone else's ``autoattack``: neither is used."""
+    stale = write_package(tmp_path, files)
+    out = run_python("""
+        from art_he.compat import enable_robustbench
+        rb = enable_robustbench()
+        from art_he.compat import autoattack_api
+        assert rb.eval.AutoAttack is autoattack_api.AutoAttack
+        print("ours")
+    """, stale)
+    assert out == "ours"
+
+
+def test_the_distribution_has_no_top_level_autoattack():
+    tomllib = pytest.importorskip("tomllib")
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(where=str(ROOT), include=config["include"], exclude=config.get("exclude", ()))
+    assert "art_he.compat.autoattack_api" in packages
+    assert [p for p in packages if p.split(".")[0] != "art_he"] == []
+    assert not (ROOT / "autoattack").exists()
 
 
 def test_adapter_speaks_the_github_api(tmp_path):
     model = tiny_model()
     x, y = torch.rand(6, 3, 32, 32), torch.randint(0, 10, (6,))
     log = tmp_path / "aa.log"
-    aa = autoattack.AutoAttack(model, norm="Linf", eps=8 / 255, version="custom", attacks_to_run=["apgd-ce"],
-                               device="cpu", log_path=str(log), seed=0)
+    aa = AutoAttack(model, norm="Linf", eps=8 / 255, version="custom", attacks_to_run=["apgd-ce"], device="cpu",
+                    log_path=str(log), seed=0)
     assert aa.attacks_to_run == ["apgd-ce"]
     aa.apgd.n_iter = 3  # attributes read and written through to pyautoattack
     assert aa._aa.apgd.n_iter == 3
@@ -52,7 +129,7 @@ def test_adapter_speaks_the_github_api(tmp_path):
     assert 0.0 <= aa.clean_accuracy(x, y, bs=4) <= 1.0
     state = tmp_path / "state.json"
     aa.run_standard_evaluation(x, y, bs=4, state_path=state)
-    from autoattack.state import EvaluationState
+    from art_he.compat.autoattack_api.state import EvaluationState
 
     assert EvaluationState.from_disk(state).robust_flags.shape == (6,)
     individual = aa.run_standard_evaluation_individual(x, y, bs=6)
@@ -61,10 +138,10 @@ def test_adapter_speaks_the_github_api(tmp_path):
 
 def test_adapter_rejects_what_github_autoattack_rejects():
     with pytest.raises(ValueError, match="attacks_to_run will be overridden"):
-        autoattack.AutoAttack(tiny_model(), version="standard", attacks_to_run=["apgd-ce"], device="cpu")
+        AutoAttack(tiny_model(), version="standard", attacks_to_run=["apgd-ce"], device="cpu")
     with pytest.raises(ValueError, match="custom"):
-        autoattack.AutoAttack(tiny_model(), version="custom", device="cpu")
-    aa = autoattack.AutoAttack(tiny_model(), version="standard", device="cpu")
+        AutoAttack(tiny_model(), version="custom", device="cpu")
+    aa = AutoAttack(tiny_model(), version="standard", device="cpu")
     assert aa.attacks_to_run == ["apgd-ce", "apgd-t", "fab-t", "square"]
 
 
@@ -128,8 +205,7 @@ def test_missing_corruption_files_name_the_layout(cifar10c, tmp_path):
 
 
 def test_imagenet_c_folders_load_through_robustbench(tmp_path):
-    import robustbench
-
+    robustbench = enable_robustbench()
     ids = (Path(robustbench.__file__).parent / "helper_files" / "imagenet_test_image_ids.txt").read_text().split()
     severity_dir = tmp_path / "ImageNet-C" / "fog" / "3"
     for wnid in sorted({i.split("/")[0] for i in ids}):

@@ -2,8 +2,10 @@
 
 ``import robustbench`` needs two things upstream does not give (see docs/environment.md):
 
-1. a module named ``autoattack`` with the GitHub AutoAttack API. art_he ships one: the top-level package
-   ``autoattack`` in this distribution adapts that API onto ``pyautoattack`` (installed with art_he).
+1. a module named ``autoattack`` with the GitHub AutoAttack API. art_he has an adapter of that API onto
+   ``pyautoattack`` (installed with art_he), :mod:`art_he.compat.autoattack_api`, but installs no top-level
+   ``autoattack``: that name belongs to fra31's AutoAttack. :func:`enable_robustbench` registers the adapter as
+   ``autoattack`` only where no other ``autoattack`` can be imported (:mod:`art_he.compat.autoattack_alias`).
 2. ``pkg_resources``, which setuptools >= 82 no longer has. The ``robustbench`` extra pins ``setuptools<82``;
    where a newer setuptools is installed anyway, :func:`ensure_pkg_resources` installs a minimal stand-in
    (``resource_filename`` only, all that robustbench and imagecorruptions call).
@@ -13,17 +15,15 @@ CIFAR-10-C/100-C loaders that accept ``prepr=`` and name the expected layout of 
 CIFAR-10/100 test sets read offline from local pickle batches. :func:`ensure_imagecorruptions` fixes
 imagecorruptions for numpy 2 and current scikit-image (:mod:`art_he.compat.imagecorruptions_patch`).
 
-Usage::
+Usage (``import robustbench`` alone fails where only pyautoattack is installed)::
 
-    from art_he.compat import enable_robustbench
-    robustbench = enable_robustbench()
+    from art_he.compat import enable_robustbench; enable_robustbench()
+    import robustbench
     clean, robust = robustbench.eval.benchmark(model, dataset="cifar10", threat_model="Linf", eps=8 / 255, ...)
 
 ``benchmark(threat_model="corruptions")`` also needs ``model_info/<dataset>/corruptions/unaggregated_results.csv``
 (with AlexNet's accuracies, for mCE) from RobustBench's GitHub repository, which the wheel does not ship; use
 ``art_he.evaluation``'s ``corruptions`` suite for accuracy per corruption and mCA instead.
-
-Conflict: the GitHub AutoAttack package also installs a top-level ``autoattack``; install one or the other.
 """
 
 from art_he.compat.enable import enable_robustbench

@@ -2,8 +2,7 @@
 
 RobustBench imports ``from autoattack import AutoAttack`` and ``from autoattack.state import EvaluationState``
 and calls the GitHub signatures; ``pyautoattack`` 0.2 changed them (keyword-only constructor, ``batch_size=``,
-a ``(x_adv, y_adv)`` return, logging only through the ``"auto-attack"`` logger). This adapter, shipped by
-art_he, translates:
+a ``(x_adv, y_adv)`` return, logging only through the ``"auto-attack"`` logger). This adapter translates:
 
 * ``AutoAttack(model, norm='Linf', eps=.3, seed=None, verbose=True, attacks_to_run=[], version='standard',
   is_tf_model=False, device='cuda', log_path=None)``
@@ -15,6 +14,10 @@ art_he, translates:
   ``seed``, ``verbose``, ``version``, ``device``, ``logger`` (read and written through to pyautoattack).
 
 With ``verbose=True`` AutoAttack's log goes to ``log_path`` (appended) or to stdout, as on GitHub.
+
+art_he does not install it as a top-level ``autoattack`` (that name belongs to fra31's package):
+:func:`art_he.compat.enable_robustbench` registers it in ``sys.modules`` as ``autoattack`` (and its :mod:`.state`
+as ``autoattack.state``) only where no other ``autoattack`` can be imported (:mod:`art_he.compat.autoattack_alias`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from pathlib import Path
 import pyautoattack
 from pyautoattack import AutoAttack as _PyAutoAttack
 
-__all__ = ["AutoAttack"]
+from art_he.compat.autoattack_api import state
+
+__all__ = ["AutoAttack", "state"]
 __version__ = pyautoattack.__version__
 ADAPTER = "art_he"
 _LOGGER = "auto-attack"
