@@ -2,12 +2,17 @@
 ``autoattack``, the loader fixes (CIFAR-10-C in the real ``.npy`` layout, ImageNet-C folders, clean CIFAR-10
 batches) and ``benchmark()``."""
 
+import ast
+import importlib.util
+import inspect
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,8 +21,17 @@ from PIL import Image
 from torch import nn
 
 from art_he import HEPyTorchClassifier, to_hypersphere
-from art_he.compat import MissingDataError, enable_robustbench, ensure_pkg_resources
-from art_he.compat.autoattack_api import AutoAttack
+from art_he.compat import (
+    CLEAN_DIRS,
+    MissingDataError,
+    UntestedUpstreamWarning,
+    UpstreamChangedError,
+    enable_robustbench,
+    ensure_imagecorruptions,
+    ensure_pkg_resources,
+    upstream,
+)
+from art_he.compat.autoattack_api import AutoAttack, pyautoattack_problems
 from art_he.evaluation import as_torch_module, load_corrupted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,3 +272,149 @@ def test_pkg_resources_stand_in_when_setuptools_lacks_it(monkeypatch):
     shim = sys.modules["pkg_resources"]
     path = Path(shim.resource_filename("robustbench.loaders", "helper_files/imagenet_test_image_ids.txt"))
     assert path.is_file()
+
+
+# -- what the patches replace is still there: these fail when an upstream package changes shape -----------------
+
+
+def names(func) -> list[str]:
+    return list(inspect.signature(func).parameters)
+
+
+def test_robustbench_still_has_the_loader_tables_we_patch():
+    rb = enable_robustbench()
+    data, evaluation = rb.data, rb.eval
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    from art_he.evaluation.corruptions import CORRUPTIONS
+
+    cifar = {BenchmarkDataset.cifar_10: data.load_cifar10c, BenchmarkDataset.cifar_100: data.load_cifar100c}
+    assert evaluation.CORRUPTION_DATASET_LOADERS is data.CORRUPTION_DATASET_LOADERS  # patched in place
+    assert evaluation.load_clean_dataset is data.load_clean_dataset
+    for bench, upstream_loader in cifar.items():
+        assert data.CORRUPTION_DATASET_LOADERS[bench][ThreatModel.corruptions].__wrapped__ is upstream_loader
+        assert names(upstream_loader) == ["n_examples", "severity", "data_dir", "shuffle", "corruptions", "_"]
+        assert bench in data._clean_dataset_loaders
+    for clean_loader in (data.load_cifar10, data.load_cifar100):  # the entries of _clean_dataset_loaders we replace
+        assert names(clean_loader) == ["n_examples", "data_dir", "transforms_test"]
+    assert "_clean_dataset_loaders[dataset](n_examples, data_dir, prepr)" in inspect.getsource(data.load_clean_dataset)
+    assert "CORRUPTION_DATASET_LOADERS[dataset][threat_model](" in inspect.getsource(evaluation.corruptions_evaluation)
+    assert names(data._load_dataset) == ["dataset", "n_examples"]
+    assert set(data.CORRUPTIONS) == set(CORRUPTIONS)
+
+
+def module_ast(package: str, *parts: str) -> list[ast.Module]:
+    """The parsed sources of an installed package (all its .py files, or ``parts``), without importing it."""
+    root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+    files = [root.joinpath(*parts)] if parts else sorted(root.rglob("*.py"))
+    return [ast.parse(f.read_text(encoding="utf-8")) for f in files]
+
+
+def test_imagecorruptions_still_has_the_globals_we_replace():
+    import skimage.filters
+
+    (tree,) = module_ast("imagecorruptions", "corruptions.py")
+    imports = {(a.name, a.asname) for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    imports |= {(f"{n.module}.{a.name}", a.asname) for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert ("numpy", "np") in imports and ("skimage.filters.gaussian", None) in imports
+    uses_float_ = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "float_"
+                   and isinstance(n.value, ast.Name) and n.value.id == "np"]
+    multichannel = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id == "gaussian" and any(k.arg == "multichannel" for k in n.keywords)]
+    assert uses_float_ and len(multichannel) == 3  # plasma_fractal; gaussian_blur and glass_blur (twice)
+    ensure_imagecorruptions()
+    import imagecorruptions.corruptions as ic
+
+    assert ic.gaussian.__wrapped__ is skimage.filters.gaussian
+
+
+def test_pyautoattack_still_has_the_api_the_adapter_calls():
+    import pyautoattack
+    import pyautoattack.state
+
+    def kinds(func):
+        return {p.name: p.kind.name for p in inspect.signature(func).parameters.values()}
+
+    cls = pyautoattack.AutoAttack
+    assert kinds(cls.__init__) == {"self": "POSITIONAL_OR_KEYWORD", "model": "POSITIONAL_OR_KEYWORD",
+                                   **dict.fromkeys(["attacks", "device", "eps", "norm", "seed", "version"],
+                                                   "KEYWORD_ONLY")}
+    run = kinds(cls.run_standard_evaluation)
+    assert run["x_orig"] == run["y_orig"] == "POSITIONAL_ONLY"
+    assert run["batch_size"] == run["state_path"] == "KEYWORD_ONLY"
+    assert kinds(cls.run_standard_evaluation_individual)["batch_size"] == "KEYWORD_ONLY"
+    assert names(cls.clean_accuracy) == ["self", "x_orig", "y_orig", "bs"]
+    aa = cls(tiny_model(), device="cpu")
+    from art_he.compat.autoattack_api import _FORWARDED
+
+    assert [name for name in _FORWARDED if not hasattr(aa, name)] == []
+    assert aa.logger.name == "auto-attack" and callable(aa._set_version)
+    assert callable(pyautoattack.state.EvaluationState.from_disk)
+    assert pyautoattack_problems() == []
+
+
+def test_robustbench_and_imagecorruptions_use_only_resource_filename_from_pkg_resources():
+    used = set()
+    for tree in module_ast("robustbench") + module_ast("imagecorruptions"):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "pkg_resources":
+                used |= {a.name for a in node.names}
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id == "pkg_resources"):
+                used.add(node.attr)
+    assert used == {"resource_filename"}
+
+
+def test_torchvision_cifar_still_has_what_the_local_reader_overrides():
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    source = inspect.getsource(CIFAR10.__init__)
+    assert "self._check_integrity()" in source and "self._load_meta()" in source
+    for cls, name in ((CIFAR10, "cifar10"), (CIFAR100, "cifar100")):
+        assert cls.base_folder == CLEAN_DIRS[name] and "filename" in cls.meta and cls.__init__ is CIFAR10.__init__
+        assert names(cls._check_integrity) == ["self"] and names(cls._load_meta) == ["self"]
+
+
+# -- the guard: refuse when the shape changed, warn once on another version -----------------------------------------
+
+
+@pytest.mark.parametrize("installed, written_for, expected", [
+    ("1.1.1", "1.1.1", True), ("1.1.1.post1", "1.1.1", True), ("1.1.10", "1.1.1", False), ("1.2.0", "1.1.1", False),
+    ("0.2.0", "0.2", True), ("0.2.7", "0.2", True), ("0.3.0", "0.2", False), (None, "0.2", False)])
+def test_version_matching(installed, written_for, expected):
+    assert upstream.matches(installed, written_for) is expected
+
+
+def test_another_version_is_patched_with_one_warning(monkeypatch):
+    monkeypatch.setattr(upstream, "_WARNED", set())
+    monkeypatch.setattr(upstream, "installed_version", lambda dist: "1.2.0")
+    expected = r"robustbench 1\.1\.1 and robustbench 1\.2\.0 is installed.*pip install 'robustbench==1\.1\.1'"
+    with pytest.warns(UntestedUpstreamWarning, match=expected):
+        upstream.guard("robustbench", [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upstream.guard("robustbench", [])  # once per package and process
+
+
+def test_patches_refuse_when_upstream_changed_shape():
+    import numpy
+    import skimage.filters
+
+    from art_he.compat.imagecorruptions_patch import patch_corruptions_module
+    from art_he.compat.robustbench_loaders import patch_loaders
+
+    enable_robustbench()
+    tables = {"CORRUPTION_DATASET_LOADERS": {}}
+    with pytest.raises(UpstreamChangedError, match=r"robustbench .*_clean_dataset_loaders.*robustbench==1\.1\.1"):
+        patch_loaders(SimpleNamespace(**tables), SimpleNamespace(**tables))
+    moved = SimpleNamespace(np=numpy)  # gaussian gone
+    with pytest.raises(UpstreamChangedError, match=r"imagecorruptions .*corruptions\.gaussian"):
+        patch_corruptions_module(moved, numpy, skimage.filters.gaussian)
+    assert moved.np is numpy and not hasattr(moved, "_art_he_patched")
+
+    class Positional:  # a constructor without the keyword-only arguments
+        def __init__(self, model, norm="Linf", eps=0.3):
+            pass
+
+    problems = pyautoattack_problems(Positional)
+    assert problems[0].startswith("AutoAttack(model, *,") and "AutoAttack._set_version" in problems

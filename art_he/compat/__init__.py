@@ -15,6 +15,11 @@ CIFAR-10-C/100-C loaders that accept ``prepr=`` and name the expected layout of 
 CIFAR-10/100 test sets read offline from local pickle batches. :func:`ensure_imagecorruptions` fixes
 imagecorruptions for numpy 2 and current scikit-image (:mod:`art_he.compat.imagecorruptions_patch`).
 
+Each patch is written for one upstream version (robustbench 1.1.1, imagecorruptions 1.1.2, pyautoattack 0.2.x) and
+guarded (:mod:`art_he.compat.upstream`): if what it replaces has changed it refuses with
+:class:`UpstreamChangedError`; on another version that still has it, it is applied with one
+:class:`UntestedUpstreamWarning`.
+
 Usage (``import robustbench`` alone fails where only pyautoattack is installed)::
 
     from art_he.compat import enable_robustbench; enable_robustbench()
@@ -40,9 +45,10 @@ from art_he.compat.layout import (
 )
 from art_he.compat.pkg_resources_shim import ensure_pkg_resources
 from art_he.compat.robustbench_loaders import load_clean_cifar
+from art_he.compat.upstream import UntestedUpstreamWarning, UpstreamChangedError
 
 __all__ = [
     "CIFAR_C_DIRS", "CLEAN_DIRS", "CLEAN_TEST_FILES", "MissingDataError", "check_cifar_c", "check_clean_cifar",
     "cifar_c_layout", "data_root", "enable_robustbench", "ensure_imagecorruptions", "ensure_pkg_resources",
-    "load_clean_cifar",
+    "load_clean_cifar", "UntestedUpstreamWarning", "UpstreamChangedError",
 ]

@@ -17,10 +17,10 @@ def enable_robustbench(local_data: bool = True):
     register_autoattack()
     import robustbench
     import robustbench.data as rb_data
-    import robustbench.eval  # noqa: F401
+    import robustbench.eval as rb_eval
 
     if getattr(robustbench, "_art_he_enabled", False):
         return robustbench
-    patch_loaders(rb_data, local_data)
+    patch_loaders(rb_data, rb_eval, local_data)
     robustbench._art_he_enabled = True
     return robustbench

@@ -7,6 +7,9 @@ touched:
   module gets a proxy of numpy that still has it.
 * ``gaussian``: ``glass_blur`` and ``gaussian_blur`` call ``skimage.filters.gaussian(..., multichannel=True)``
   (removed in scikit-image 0.19); translated to ``channel_axis=-1``.
+
+:func:`shape_problems` checks that both globals are there, as in 1.1.2, before anything is changed (see
+:mod:`art_he.compat.upstream`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import types
 
 from art_he.compat.pkg_resources_shim import ensure_pkg_resources
+from art_he.compat.upstream import guard
 
 
 def _numpy_with_float_(numpy) -> types.ModuleType:
@@ -36,6 +40,27 @@ def _gaussian_accepting_multichannel(sk_gaussian):
     return gaussian
 
 
+def shape_problems(ic, numpy, sk_gaussian) -> list[str]:
+    """What of imagecorruptions 1.1.2's globals, as the patch replaces them, is missing from ``ic``."""
+    problems = []
+    if getattr(ic, "np", None) is not numpy:
+        problems.append("imagecorruptions.corruptions.np (numpy)")
+    if getattr(ic, "gaussian", None) is not sk_gaussian:
+        problems.append("imagecorruptions.corruptions.gaussian (skimage.filters.gaussian)")
+    return problems
+
+
+def patch_corruptions_module(ic, numpy, sk_gaussian) -> None:
+    """Replace ``np`` (where numpy lacks ``float_``) and ``gaussian`` in ``ic``, after the guard (once)."""
+    if getattr(ic, "_art_he_patched", False):
+        return
+    guard("imagecorruptions", shape_problems(ic, numpy, sk_gaussian))
+    if not hasattr(numpy, "float_"):
+        ic.np = _numpy_with_float_(numpy)
+    ic.gaussian = _gaussian_accepting_multichannel(sk_gaussian)
+    ic._art_he_patched = True
+
+
 def ensure_imagecorruptions():
     """Import ``imagecorruptions`` with the two fixes above (idempotent); return the module."""
     ensure_pkg_resources()
@@ -44,10 +69,5 @@ def ensure_imagecorruptions():
     import numpy
     from skimage.filters import gaussian as sk_gaussian
 
-    if getattr(ic, "_art_he_patched", False):
-        return imagecorruptions
-    if not hasattr(numpy, "float_"):
-        ic.np = _numpy_with_float_(numpy)
-    ic.gaussian = _gaussian_accepting_multichannel(sk_gaussian)
-    ic._art_he_patched = True
+    patch_corruptions_module(ic, numpy, sk_gaussian)
     return imagecorruptions
