@@ -46,7 +46,8 @@ def other_autoattack() -> ModuleSpec | types.ModuleType | None:
     """The ``autoattack`` that is not art_he's adapter, imported (the module) or importable (its spec); else None."""
     current = sys.modules.get(NAME)
     if current is not None:
-        return None if _is_adapter(current) else current
+        spec = getattr(current, "__spec__", None)
+        return None if _is_adapter(current) or (spec is not None and _is_namespace(spec)) else current
     spec = importlib.util.find_spec(NAME)  # None also where sys.modules[NAME] is None (import blocked)
     return None if spec is None or _is_namespace(spec) or _is_stale_adapter(spec) else spec
 
