@@ -1,10 +1,18 @@
-"""RobustBench and the GitHub AutoAttack API in this environment: the ``autoattack`` adapter, the loader fixes
-(CIFAR-10-C in the real ``.npy`` layout, ImageNet-C folders, clean CIFAR-10 batches) and ``benchmark()``."""
+"""RobustBench and the GitHub AutoAttack API in this environment: the adapter and its registration as
+``autoattack``, the loader fixes (CIFAR-10-C in the real ``.npy`` layout, ImageNet-C folders, clean CIFAR-10
+batches) and ``benchmark()``."""
 
+import ast
+import importlib.util
+import inspect
+import os
 import pickle
 import subprocess
 import sys
+import textwrap
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,11 +20,21 @@ import torch
 from PIL import Image
 from torch import nn
 
-import autoattack
 from art_he import HEPyTorchClassifier, to_hypersphere
-from art_he.compat import MissingDataError, enable_robustbench, ensure_pkg_resources
+from art_he.compat import (
+    CLEAN_DIRS,
+    MissingDataError,
+    UntestedUpstreamWarning,
+    UpstreamChangedError,
+    enable_robustbench,
+    ensure_imagecorruptions,
+    ensure_pkg_resources,
+    upstream,
+)
+from art_he.compat.autoattack_api import AutoAttack, pyautoattack_problems
 from art_he.evaluation import as_torch_module, load_corrupted
 
+ROOT = Path(__file__).resolve().parents[1]
 ROWS = 10000  # images per severity in CIFAR-10-C
 
 
@@ -26,20 +44,93 @@ def tiny_model(channels: int = 3, seed: int = 0) -> nn.Module:
     return to_hypersphere(model, scale=15.0, margin=0.2).eval()
 
 
-def test_import_robustbench_works_in_a_fresh_interpreter():
-    code = ("import robustbench, autoattack; from robustbench.eval import benchmark; "
-            "import robustbench.eval as e; assert e.AutoAttack is autoattack.AutoAttack; print(autoattack.ADAPTER)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "art_he"
+def run_python(code: str, *path_first: Path) -> str:
+    """Run ``code`` in a fresh interpreter with ``path_first`` ahead of ``PYTHONPATH``; return its stdout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path_first), str(ROOT), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip()
+
+
+def write_package(folder: Path, files: dict) -> Path:
+    """A package ``autoattack`` under ``folder`` with ``files`` (name -> source)."""
+    package = folder / "autoattack"
+    package.mkdir(parents=True)
+    for name, source in files.items():
+        (package / name).write_text(textwrap.dedent(source))
+    return folder
+
+
+def test_enable_robustbench_registers_the_adapter_in_a_fresh_interpreter():
+    out = run_python("""
+        import sys
+        from art_he.compat import enable_robustbench; enable_robustbench()
+        import robustbench
+        import autoattack
+        from art_he.compat.autoattack_api.state import EvaluationState
+        from robustbench.eval import benchmark
+        from art_he.compat import autoattack_api
+        assert sys.modules["autoattack"] is autoattack is autoattack_api
+        assert sys.modules["autoattack.state"] is autoattack_api.state and autoattack.state is autoattack_api.state
+        assert robustbench.eval.AutoAttack is autoattack_api.AutoAttack
+        assert robustbench.eval.EvaluationState is EvaluationState
+        print(autoattack.ADAPTER)
+    """)
+    assert out == "art_he"
+
+
+def test_enable_robustbench_keeps_an_installed_autoattack(tmp_path):
+    """fra31's package (here a stand-in with its two names) is used, not replaced."""
+    fake = write_package(tmp_path, {"__init__.py": "MARK = 'fra31'\nclass AutoAttack:\n    pass\n",
+                                    "state.py": "class EvaluationState:\n    pass\n"})
+    out = run_python(f"""
+        import sys
+        from art_he.compat import enable_robustbench
+        rb = enable_robustbench()
+        import autoattack
+        assert rb.eval.AutoAttack is autoattack.AutoAttack
+        assert rb.eval.EvaluationState is sys.modules["autoattack.state"].EvaluationState
+        assert sys.modules["autoattack.state"].__file__.startswith({str(fake)!r})
+        print(autoattack.MARK)
+    """, fake)
+    assert out == "fra31"
+
+
+@pytest.mark.parametrize("files", [{"__init__.py": 'ADAPTER = "art_he"\nraise RuntimeError("imported")\n'}, {}],
+                         ids=["stale-adapter-copy", "bare-folder"])
+def test_what_is_not_another_autoattack_is_shadowed(tmp_path, files):
+    """An old top-level copy of the adapter (an older art_he's, e.g. through a stale editable install) and a bare
+    folder named ``autoattack`` (a namespace package) are not someone else's ``autoattack``: neither is used."""
+    stale = write_package(tmp_path, files)
+    out = run_python("""
+        from art_he.compat import enable_robustbench
+        rb = enable_robustbench()
+        from art_he.compat import autoattack_api
+        assert rb.eval.AutoAttack is autoattack_api.AutoAttack
+        print("ours")
+    """, stale)
+    assert out == "ours"
+
+
+def test_the_distribution_has_no_top_level_autoattack():
+    tomllib = pytest.importorskip("tomllib")
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(where=str(ROOT), include=config["include"], exclude=config.get("exclude", ()))
+    assert "art_he.compat.autoattack_api" in packages
+    assert [p for p in packages if p.split(".")[0] != "art_he"] == []
+    assert not (ROOT / "autoattack").exists()
 
 
 def test_adapter_speaks_the_github_api(tmp_path):
     model = tiny_model()
     x, y = torch.rand(6, 3, 32, 32), torch.randint(0, 10, (6,))
     log = tmp_path / "aa.log"
-    aa = autoattack.AutoAttack(model, norm="Linf", eps=8 / 255, version="custom", attacks_to_run=["apgd-ce"],
-                               device="cpu", log_path=str(log), seed=0)
+    aa = AutoAttack(model, norm="Linf", eps=8 / 255, version="custom", attacks_to_run=["apgd-ce"], device="cpu",
+                    log_path=str(log), seed=0)
     assert aa.attacks_to_run == ["apgd-ce"]
     aa.apgd.n_iter = 3  # attributes read and written through to pyautoattack
     assert aa._aa.apgd.n_iter == 3
@@ -52,7 +143,7 @@ def test_adapter_speaks_the_github_api(tmp_path):
     assert 0.0 <= aa.clean_accuracy(x, y, bs=4) <= 1.0
     state = tmp_path / "state.json"
     aa.run_standard_evaluation(x, y, bs=4, state_path=state)
-    from autoattack.state import EvaluationState
+    from art_he.compat.autoattack_api.state import EvaluationState
 
     assert EvaluationState.from_disk(state).robust_flags.shape == (6,)
     individual = aa.run_standard_evaluation_individual(x, y, bs=6)
@@ -61,10 +152,10 @@ def test_adapter_speaks_the_github_api(tmp_path):
 
 def test_adapter_rejects_what_github_autoattack_rejects():
     with pytest.raises(ValueError, match="attacks_to_run will be overridden"):
-        autoattack.AutoAttack(tiny_model(), version="standard", attacks_to_run=["apgd-ce"], device="cpu")
+        AutoAttack(tiny_model(), version="standard", attacks_to_run=["apgd-ce"], device="cpu")
     with pytest.raises(ValueError, match="custom"):
-        autoattack.AutoAttack(tiny_model(), version="custom", device="cpu")
-    aa = autoattack.AutoAttack(tiny_model(), version="standard", device="cpu")
+        AutoAttack(tiny_model(), version="custom", device="cpu")
+    aa = AutoAttack(tiny_model(), version="standard", device="cpu")
     assert aa.attacks_to_run == ["apgd-ce", "apgd-t", "fab-t", "square"]
 
 
@@ -128,8 +219,7 @@ def test_missing_corruption_files_name_the_layout(cifar10c, tmp_path):
 
 
 def test_imagenet_c_folders_load_through_robustbench(tmp_path):
-    import robustbench
-
+    robustbench = enable_robustbench()
     ids = (Path(robustbench.__file__).parent / "helper_files" / "imagenet_test_image_ids.txt").read_text().split()
     severity_dir = tmp_path / "ImageNet-C" / "fog" / "3"
     for wnid in sorted({i.split("/")[0] for i in ids}):
@@ -182,3 +272,149 @@ def test_pkg_resources_stand_in_when_setuptools_lacks_it(monkeypatch):
     shim = sys.modules["pkg_resources"]
     path = Path(shim.resource_filename("robustbench.loaders", "helper_files/imagenet_test_image_ids.txt"))
     assert path.is_file()
+
+
+# -- what the patches replace is still there: these fail when an upstream package changes shape -----------------
+
+
+def names(func) -> list[str]:
+    return list(inspect.signature(func).parameters)
+
+
+def test_robustbench_still_has_the_loader_tables_we_patch():
+    rb = enable_robustbench()
+    data, evaluation = rb.data, rb.eval
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    from art_he.evaluation.corruptions import CORRUPTIONS
+
+    cifar = {BenchmarkDataset.cifar_10: data.load_cifar10c, BenchmarkDataset.cifar_100: data.load_cifar100c}
+    assert evaluation.CORRUPTION_DATASET_LOADERS is data.CORRUPTION_DATASET_LOADERS  # patched in place
+    assert evaluation.load_clean_dataset is data.load_clean_dataset
+    for bench, upstream_loader in cifar.items():
+        assert data.CORRUPTION_DATASET_LOADERS[bench][ThreatModel.corruptions].__wrapped__ is upstream_loader
+        assert names(upstream_loader) == ["n_examples", "severity", "data_dir", "shuffle", "corruptions", "_"]
+        assert bench in data._clean_dataset_loaders
+    for clean_loader in (data.load_cifar10, data.load_cifar100):  # the entries of _clean_dataset_loaders we replace
+        assert names(clean_loader) == ["n_examples", "data_dir", "transforms_test"]
+    assert "_clean_dataset_loaders[dataset](n_examples, data_dir, prepr)" in inspect.getsource(data.load_clean_dataset)
+    assert "CORRUPTION_DATASET_LOADERS[dataset][threat_model](" in inspect.getsource(evaluation.corruptions_evaluation)
+    assert names(data._load_dataset) == ["dataset", "n_examples"]
+    assert set(data.CORRUPTIONS) == set(CORRUPTIONS)
+
+
+def module_ast(package: str, *parts: str) -> list[ast.Module]:
+    """The parsed sources of an installed package (all its .py files, or ``parts``), without importing it."""
+    root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+    files = [root.joinpath(*parts)] if parts else sorted(root.rglob("*.py"))
+    return [ast.parse(f.read_text(encoding="utf-8")) for f in files]
+
+
+def test_imagecorruptions_still_has_the_globals_we_replace():
+    import skimage.filters
+
+    (tree,) = module_ast("imagecorruptions", "corruptions.py")
+    imports = {(a.name, a.asname) for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    imports |= {(f"{n.module}.{a.name}", a.asname) for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert ("numpy", "np") in imports and ("skimage.filters.gaussian", None) in imports
+    uses_float_ = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "float_"
+                   and isinstance(n.value, ast.Name) and n.value.id == "np"]
+    multichannel = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id == "gaussian" and any(k.arg == "multichannel" for k in n.keywords)]
+    assert uses_float_ and len(multichannel) == 3  # plasma_fractal; gaussian_blur and glass_blur (twice)
+    ensure_imagecorruptions()
+    import imagecorruptions.corruptions as ic
+
+    assert ic.gaussian.__wrapped__ is skimage.filters.gaussian
+
+
+def test_pyautoattack_still_has_the_api_the_adapter_calls():
+    import pyautoattack
+    import pyautoattack.state
+
+    def kinds(func):
+        return {p.name: p.kind.name for p in inspect.signature(func).parameters.values()}
+
+    cls = pyautoattack.AutoAttack
+    assert kinds(cls.__init__) == {"self": "POSITIONAL_OR_KEYWORD", "model": "POSITIONAL_OR_KEYWORD",
+                                   **dict.fromkeys(["attacks", "device", "eps", "norm", "seed", "version"],
+                                                   "KEYWORD_ONLY")}
+    run = kinds(cls.run_standard_evaluation)
+    assert run["x_orig"] == run["y_orig"] == "POSITIONAL_ONLY"
+    assert run["batch_size"] == run["state_path"] == "KEYWORD_ONLY"
+    assert kinds(cls.run_standard_evaluation_individual)["batch_size"] == "KEYWORD_ONLY"
+    assert names(cls.clean_accuracy) == ["self", "x_orig", "y_orig", "bs"]
+    aa = cls(tiny_model(), device="cpu")
+    from art_he.compat.autoattack_api import _FORWARDED
+
+    assert [name for name in _FORWARDED if not hasattr(aa, name)] == []
+    assert aa.logger.name == "auto-attack" and callable(aa._set_version)
+    assert callable(pyautoattack.state.EvaluationState.from_disk)
+    assert pyautoattack_problems() == []
+
+
+def test_robustbench_and_imagecorruptions_use_only_resource_filename_from_pkg_resources():
+    used = set()
+    for tree in module_ast("robustbench") + module_ast("imagecorruptions"):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "pkg_resources":
+                used |= {a.name for a in node.names}
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id == "pkg_resources"):
+                used.add(node.attr)
+    assert used == {"resource_filename"}
+
+
+def test_torchvision_cifar_still_has_what_the_local_reader_overrides():
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    source = inspect.getsource(CIFAR10.__init__)
+    assert "self._check_integrity()" in source and "self._load_meta()" in source
+    for cls, name in ((CIFAR10, "cifar10"), (CIFAR100, "cifar100")):
+        assert cls.base_folder == CLEAN_DIRS[name] and "filename" in cls.meta and cls.__init__ is CIFAR10.__init__
+        assert names(cls._check_integrity) == ["self"] and names(cls._load_meta) == ["self"]
+
+
+# -- the guard: refuse when the shape changed, warn once on another version -----------------------------------------
+
+
+@pytest.mark.parametrize("installed, written_for, expected", [
+    ("1.1.1", "1.1.1", True), ("1.1.1.post1", "1.1.1", True), ("1.1.10", "1.1.1", False), ("1.2.0", "1.1.1", False),
+    ("0.2.0", "0.2", True), ("0.2.7", "0.2", True), ("0.3.0", "0.2", False), (None, "0.2", False)])
+def test_version_matching(installed, written_for, expected):
+    assert upstream.matches(installed, written_for) is expected
+
+
+def test_another_version_is_patched_with_one_warning(monkeypatch):
+    monkeypatch.setattr(upstream, "_WARNED", set())
+    monkeypatch.setattr(upstream, "installed_version", lambda dist: "1.2.0")
+    expected = r"robustbench 1\.1\.1 and robustbench 1\.2\.0 is installed.*pip install 'robustbench==1\.1\.1'"
+    with pytest.warns(UntestedUpstreamWarning, match=expected):
+        upstream.guard("robustbench", [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upstream.guard("robustbench", [])  # once per package and process
+
+
+def test_patches_refuse_when_upstream_changed_shape():
+    import numpy
+    import skimage.filters
+
+    from art_he.compat.imagecorruptions_patch import patch_corruptions_module
+    from art_he.compat.robustbench_loaders import patch_loaders
+
+    enable_robustbench()
+    tables = {"CORRUPTION_DATASET_LOADERS": {}}
+    with pytest.raises(UpstreamChangedError, match=r"robustbench .*_clean_dataset_loaders.*robustbench==1\.1\.1"):
+        patch_loaders(SimpleNamespace(**tables), SimpleNamespace(**tables))
+    moved = SimpleNamespace(np=numpy)  # gaussian gone
+    with pytest.raises(UpstreamChangedError, match=r"imagecorruptions .*corruptions\.gaussian"):
+        patch_corruptions_module(moved, numpy, skimage.filters.gaussian)
+    assert moved.np is numpy and not hasattr(moved, "_art_he_patched")
+
+    class Positional:  # a constructor without the keyword-only arguments
+        def __init__(self, model, norm="Linf", eps=0.3):
+            pass
+
+    problems = pyautoattack_problems(Positional)
+    assert problems[0].startswith("AutoAttack(model, *,") and "AutoAttack._set_version" in problems

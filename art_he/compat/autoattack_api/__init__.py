@@ -2,8 +2,7 @@
 
 RobustBench imports ``from autoattack import AutoAttack`` and ``from autoattack.state import EvaluationState``
 and calls the GitHub signatures; ``pyautoattack`` 0.2 changed them (keyword-only constructor, ``batch_size=``,
-a ``(x_adv, y_adv)`` return, logging only through the ``"auto-attack"`` logger). This adapter, shipped by
-art_he, translates:
+a ``(x_adv, y_adv)`` return, logging only through the ``"auto-attack"`` logger). This adapter translates:
 
 * ``AutoAttack(model, norm='Linf', eps=.3, seed=None, verbose=True, attacks_to_run=[], version='standard',
   is_tf_model=False, device='cuda', log_path=None)``
@@ -15,10 +14,18 @@ art_he, translates:
   ``seed``, ``verbose``, ``version``, ``device``, ``logger`` (read and written through to pyautoattack).
 
 With ``verbose=True`` AutoAttack's log goes to ``log_path`` (appended) or to stdout, as on GitHub.
+
+art_he does not install it as a top-level ``autoattack`` (that name belongs to fra31's package):
+:func:`art_he.compat.enable_robustbench` registers it in ``sys.modules`` as ``autoattack`` (and its :mod:`.state`
+as ``autoattack.state``) only where no other ``autoattack`` can be imported (:mod:`art_he.compat.autoattack_alias`).
+
+Written for pyautoattack 0.2.x: on import, :func:`pyautoattack_problems` checks the signatures it relies on
+(see :mod:`art_he.compat.upstream` for what happens on another version).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from contextlib import contextmanager
@@ -27,12 +34,42 @@ from pathlib import Path
 import pyautoattack
 from pyautoattack import AutoAttack as _PyAutoAttack
 
-__all__ = ["AutoAttack"]
+from art_he.compat.autoattack_api import state
+from art_he.compat.upstream import binds, guard
+
+__all__ = ["AutoAttack", "state"]
 __version__ = pyautoattack.__version__
 ADAPTER = "art_he"
 _LOGGER = "auto-attack"
 _FORWARDED = ("attacks_to_run", "apgd", "apgd_targeted", "fab", "square", "norm", "epsilon", "seed", "verbose",
               "version", "device", "model", "logger")
+
+
+def _keyword_only(func) -> set[str]:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+
+
+def pyautoattack_problems(cls=_PyAutoAttack) -> list[str]:
+    """What of pyautoattack 0.2's ``AutoAttack`` API, as the adapter calls it, ``cls`` lacks."""
+    problems = []
+    if not {"norm", "eps", "version", "device", "seed", "attacks"} <= _keyword_only(cls.__init__):
+        problems.append("AutoAttack(model, *, norm, eps, version, device, seed, attacks)")
+    if not {"batch_size", "state_path"} <= _keyword_only(getattr(cls, "run_standard_evaluation", None)):
+        problems.append("AutoAttack.run_standard_evaluation(x, y, *, batch_size, state_path)")
+    if "batch_size" not in _keyword_only(getattr(cls, "run_standard_evaluation_individual", None)):
+        problems.append("AutoAttack.run_standard_evaluation_individual(x, y, *, batch_size)")
+    if not binds(getattr(cls, "clean_accuracy", None), None, None, None, bs=1):
+        problems.append("AutoAttack.clean_accuracy(x, y, bs)")
+    problems += [f"AutoAttack.{name}" for name in ("_set_version", "get_logits", "get_seed")
+                 if not callable(getattr(cls, name, None))]
+    return problems
+
+
+guard("pyautoattack", pyautoattack_problems())
 
 
 class AutoAttack:

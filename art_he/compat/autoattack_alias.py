@@ -1,0 +1,64 @@
+"""Register art_he's AutoAttack adapter as ``autoattack``, but only where no other ``autoattack`` can be imported.
+
+fra31's AutoAttack (installed from GitHub) owns the top-level name ``autoattack``; where it is importable it is
+used and nothing is registered. Otherwise :mod:`art_he.compat.autoattack_api` goes into ``sys.modules`` as
+``autoattack`` and its ``state`` submodule as ``autoattack.state``, which is what RobustBench imports.
+
+A stale copy of the adapter does not count as another ``autoattack``: earlier art_he shipped it as a top-level
+package, and an environment can still expose that copy (an editable install made from an older checkout, a
+second checkout on ``PYTHONPATH``). It is recognised by its ``ADAPTER = "art_he"`` marker, read from its source
+without importing it, and shadowed. Neither does a bare folder named ``autoattack`` (a namespace package, e.g.
+in the working directory): it has no ``AutoAttack``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+
+NAME = "autoattack"
+MARKER = 'ADAPTER = "art_he"'
+
+
+def _is_adapter(module: types.ModuleType) -> bool:
+    """True for art_he's adapter, this one or a stale copy."""
+    return getattr(module, "ADAPTER", None) == "art_he"
+
+
+def _is_namespace(spec: ModuleSpec) -> bool:
+    return spec.origin in (None, "namespace")
+
+
+def _is_stale_adapter(spec: ModuleSpec) -> bool:
+    origin = spec.origin
+    if not origin.endswith(".py"):
+        return False
+    try:
+        return MARKER in Path(origin).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def other_autoattack() -> ModuleSpec | types.ModuleType | None:
+    """The ``autoattack`` that is not art_he's adapter, imported (the module) or importable (its spec); else None."""
+    current = sys.modules.get(NAME)
+    if current is not None:
+        spec = getattr(current, "__spec__", None)
+        return None if _is_adapter(current) or (spec is not None and _is_namespace(spec)) else current
+    spec = importlib.util.find_spec(NAME)  # None also where sys.modules[NAME] is None (import blocked)
+    return None if spec is None or _is_namespace(spec) or _is_stale_adapter(spec) else spec
+
+
+def register_autoattack() -> bool:
+    """Register the adapter as ``autoattack`` and ``autoattack.state`` unless another ``autoattack`` is there;
+    True if the adapter is the one ``import autoattack`` now gives."""
+    if other_autoattack() is not None:
+        return False
+    from art_he.compat import autoattack_api
+
+    sys.modules[NAME] = autoattack_api
+    sys.modules[f"{NAME}.state"] = autoattack_api.state
+    return True

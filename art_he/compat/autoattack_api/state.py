@@ -1,0 +1,7 @@
+"""``autoattack.state`` of the GitHub API: pyautoattack's ``EvaluationState`` (same class and JSON format).
+
+Registered as ``autoattack.state`` together with the adapter (see :mod:`art_he.compat.autoattack_api`)."""
+
+from pyautoattack.state import EvaluationState
+
+__all__ = ["EvaluationState"]
