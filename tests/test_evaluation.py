@@ -10,6 +10,7 @@ from art.attacks.evasion import FastGradientMethod
 from torch import nn
 
 import art_he.evaluation.attacks as attacks_module
+import art_he.evaluation.catalog as catalog_module
 from art_he import HEPyTorchClassifier
 from art_he.evaluation import (
     Report,
@@ -146,7 +147,7 @@ def test_attack_settings_reach_art_as_given(plain_clf, fmnist, monkeypatch):
         return Recording
 
     for name in ("ProjectedGradientDescent", "MomentumIterativeMethod", "FastGradientMethod", "SPSA"):
-        monkeypatch.setattr(attacks_module, name, recording(getattr(attacks_module, name)))
+        monkeypatch.setattr(catalog_module, name, recording(getattr(catalog_module, name)))
     calls = []
     original = HEPyTorchClassifier.loss_gradient
     monkeypatch.setattr(HEPyTorchClassifier, "loss_gradient",
@@ -189,8 +190,8 @@ def test_build_attack_for_every_family(he_clf):
 def test_spsa_rows_at_several_steps_come_from_one_run(plain_clf, fmnist, monkeypatch):
     _, _, x, y = fmnist
     runs = []
-    original = attacks_module.SPSA.generate
-    monkeypatch.setattr(attacks_module.SPSA, "generate",
+    original = catalog_module.SPSA.generate
+    monkeypatch.setattr(catalog_module.SPSA, "generate",
                         lambda self, *a, **k: runs.append(1) or original(self, *a, **k))
     report = evaluate(plain_clf, x[:10], y[:10], attacks="spsa2,spsa5", eps=0.3, eps_step=0.05, sweep=())
     assert len(runs) == 1
