@@ -187,6 +187,18 @@ def test_build_attack_for_every_family(he_clf):
         assert (attack.max_iter, attack.delta, attack.step_size, attack.layer) == (30, 0.1, 0.01, ("features",))
 
 
+def test_bim_from_the_catalog_lowers_accuracy_within_eps(he_clf, fmnist):
+    _, _, x, y = fmnist
+    report = evaluate(he_clf, x, y, attacks="bim10", eps=EPS, eps_step=0.02, sweep=())
+    row = report.row("bim10")
+    assert row.label == "BIM-10" and row.kind == "white-box" and row.details["views"] == ["ce", "raw"]
+    assert row.settings == {"family": "bim", "eps": EPS, "steps": 10, "eps_step": 0.02}
+    assert row.accuracy < report.clean_accuracy - 0.05  # measured: 0.64 -> 0.50 (9 of 64 images broken)
+    assert row.details["max_perturbation"] <= EPS + 1e-6 and row.details["in_box"]
+    attack = build_attack(parse_attack("bim20", eps=EPS, eps_step=0.01), he_clf, attacks_module.Context())
+    assert (type(attack).__name__, attack.max_iter, attack.num_random_init) == ("BasicIterativeMethod", 20, 0)
+
+
 def test_spsa_rows_at_several_steps_come_from_one_run(plain_clf, fmnist, monkeypatch):
     _, _, x, y = fmnist
     runs = []

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from art.attacks.evasion import (
+    BasicIterativeMethod,
     CarliniLInfMethod,
     DeepFool,
     FastGradientMethod,
@@ -104,6 +105,11 @@ def _pgd(spec, estimator, ctx):
                                     verbose=ctx.verbose)
 
 
+def _bim(spec, estimator, ctx):
+    return BasicIterativeMethod(estimator, eps=spec.eps, eps_step=spec.eps_step, max_iter=spec.steps,
+                                batch_size=ctx.batch_size, verbose=ctx.verbose)
+
+
 def _mim(spec, estimator, ctx):
     return MomentumIterativeMethod(estimator, norm=np.inf, eps=spec.eps, eps_step=spec.eps_step, decay=1.0,
                                    max_iter=spec.steps, batch_size=ctx.batch_size, verbose=ctx.verbose)
@@ -172,6 +178,7 @@ CATALOG: dict[str, AttackFamily] = {f.name: f for f in (
     AttackFamily("fgsm", "white-box", "FGSM", 1, _fgsm, CE_RAW, CE, stepped=False, takes_step=False),
     AttackFamily("pgd", "white-box", "PGD-{steps}", 20, _pgd, CE_RAW, CE, restarts=True),
     AttackFamily("mim", "white-box", "MIM-{steps}", 20, _mim, CE_RAW, CE),
+    AttackFamily("bim", "white-box", "BIM-{steps}", 20, _bim, CE_RAW, CE),
     AttackFamily("cw", "white-box", "C&W-{steps} (PGD, margin)", 20, _pgd, ("margin",), ("margin",), restarts=True),
     AttackFamily("adaptive", "white-box", "Adaptive PGD-{steps}", 20, _pgd, ("adaptive",), CE, restarts=True,
                  plain_alias="pgd"),
