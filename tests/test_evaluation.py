@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -271,6 +272,24 @@ def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
     assert np.abs(result.x_adv - x[:16]).max() <= EPS + 1e-5
     with pytest.raises(ValueError, match="unknown AutoAttack parts"):
         run_autoattack(he_clf, x[:4], y[:4], eps=EPS, attacks=("pgd",))
+
+
+def test_autoattack_accuracies_come_from_its_results_and_the_logger_level_is_left_alone(plain_clf, fmnist):
+    _, _, x, y = fmnist
+    logger, seen = logging.getLogger("auto-attack"), []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    old = logger.level
+    logger.setLevel(logging.ERROR)  # the user silenced pyautoattack: nothing it logs below ERROR reaches them
+    logger.addHandler(handler)
+    try:
+        result = run_autoattack(plain_clf, x[:16], y[:16], eps=EPS, attacks=("apgd-ce", "apgd-t"), n_iter=3)
+        assert logger.level == logging.ERROR and not seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert list(result.per_attack) == ["apgd-ce", "apgd-t"]
+    assert result.per_attack["apgd-ce"] >= result.per_attack["apgd-t"] == pytest.approx(result.correct.mean())
 
 
 def test_views_give_scaled_logits_features_and_a_torch_module(he_clf, fmnist):
