@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from art.attacks.evasion import FastGradientMethod
 from torch import nn
 
 import art_he.evaluation.attacks as attacks_module
+import art_he.evaluation.catalog as catalog_module
 from art_he import HEPyTorchClassifier
 from art_he.evaluation import (
     Report,
@@ -146,7 +148,7 @@ def test_attack_settings_reach_art_as_given(plain_clf, fmnist, monkeypatch):
         return Recording
 
     for name in ("ProjectedGradientDescent", "MomentumIterativeMethod", "FastGradientMethod", "SPSA"):
-        monkeypatch.setattr(attacks_module, name, recording(getattr(attacks_module, name)))
+        monkeypatch.setattr(catalog_module, name, recording(getattr(catalog_module, name)))
     calls = []
     original = HEPyTorchClassifier.loss_gradient
     monkeypatch.setattr(HEPyTorchClassifier, "loss_gradient",
@@ -186,11 +188,23 @@ def test_build_attack_for_every_family(he_clf):
         assert (attack.max_iter, attack.delta, attack.step_size, attack.layer) == (30, 0.1, 0.01, ("features",))
 
 
+def test_bim_from_the_catalog_lowers_accuracy_within_eps(he_clf, fmnist):
+    _, _, x, y = fmnist
+    report = evaluate(he_clf, x, y, attacks="bim10", eps=EPS, eps_step=0.02, sweep=())
+    row = report.row("bim10")
+    assert row.label == "BIM-10" and row.kind == "white-box" and row.details["views"] == ["ce", "raw"]
+    assert row.settings == {"family": "bim", "eps": EPS, "steps": 10, "eps_step": 0.02}
+    assert row.accuracy < report.clean_accuracy - 0.05  # measured: 0.64 -> 0.50 (9 of 64 images broken)
+    assert row.details["max_perturbation"] <= EPS + 1e-6 and row.details["in_box"]
+    attack = build_attack(parse_attack("bim20", eps=EPS, eps_step=0.01), he_clf, attacks_module.Context())
+    assert (type(attack).__name__, attack.max_iter, attack.num_random_init) == ("BasicIterativeMethod", 20, 0)
+
+
 def test_spsa_rows_at_several_steps_come_from_one_run(plain_clf, fmnist, monkeypatch):
     _, _, x, y = fmnist
     runs = []
-    original = attacks_module.SPSA.generate
-    monkeypatch.setattr(attacks_module.SPSA, "generate",
+    original = catalog_module.SPSA.generate
+    monkeypatch.setattr(catalog_module.SPSA, "generate",
                         lambda self, *a, **k: runs.append(1) or original(self, *a, **k))
     report = evaluate(plain_clf, x[:10], y[:10], attacks="spsa2,spsa5", eps=0.3, eps_step=0.05, sweep=())
     assert len(runs) == 1
@@ -258,6 +272,24 @@ def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
     assert np.abs(result.x_adv - x[:16]).max() <= EPS + 1e-5
     with pytest.raises(ValueError, match="unknown AutoAttack parts"):
         run_autoattack(he_clf, x[:4], y[:4], eps=EPS, attacks=("pgd",))
+
+
+def test_autoattack_accuracies_come_from_its_results_and_the_logger_level_is_left_alone(plain_clf, fmnist):
+    _, _, x, y = fmnist
+    logger, seen = logging.getLogger("auto-attack"), []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    old = logger.level
+    logger.setLevel(logging.ERROR)  # the user silenced pyautoattack: nothing it logs below ERROR reaches them
+    logger.addHandler(handler)
+    try:
+        result = run_autoattack(plain_clf, x[:16], y[:16], eps=EPS, attacks=("apgd-ce", "apgd-t"), n_iter=3)
+        assert logger.level == logging.ERROR and not seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert list(result.per_attack) == ["apgd-ce", "apgd-t"]
+    assert result.per_attack["apgd-ce"] >= result.per_attack["apgd-t"] == pytest.approx(result.correct.mean())
 
 
 def test_views_give_scaled_logits_features_and_a_torch_module(he_clf, fmnist):

@@ -2,21 +2,25 @@
 
 The ensemble runs on the attack logits (``s * cos`` for HE; argmax and DLR/FAB/Square are unchanged by the scale,
 APGD-CE is not). For a hypersphere head, APGD-CE is run once more on the raw cosines against the images that
-survived, so the row is the per-sample worst case of both. ``pyautoattack`` reports its checks (randomness,
-zero gradients, Square beating the gradient attacks, ...) only through the ``"auto-attack"`` logger: we record
-every warning it logs there and its per-attack robust accuracies.
+survived, so the row is the per-sample worst case of both.
+
+pyautoattack keeps its per-attack robust accuracies in a local of ``run_standard_evaluation`` (only logged), so we
+run its cascade one attack at a time on one ``AutoAttack`` object: each attack gets the images the earlier ones
+left correctly classified, exactly as in one run (every attack reseeds itself), and the robust accuracy after each
+is read off the returned predictions. Its checks (randomness, zero gradients, Square beating the gradient
+attacks, ...) are warnings on the ``"auto-attack"`` logger: we record those, at whatever level the user has set
+for that logger (no level is changed).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from pyautoattack import AutoAttack
+from pyautoattack import AutoAttack, checks
 
 from art_he.errors import UserError
 from art_he.evaluation.views import as_torch_module, objective_for
@@ -24,7 +28,6 @@ from art_he.evaluation.views import as_torch_module, objective_for
 AA_LOGGER = "auto-attack"
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 PARTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
-_ACCURACY = re.compile(r"robust accuracy after ([A-Z-]+): ([\d.]+)%")
 
 
 @dataclass
@@ -38,12 +41,16 @@ class AutoAttackResult:
 
 
 class _Capture(logging.Handler):
+    """Collects the distinct warning messages logged while it is attached."""
+
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        message = record.getMessage()
+        if message not in self.messages:
+            self.messages.append(message)
 
 
 def _configure(aa: AutoAttack, nb_classes: int, custom: bool, n_iter: int | None, n_queries: int | None) -> None:
@@ -64,12 +71,24 @@ def _configure(aa: AutoAttack, nb_classes: int, custom: bool, n_iter: int | None
 
 
 def _run(module, x, y, *, eps, norm, attacks, seed, device, batch_size, nb_classes, n_iter, n_queries):
+    """pyautoattack's cascade, one attack at a time; returns the images and the robust accuracy after each attack."""
     custom = attacks is not None
     aa = AutoAttack(module, norm=norm, eps=eps, version="custom" if custom else "standard", device=device,
                     seed=seed, attacks=list(attacks) if custom else None)
     _configure(aa, nb_classes, custom, n_iter, n_queries)
-    x_adv, y_adv = aa.run_standard_evaluation(torch.as_tensor(x), torch.as_tensor(y), batch_size=batch_size)
-    return x_adv.cpu().numpy(), y_adv.cpu().numpy()
+    x_adv, robust = x.copy(), np.ones(len(x), dtype=bool)
+    per_attack: dict[str, float] = {}
+    for part in list(aa.attacks_to_run):
+        idx = np.flatnonzero(robust)
+        if not len(idx):
+            break  # as pyautoattack: no robust images left, the remaining attacks are skipped
+        aa.attacks_to_run = [part]
+        xa, ya = aa.run_standard_evaluation(torch.as_tensor(x[idx]), torch.as_tensor(y[idx]), batch_size=batch_size)
+        broken = ya.cpu().numpy() != y[idx]
+        x_adv[idx[broken]] = xa.cpu().numpy()[broken]
+        robust[idx[broken]] = False
+        per_attack[part] = float(robust.mean())
+    return x_adv, robust, per_attack
 
 
 def run_autoattack(
@@ -102,34 +121,24 @@ def run_autoattack(
     kwargs = dict(eps=eps, norm=norm, seed=seed, device=device, batch_size=batch_size,
                   nb_classes=classifier.nb_classes, n_iter=n_iter, n_queries=n_queries)
     logger = logging.getLogger(AA_LOGGER)
-    capture, old_level = _Capture(), logger.level
+    capture = _Capture()
     logger.addHandler(capture)
-    logger.setLevel(logging.DEBUG)
     start = time.perf_counter()
     try:
-        x_adv, y_adv = _run(as_torch_module(classifier, logits=True), x, y, attacks=attacks, **kwargs)
-        broken = {"logits": int((y_adv != y).sum())}
+        module = as_torch_module(classifier, logits=True)
+        x_adv, robust, per_attack = _run(module, x, y, attacks=attacks, **kwargs)
+        clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
+        checks.check_square_sr({"clean": clean, **per_attack}, logger=logger)
+        broken = {"logits": int((~robust).sum())}
         if raw_apgd and he and (attacks is None or "apgd-ce" in attacks):
-            idx = np.flatnonzero(y_adv == y)
+            idx = np.flatnonzero(robust)
             if len(idx):
-                xr, yr = _run(as_torch_module(classifier, logits=False), x[idx], y[idx], attacks=("apgd-ce",),
-                              **kwargs)
-                fooled = yr != y[idx]
-                x_adv[idx[fooled]] = xr[fooled]
-                broken["raw apgd-ce"] = int(fooled.sum())
+                xr, still, _ = _run(as_torch_module(classifier, logits=False), x[idx], y[idx], attacks=("apgd-ce",),
+                                    **kwargs)
+                x_adv[idx[~still]] = xr[~still]
+                broken["raw apgd-ce"] = int((~still).sum())
     finally:
         logger.removeHandler(capture)
-        logger.setLevel(old_level)
     elapsed = time.perf_counter() - start
     correct = classifier.predict(x_adv, batch_size=batch_size).argmax(1) == y
-    per_attack: dict[str, float] = {}
-    flags: list[str] = []
-    for record in capture.records:
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING:
-            if message not in flags:
-                flags.append(message)
-        match = _ACCURACY.search(message)
-        if match and match.group(1).lower() not in per_attack:
-            per_attack[match.group(1).lower()] = float(match.group(2)) / 100
-    return AutoAttackResult(x_adv.astype(np.float32), correct, per_attack, flags, broken, elapsed)
+    return AutoAttackResult(x_adv.astype(np.float32), correct, per_attack, capture.messages, broken, elapsed)

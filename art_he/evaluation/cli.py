@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 from art_he.errors import UserError
+from art_he.evaluation.catalog import known_attacks
 from art_he.evaluation.corruptions import check_corruptions, check_severities
-from art_he.evaluation.specs import SUITES, check_suite, known_attacks
+from art_he.evaluation.specs import SUITES, check_suite
 from art_he.evaluation.suite import evaluate
 
 EXIT_SANITY = 3

@@ -4,41 +4,18 @@ An attack is named the way the paper's tables name it: ``pgd20`` (PGD, 20 steps)
 C&W margin, as TRADES evaluates C&W-Linf), ``adaptive500`` (PGD on the HE training loss with s and m), ``fgsm``,
 ``deepfool``, ``cw-art`` (ART's ``CarliniLInfMethod``), ``feature100`` (ART's ``FeatureAdversariesPyTorch``),
 ``autoattack`` and its parts (``aa-apgd-ce``, ``aa-apgd-t``, ``aa-fab-t``, ``aa-square``, ``fab``), ``zoo``,
-``square1000`` (queries), ``spsa80``, ``nes80`` and ``transfer-pgd20``/``transfer-mim20``.
+``square1000`` (queries), ``spsa80``, ``nes80`` and ``transfer-pgd20``/``transfer-mim20``. Each family is one
+entry of :data:`~art_he.evaluation.catalog.CATALOG`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from art_he.errors import UserError
+from art_he.evaluation.catalog import AttackFamily, lookup
 from art_he.losses import Objective
 from art_he.validation import check_number
-
-#: family -> (kind, default steps or None, label template)
-FAMILIES: dict[str, tuple[str, int | None, str]] = {
-    "fgsm": ("white-box", 1, "FGSM"),
-    "pgd": ("white-box", 20, "PGD-{steps}"),
-    "mim": ("white-box", 20, "MIM-{steps}"),
-    "cw": ("white-box", 20, "C&W-{steps}"),
-    "adaptive": ("white-box", 20, "Adaptive PGD-{steps}"),
-    "deepfool": ("white-box", 100, "DeepFool"),
-    "cw-art": ("white-box", 10, "C&W-Linf (ART)"),
-    "feature": ("white-box", 100, "FeaAtt-{steps}"),
-    "autoattack": ("autoattack", 100, "AutoAttack"),
-    "zoo": ("black-box", 78, "ZOO"),
-    "square": ("black-box", 1000, "Square-{steps}"),
-    "spsa": ("black-box", 20, "SPSA-{steps}"),
-    "nes": ("black-box", 20, "NES-{steps}"),
-    "transfer-pgd": ("transfer", 20, "Transfer PGD-{steps}"),
-    "transfer-mim": ("transfer", 20, "Transfer MIM-{steps}"),
-}
-AA_PARTS = {"autoattack": None, "aa-apgd-ce": ("apgd-ce",), "aa-apgd-t": ("apgd-t",), "aa-fab-t": ("fab-t",),
-            "aa-fab": ("fab",), "fab": ("fab",), "aa-square": ("square",)}
-AA_LABELS = {"aa-apgd-ce": "APGD-CE", "aa-apgd-t": "APGD-T", "aa-fab-t": "FAB-T", "aa-fab": "FAB", "fab": "FAB",
-             "aa-square": "Square (AA)"}
-_STEPPED = re.compile(r"^(pgd|mim|cw|adaptive|feature|zoo|square|spsa|nes|transfer-pgd|transfer-mim)(\d+)?$")
 
 SUITES: dict[str, tuple[str, ...]] = {
     "quick": ("fgsm", "pgd20", "cw20", "adaptive20"),
@@ -62,12 +39,13 @@ SWEEPS: dict[str, tuple[float, ...]] = {
 class AttackSpec:
     """One attack with its settings, as it will reach ART.
 
-    ``restarts`` is PGD's ``num_random_init`` (1 = one uniform random start, as PGD is defined; 0 = start at x).
-    ``requested_steps`` differs from ``steps`` only when a smoke-test ``max_steps`` cap lowered it.
+    ``attack`` is its :class:`~art_he.evaluation.catalog.AttackFamily`. ``restarts`` is PGD's ``num_random_init``
+    (1 = one uniform random start, as PGD is defined; 0 = start at x). ``requested_steps`` differs from ``steps``
+    only when a smoke-test ``max_steps`` cap lowered it.
     """
 
     name: str
-    family: str
+    attack: AttackFamily
     steps: int
     eps: float
     eps_step: float
@@ -76,16 +54,16 @@ class AttackSpec:
     options: tuple = field(default=())
 
     @property
+    def family(self) -> str:
+        return self.attack.family
+
+    @property
     def kind(self) -> str:
-        return FAMILIES[self.family][0]
+        return self.attack.kind
 
     @property
     def label(self) -> str:
-        if self.name in AA_LABELS:
-            return AA_LABELS[self.name]
-        text = FAMILIES[self.family][2].format(steps=self.steps)
-        if self.family == "cw":
-            text += " (PGD, margin)"
+        text = self.attack.label.format(steps=self.steps)
         if self.requested_steps not in (None, self.steps):
             text += f" [capped from {self.requested_steps}]"
         return text
@@ -94,44 +72,25 @@ class AttackSpec:
         return dict(self.options).get(key, default)
 
     def variants(self, objective: Objective) -> tuple[str, ...]:
-        """How the attack sees the model; the table reports the per-sample worst case over these.
+        """How the attack sees the model (its catalog views for the head); the table reports the worst case.
 
         Cross-entropy attacks run on the s-scaled logits (``"ce"``: ``CE(s cos)``) and on the raw cosines
         (``"raw"``: ``CE(cos)``); attacks on the outputs whose result depends on their scale (ART's C&W-Linf and
         ZOO, through the constant c) run on the logits view and on the raw outputs. Margin and sign-based attacks
         (C&W-PGD, DeepFool, Square, SPSA, NES) are scale-invariant and run once. A plain head has one view.
         """
-        he = objective.hypersphere
-        if self.family in ("fgsm", "pgd", "mim"):
-            return ("ce", "raw") if he else ("ce",)
-        if self.family == "adaptive":
-            return ("adaptive",) if he else ("ce",)
-        if self.family == "cw":
-            return ("margin",)
-        if self.family in ("cw-art", "zoo"):
-            return ("logits", "raw") if he else ("raw",)
-        if self.family in ("transfer-pgd", "transfer-mim"):
-            return ("ce",)
-        if self.family == "autoattack":
-            return ("logits", "raw") if he and self.name in ("autoattack", "aa-apgd-ce") else ("logits",)
-        return ("raw",)
+        return self.attack.views if objective.hypersphere else self.attack.plain_views
 
     def settings(self) -> dict:
         out = {"family": self.family, "eps": self.eps, "steps": self.steps}
-        if self.family not in ("deepfool", "cw-art", "zoo", "autoattack", "square", "fgsm"):
+        if self.attack.takes_step:
             out["eps_step"] = self.eps_step
-        if self.family in ("pgd", "cw", "adaptive", "transfer-pgd"):
+        if self.attack.restarts:
             out["restarts"] = self.restarts
         if self.requested_steps not in (None, self.steps):
             out["requested_steps"] = self.requested_steps
         out.update(dict(self.options))
         return out
-
-
-def known_attacks() -> str:
-    return ("fgsm, pgdN, mimN, cwN, adaptiveN, deepfool, cw-art, featureN, autoattack, "
-            + ", ".join(k for k in AA_PARTS if k != "autoattack")
-            + ", zoo[N], squareN, spsaN, nesN, transfer-pgdN, transfer-mimN")
 
 
 def parse_attack(
@@ -146,32 +105,11 @@ def parse_attack(
     if not isinstance(name, str):
         raise TypeError(f"attack names are strings, got {type(name).__name__}")
     key = name.strip().lower()
-    options: tuple = ()
-    if key in ("fgsm", "deepfool", "cw-art"):
-        family, steps = key, FAMILIES[key][1]
-    elif key in AA_PARTS:
-        family, steps = "autoattack", FAMILIES["autoattack"][1]
-        options = (("attacks", AA_PARTS[key]),) if AA_PARTS[key] else (("version", "standard"),)
-    else:
-        match = _STEPPED.match(key)
-        if not match:
-            raise UserError(f"unknown attack {name!r}; known: {known_attacks()}")
-        family = match.group(1)
-        steps = int(match.group(2)) if match.group(2) else FAMILIES[family][1]
-        if steps < 1:
-            raise UserError(f"attack {name!r} needs at least one step")
-    if family == "fgsm":
-        eps_step = eps
-    if family == "spsa" or family == "nes":
-        options = (("nb_samples", 128), ("sigma", 1e-3))
-    if family == "zoo":
-        options = (("nb_parallel", 128), ("variable_h", 1e-4), ("max_queries", 2 * 128 * steps))
-    requested = steps
-    if max_steps is not None and family != "fgsm":
-        steps = min(steps, max_steps)
-    restarts_used = restarts if family in ("pgd", "cw", "adaptive", "transfer-pgd") else 0
-    return AttackSpec(key, family, steps, float(eps), float(eps_step), restarts_used,
-                      requested if requested != steps else None, options)
+    attack, requested = lookup(key)
+    steps = requested if max_steps is None else min(requested, max_steps)
+    return AttackSpec(key, attack, steps, float(eps), float(eps_step if attack.takes_step else eps),
+                      restarts if attack.restarts else 0, requested if requested != steps else None,
+                      attack.settings_for(requested))
 
 
 def parse_attacks(names, **kwargs) -> list[AttackSpec]:

@@ -59,9 +59,8 @@ class _Runner:
         self.cache: dict[tuple, tuple[Outcome, str]] = {}
 
     def key(self, spec: AttackSpec) -> tuple:
-        family = "pgd" if spec.family == "adaptive" and not self.he else spec.family
-        return (family, spec.name if family == "autoattack" else "", spec.steps, round(spec.eps, 12),
-                round(spec.eps_step, 12), spec.restarts, spec.variants(objective_for(self.classifier)))
+        return (spec.attack.runs_as(self.he), spec.steps, round(spec.eps, 12), round(spec.eps_step, 12),
+                spec.restarts, spec.variants(objective_for(self.classifier)))
 
     def outcome(self, spec: AttackSpec) -> tuple[Outcome, str | None]:
         key = self.key(spec)
@@ -78,7 +77,7 @@ class _Runner:
         details = {k: v for k, v in outcome.details.items()
                    if k not in ("first_success", "queries_by_step")}
         details.update(_perturbation(outcome.x_adv, self.x, self.classifier.clip_values))
-        if spec.family in ("deepfool", "cw-art", "zoo"):
+        if spec.attack.projected:
             details["projected"] = True
         if same_as is not None and same_as != (label or spec.label):
             details["same_as"] = same_as
@@ -179,7 +178,7 @@ def evaluate(
     specs = parse_attacks(SUITES[suite] if attacks is None else attacks, **kwargs)
     if not specs:
         raise UserError("no attacks to run")
-    if any(s.kind == "transfer" for s in specs):
+    if any(s.attack.transfer for s in specs):
         if substitute is None:
             raise UserError("transfer attacks need a substitute classifier (--substitute DIR)")
         _check_classifier(substitute, "substitute")
@@ -192,14 +191,14 @@ def evaluate(
 
     groups: dict[tuple, list[AttackSpec]] = {}
     for spec in specs:
-        if spec.family in ("spsa", "nes"):
-            groups.setdefault((spec.family, spec.eps, spec.eps_step), []).append(spec)
+        if spec.attack.score_based:
+            groups.setdefault((spec.attack.name, spec.eps, spec.eps_step), []).append(spec)
     done: set[tuple] = set()
     bar = progress(specs, desc="attacks", enabled=verbose)
     for spec in bar:
         bar.set_postfix_str(spec.label)
-        if spec.family in ("spsa", "nes"):
-            group = (spec.family, spec.eps, spec.eps_step)
+        if spec.attack.score_based:
+            group = (spec.attack.name, spec.eps, spec.eps_step)
             if group not in done:
                 rows += runner.score_rows(groups[group])
                 done.add(group)
