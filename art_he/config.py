@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from art_he.errors import UserError
+from art_he.models.factory import model_builder
 from art_he.validation import check_number
 
 SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
@@ -36,10 +37,10 @@ def _frameworks() -> list[str]:
     return list(FRAMEWORKS)
 
 
-def _models() -> list[str]:
-    from art_he.models import MODELS
+def _models():
+    from art_he.models.factory import ModelNames
 
-    return sorted(MODELS)
+    return ModelNames()
 
 
 def option(default: Any, help: str, *, choices: Callable[[], list[str]] | tuple | None = None,
@@ -119,6 +120,7 @@ class TrainConfig:
             if value is not None and value not in choices:
                 raise UserError(f"unknown {name} {value!r}; choose from {list(choices)}")
         cfg.model = cfg.model or info.model
+        model_builder(cfg.model)  # a known name (or wrn-<depth>-<widen>)
         cfg.schedule = cfg.schedule or cls.default_schedule
         cfg.eps = info.eps if cfg.eps is None else cfg.eps
         cfg.augment = info.augment if cfg.augment is None else cfg.augment
@@ -183,7 +185,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         kind = _value_type(f)
         choices = meta["choices"]
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=argparse.SUPPRESS,
-                            choices=list(choices() if callable(choices) else choices) if choices else None,
+                            choices=(choices() if callable(choices) else choices) or None,
                             help=text)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from torch import nn
@@ -10,6 +11,7 @@ from art_he.errors import UserError
 from art_he.heads import to_hypersphere
 from art_he.models.preact_resnet import PreActResNet18
 from art_he.models.small_cnn import SmallCNN
+from art_he.models.torchvision_models import TORCHVISION_MODELS, torchvision_model
 from art_he.models.wide_resnet import WideResNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -18,7 +20,34 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "preact-resnet18": PreActResNet18,
     "wrn-34-10": lambda **kw: WideResNet(34, 10, **kw),
     "wrn-34-20": lambda **kw: WideResNet(34, 20, **kw),
+    **{name: (lambda _name=name, **kw: torchvision_model(_name, **kw)) for name in TORCHVISION_MODELS},
 }
+#: any WideResNet by depth and widen factor, e.g. ``wrn-10-1`` for fast tests
+WRN_PATTERN = re.compile(r"wrn-(\d+)-(\d+)")
+
+
+def model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder of model ``name``: a :data:`MODELS` entry or ``wrn-<depth>-<widen>``."""
+    if name in MODELS:
+        return MODELS[name]
+    match = WRN_PATTERN.fullmatch(name)
+    if match and int(match[1]) >= 10 and (int(match[1]) - 4) % 6 == 0 and int(match[2]) >= 1:
+        return lambda **kw: WideResNet(int(match[1]), int(match[2]), **kw)
+    raise UserError(f"unknown model {name!r}; choose from {sorted(MODELS)} or wrn-<depth>-<widen> "
+                    "(depth = 6n + 4 >= 10, widen >= 1)")
+
+
+class ModelNames:
+    """The model names the CLI accepts: :data:`MODELS` plus the ``wrn-<depth>-<widen>`` pattern."""
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return isinstance(name, str) and model_builder(name) is not None
+        except UserError:
+            return False
+
+    def __iter__(self):
+        return iter([*sorted(MODELS), "wrn-DEPTH-WIDEN"])
 HEADS = ("plain", "he", "mhe")
 HEAD_DEFAULTS = {"he": {"scale": 15.0, "margin": 0.2}, "mhe": {"scale": 15.0, "margin": 0.1}}
 
@@ -42,8 +71,7 @@ def build_model(
     unless given). Keyword arguments named in ``HEAD_OPTIONS`` go to the head, the others to the model
     (e.g. ``width`` of the small CNN). ``mean``/``std``: the input normalisation inside the model.
     """
-    if name not in MODELS:
-        raise UserError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    builder = model_builder(name)
     if head not in HEADS:
         raise UserError(f"unknown head {head!r}; choose from {HEADS}")
     head_kwargs = {k: kwargs.pop(k) for k in HEAD_OPTIONS if k in kwargs}
@@ -54,7 +82,7 @@ def build_model(
         kwargs["mean"] = tuple(mean)
     if std is not None:
         kwargs["std"] = tuple(std)
-    model = MODELS[name](**kwargs)
+    model = builder(**kwargs)
     if head != "plain":
         model = to_hypersphere(model, **{**HEAD_DEFAULTS[head], "variant": head, **head_kwargs})
     return model
