@@ -95,10 +95,13 @@ class TrainConfig:
     channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
     sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
-    data_dir: str | None = option(None, "data root (a folder that must exist)")
+    data_dir: str | None = option(None, "data root (a folder that must exist); image folders: D/train, D/val")
+    image_size: int | None = option(None, "image-folder data sets: crop size (default 224, resized from 256)")
+    workers: int = option(4, "image-folder data sets: DataLoader worker processes")
     model_kwargs: dict = option({}, "extra keyword arguments of the model builder", cli=False)
     recipe: str | None = option(None, "the recipe this configuration came from", cli=False)
     passes: int | None = option(None, "passes over the data, from epochs (resolved, not set)", cli=False)
+    nb_classes: int | None = option(None, "classes, from the data set (resolved, not set)", cli=False)
 
     def framework_class(self):
         from art_he.trainers import FRAMEWORKS
@@ -145,6 +148,17 @@ class TrainConfig:
         if cfg.width is not None:
             cfg.model_kwargs["width"] = check_number("width", cfg.width, low=1, integer=True)
         cfg.passes = cls.passes(cfg.epochs, dataclasses.asdict(cfg))
+        cfg.nb_classes = info.nb_classes
+        if info.folder:
+            from art_he.data.folder import folder_classes
+
+            cfg.image_size = check_number("image_size", cfg.image_size or info.input_shape[-1], low=8, integer=True)
+            found = len(folder_classes(cfg.data_dir))
+            if info.nb_classes and found != info.nb_classes:
+                raise UserError(f"{cfg.dataset} has {info.nb_classes} classes but {cfg.data_dir}/train holds {found}")
+            cfg.nb_classes = found
+        elif cfg.image_size is not None:
+            raise UserError("--image-size applies to image-folder data sets (imagefolder, imagenet)")
         return cfg
 
     def trainer_kwargs(self) -> dict:

@@ -47,6 +47,14 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+def data_shape(config: dict) -> tuple[tuple[int, int, int], int]:
+    """``(input_shape, nb_classes)`` of a run: the dataset's, with an image folder's size and classes."""
+    info = dataset_info(config["dataset"])
+    size = config.get("image_size")
+    shape = (info.input_shape[0], size, size) if size else info.input_shape
+    return shape, config.get("nb_classes") or info.nb_classes
+
+
 def make_classifier(
     model: nn.Module,
     dataset: str,
@@ -56,13 +64,15 @@ def make_classifier(
     weight_decay: float = 5e-4,
     attack_loss: str = "ce",
     device: str | None = None,
+    config: dict | None = None,
 ) -> HEPyTorchClassifier:
-    """An :class:`HEPyTorchClassifier` for ``model`` on ``dataset`` (inputs in [0, 1]) with an SGD optimizer."""
-    info = dataset_info(dataset)
+    """An :class:`HEPyTorchClassifier` for ``model`` on ``dataset`` (inputs in [0, 1]) with an SGD optimizer
+    (``config``: a run's configuration, for image folders' sizes and classes)."""
+    input_shape, nb_classes = data_shape({"dataset": dataset, **(config or {})})
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     device_type = device or ("gpu" if torch.cuda.is_available() else "cpu")
     return HEPyTorchClassifier(
-        model, None, info.input_shape, info.nb_classes, optimizer, attack_loss=attack_loss,
+        model, None, input_shape, nb_classes, optimizer, attack_loss=attack_loss,
         clip_values=(0.0, 1.0), device_type="gpu" if device_type in ("gpu", "cuda") else "cpu",
     )
 
@@ -72,7 +82,7 @@ def build_run_model(cfg: TrainConfig) -> nn.Module:
     info = dataset_info(cfg.dataset)
     head_kwargs = {k: v for k, v in (("scale", cfg.scale), ("margin", cfg.margin)) if v is not None}
     return build_model(
-        cfg.model, num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
+        cfg.model, num_classes=cfg.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
         head=cfg.head, **cfg.model_kwargs, **head_kwargs,
     )
 
@@ -135,7 +145,8 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss:
     head_kwargs = dict(config.get("head_kwargs", {}))
     head_kwargs.pop("variant", None)
     model = build_model(
-        config["model"], num_classes=info.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
+        config["model"], num_classes=data_shape(config)[1], in_channels=info.input_shape[0], mean=info.mean,
+        std=info.std,
         head=config["head"], **config.get("model_kwargs", {}), **head_kwargs,
     )
     weights = run / MODEL_FILE
@@ -149,7 +160,7 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss:
         detail = " ".join(str(error).split())
         raise UserError(f"{weights} does not hold the model {run / CONFIG_FILE} describes: {detail[:300]}") from None
     model.eval()
-    classifier = make_classifier(model, config["dataset"], attack_loss=attack_loss, device=device)
+    classifier = make_classifier(model, config["dataset"], attack_loss=attack_loss, device=device, config=config)
     return classifier.model, classifier, config
 
 
@@ -219,14 +230,25 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())  # distributed
     ctx = distributed.init_distributed("auto")  # distributed: torchrun's WORLD_SIZE > 1 (before the classifier)
     torch.manual_seed(cfg.seed)
-    x, y = _subset(*load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir), cfg.subset)
+    folder = dataset_info(cfg.dataset).folder
+    if folder:  # a DataLoader with workers (sharded per rank by the trainer), the transforms inside it
+        from art_he.data.folder import folder_dataset, folder_loader
+
+        train_set = folder_dataset(cfg.data_dir, True, cfg.image_size, cfg.augment)
+        loader = folder_loader(train_set, cfg.batch_size, cfg.workers, cfg.seed, cfg.subset)
+        steps = len(loader)
+    else:
+        x, y = _subset(*load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir), cfg.subset)
+        steps = -(-len(x) // cfg.batch_size)
     validation = None
     if cfg.val_n:
-        validation = _subset(*load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir), cfg.val_n)
+        validation = _subset(*load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, image_size=cfg.image_size,
+                                           n=cfg.val_n), cfg.val_n)
     model = build_run_model(cfg)
-    classifier = make_classifier(model, cfg.dataset, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    trainer = cfg.framework_class()(classifier, **{**cfg.trainer_kwargs(), "verbose": verbose})
-    steps = -(-len(x) // cfg.batch_size)
+    classifier = make_classifier(model, cfg.dataset, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                 config=config)
+    options = {**cfg.trainer_kwargs(), "verbose": verbose, "augment": cfg.augment and not folder}
+    trainer = cfg.framework_class()(classifier, **options)
     scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps, cfg.lr)
     is_main = ctx.is_main  # distributed: only rank 0 writes files
     if out_dir is not None and is_main:
@@ -243,8 +265,12 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     fit_kwargs = {}
     if out_dir is not None:
         fit_kwargs = {"checkpoint_dir": out_dir, "resume": resume}
-    history = trainer.fit(x, y, validation_data=validation, batch_size=cfg.batch_size, nb_epochs=cfg.passes,
-                          scheduler=scheduler, **fit_kwargs)
+    if folder:
+        history = trainer.fit_loader(loader, nb_epochs=cfg.passes, validation_data=validation, scheduler=scheduler,
+                                     **fit_kwargs)
+    else:
+        history = trainer.fit(x, y, validation_data=validation, batch_size=cfg.batch_size, nb_epochs=cfg.passes,
+                              scheduler=scheduler, **fit_kwargs)
     if out_dir is not None and is_main:
         save_run(out_dir, model, config)
     if owns_group and ctx.active:  # distributed

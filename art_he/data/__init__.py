@@ -10,8 +10,10 @@ import numpy as np
 
 from art_he.data.cifar10 import cifar10_dataset, load_cifar10
 from art_he.data.fashion_mnist import load_fashion_mnist
+from art_he.data.folder import load_folder
 from art_he.data.synthetic import load_synthetic
 from art_he.errors import MissingFileError, UserError
+from art_he.models.torchvision_models import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class DatasetInfo:
     eps: float  # the usual Linf training radius
     model: str  # default model
     augment: bool = False  # random crop (pad 4) and flip when training (App. C.2 for CIFAR)
+    folder: bool = False  # an ImageFolder tree read through a DataLoader; nb_classes 0: from its folders
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -30,6 +33,10 @@ DATASETS: dict[str, DatasetInfo] = {
     "cifar10": DatasetInfo((3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), 8 / 255,
                            "preact-resnet18", augment=True),
     "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, "small-cnn"),
+    "imagefolder": DatasetInfo((3, 224, 224), 0, IMAGENET_MEAN, IMAGENET_STD, 4 / 255, "resnet50", augment=True,
+                               folder=True),
+    "imagenet": DatasetInfo((3, 224, 224), 1000, IMAGENET_MEAN, IMAGENET_STD, 4 / 255, "resnet50", augment=True,
+                            folder=True),
 }
 
 
@@ -40,16 +47,21 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def load_dataset(
-    name: str, train: bool = True, data_dir: str | os.PathLike | None = None
+    name: str, train: bool = True, data_dir: str | os.PathLike | None = None, *, image_size: int | None = None,
+    n: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(x float32 (N, C, H, W) in [0, 1], y int64)`` for ``"fashion-mnist"``, ``"cifar10"`` or ``"synthetic"``."""
-    dataset_info(name)
+    """``(x float32 (N, C, H, W) in [0, 1], y int64)`` of a data set. Image folders (``imagefolder``,
+    ``imagenet``) are read at ``image_size`` with the evaluation transforms, ``n`` images spread over the split
+    (all without ``n``); the other data sets ignore both."""
+    info = dataset_info(name)
     if data_dir is not None and not Path(data_dir).is_dir():
         raise MissingFileError(f"data directory {data_dir} does not exist")
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
     if name == "cifar10":
         return load_cifar10(train, data_dir)
+    if info.folder:
+        return load_folder(data_dir, train, image_size or info.input_shape[-1], n)
     return load_synthetic(train)
 
 

@@ -82,7 +82,7 @@ def run_eval(args) -> int:
     dataset = config["dataset"]
     substitute = load_run(args.substitute, device=args.device)[1] if args.substitute else None
     eps = args.eps if args.eps is not None else config.get("eps") or dataset_info(dataset).eps
-    x, y = load_dataset(dataset, train=False, data_dir=args.data_dir)
+    x, y = load_dataset(dataset, train=False, data_dir=args.data_dir, image_size=config.get("image_size"), n=args.n)
     report = evaluate(
         classifier, x, y, suite=args.suite, attacks=args.attacks, n=args.n,
         eps=None if args.suite == "corruptions" else eps, eps_step=args.eps_step, restarts=args.restarts,
