@@ -50,6 +50,17 @@ FAST = {
     "lr": (0.2, WONG + ": cyclic LR peaking at 0.2"), "schedule": ("cyclic", WONG), "momentum": (0.9, WONG),
     "weight_decay": (5e-4, WONG), "batch_size": (128, WONG), "fgsm_mode": ("train", WONG + ": FGSM in train mode"),
 }
+IMAGENET_SETUP = "paper Sec. 4, ImageNet setup"
+FREE_CODE = "Shafahi et al.'s FreeAT ImageNet code (App. C.1, the authors' base); the paper is silent"
+IMAGENET = {
+    "dataset": ("imagenet", IMAGENET_SETUP), "model": ("resnet50", "paper Table 4"),
+    "framework": ("free", IMAGENET_SETUP), "replays": (4, IMAGENET_SETUP), "eps": (4 / 255, IMAGENET_SETUP),
+    "eps_step": (1 / 255, IMAGENET_SETUP), "epochs": (90, IMAGENET_SETUP + " (the epoch budget)"),
+    "lr": (0.1, IMAGENET_SETUP), "batch_size": (256, IMAGENET_SETUP), "momentum": (0.9, FREE_CODE),
+    "weight_decay": (1e-4, FREE_CODE), "schedule": ("multistep", "the paper gives the initial LR only; step decay "
+                                                                  "as in " + FREE_CODE),
+    "image_size": (224, "paper App. C.2: crop 224 of 256"), "augment": (True, "paper App. C.2"),
+}
 FREE = {
     "dataset": ("cifar10", "paper Table 3"), "model": ("wrn-34-10", SEC4 + " (the one CIFAR-10 architecture named)"),
     "epochs": (10, "paper Table 3 (the epoch budget: ceil(10 / m) passes)"), "eps": (8 / 255, SEC4),
@@ -111,6 +122,11 @@ def _build() -> dict[str, Recipe]:
             recipes.append(_recipe(f"table3-{framework}-{head}", f"{label}{suffix}, {epochs} epochs, WRN-34-10, "
                                    "CIFAR-10", base, extra, framework=(framework, "paper Table 3"),
                                    head=(head, "paper Table 3")))
+    recipes.append(_recipe("table4-free-plain", "FreeAT (m=4), ResNet-50, ImageNet", IMAGENET,
+                           head=("plain", "paper Table 4")))
+    recipes.append(_recipe("table4-free-he", "FreeAT+HE (s=10, m=0.2), ResNet-50, ImageNet", IMAGENET,
+                           head=("he", "paper Table 4"), scale=(10.0, IMAGENET_SETUP),
+                           margin=(0.2, IMAGENET_SETUP)))
     recipes.append(_recipe(
         "table6-pgd-he-wrn34-20", "PGD-AT+HE, WRN-34-20, weight decay 5e-4 (the RobustBench entry)", CIFAR10, HE,
         framework=("pgd", "paper Table 6"), head=("he", "paper Table 6"), model=("wrn-34-20", "paper Table 6"),
