@@ -40,16 +40,18 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def load_dataset(
-    name: str, train: bool = True, data_dir: str | os.PathLike | None = None
+    name: str, train: bool = True, data_dir: str | os.PathLike | None = None, verify: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(x float32 (N, C, H, W) in [0, 1], y int64)`` for ``"fashion-mnist"``, ``"cifar10"`` or ``"synthetic"``."""
+    """``(x float32 (N, C, H, W) in [0, 1], y int64)`` for ``"fashion-mnist"``, ``"cifar10"`` or ``"synthetic"``.
+
+    ``verify=False`` reads CIFAR-10 files whose md5 differs from the official release (see ``load_cifar10``)."""
     dataset_info(name)
     if data_dir is not None and not Path(data_dir).is_dir():
         raise MissingFileError(f"data directory {data_dir} does not exist")
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
     if name == "cifar10":
-        return load_cifar10(train, data_dir)
+        return load_cifar10(train, data_dir, verify=verify)
     return load_synthetic(train)
 
 
