@@ -1,4 +1,4 @@
-"""``art-he``: quickstart, train, eval (``python -m art_he`` and ``torchrun -m art_he`` too)."""
+"""``art-he``: quickstart, train, recipes, eval, reproduce (``python -m art_he`` and ``torchrun -m art_he`` too)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,18 @@ def _eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def _add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
+    from art_he.reproduce import add_reproduce_arguments
+
+    add_reproduce_arguments(p)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from art_he.reproduce import run_reproduce
+
+    return run_reproduce(args)
+
+
 #: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
 #: that ``art-he --help`` answers without importing torch
 COMMANDS = {
@@ -104,6 +116,8 @@ COMMANDS = {
     "train": ("adversarially train one model", _add_train_arguments, _train),
     "recipes": ("list the paper's training recipes", _add_recipes_arguments, _recipes),
     "eval": ("evaluate a run directory with an attack suite", _add_eval_arguments, _eval),
+    "reproduce": ("train, evaluate and compare a table of the paper (table2, table10, table3) with its numbers",
+                  _add_reproduce_arguments, _reproduce),
 }
 
 

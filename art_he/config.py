@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,8 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the model")
     sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
     data_dir: str | None = option(None, "data root (a folder that must exist); image folders: D/train, D/val")
+    verify_data: bool = option(True, "check CIFAR-10's md5 sums; --no-verify-data reads a re-packed or subsampled "
+                                     "copy in the same pickle format (pickles: only copies you trust)")
     image_size: int | None = option(None, "image-folder data sets: crop size (default 224, resized from 256)")
     workers: int = option(4, "image-folder data sets: DataLoader worker processes")
     model_kwargs: dict = option({}, "extra keyword arguments of the model builder", cli=False)
@@ -185,10 +187,13 @@ def cli_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per :class:`TrainConfig` field shown on the command line. Unset flags stay out of the parsed
-    namespace (``argparse.SUPPRESS``), so that they do not override a recipe's values."""
+def add_config_arguments(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
+    """One flag per :class:`TrainConfig` field shown on the command line (but the fields in ``exclude``). Unset
+    flags stay out of the parsed namespace (``argparse.SUPPRESS``), so that they do not override a recipe's
+    values."""
     for f in cli_fields():
+        if f.name in exclude:
+            continue
         meta, default = f.metadata, f.default
         shown = f" (default: {default})" if default is not None and not isinstance(default, bool) else ""
         text = meta["help"] + shown

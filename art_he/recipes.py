@@ -81,7 +81,7 @@ class Recipe:
 
     def config(self, **overrides) -> TrainConfig:
         """The recipe as a :class:`TrainConfig`, with ``overrides`` on top."""
-        return TrainConfig(**{k: v for k, (v, _) in self.values.items()}, recipe=self.name, **overrides)
+        return TrainConfig(**{**{k: v for k, (v, _) in self.values.items()}, "recipe": self.name, **overrides})
 
     def sources(self) -> dict[str, str]:
         return {k: source for k, (_, source) in self.values.items()}

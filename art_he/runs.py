@@ -172,7 +172,20 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None) -> tuple[np.ndarray, np
 RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, ckpt.CHECKPOINT_FILE)
 #: options a resumed run may change: they change how fast it trains, not what (``epochs`` is not one of them:
 #: the LR schedule's milestones and cycle are fixed by it)
-RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "sync_batchnorm", "data_dir"})
+RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "sync_batchnorm", "data_dir",
+                       "verify_data"})
+
+
+def run_config(cfg: TrainConfig) -> dict:
+    """What ``config.json`` records of a resolved configuration (all but ``data_dir``, a local path)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
+
+
+def config_differences(saved: dict, config: dict) -> list[str]:
+    """The keys, other than :data:`RESUMABLE` ones, whose values differ between a run's ``config.json`` and
+    ``config`` (keys only one of them has are not compared)."""
+    config = json.loads(json.dumps(config))  # tuples as lists, as config.json holds them
+    return sorted(k for k in config if k not in RESUMABLE and k in saved and saved[k] != config[k])
 
 
 def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, overwrite: bool) -> list | None:
@@ -202,7 +215,7 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, o
         raise UserError(f"{out} has no {ckpt.CHECKPOINT_FILE} to resume from; train without --resume, into a new "
                         "folder or with --overwrite")
     saved = read_config(out)
-    differ = sorted(k for k in config if k not in RESUMABLE and k in saved and saved[k] != config[k])
+    differ = config_differences(saved, config)
     if differ:
         pairs = ", ".join(f"{k} {saved[k]!r} -> {config[k]!r}" for k in differ)
         raise UserError(f"cannot resume {out}: its configuration differs in {pairs}; resume with the run's "
@@ -217,7 +230,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`).
     """
     cfg = cfg.resolved()
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
+    config = run_config(cfg)
     if out_dir is not None and _is_main_process():  # distributed: rank 0 checks (and clears) the folder
         done = prepare_run_dir(out_dir, config, resume=resume, overwrite=overwrite)
         if done is not None:
@@ -238,12 +251,13 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
         loader = folder_loader(train_set, cfg.batch_size, cfg.workers, cfg.seed, cfg.subset)
         steps = len(loader)
     else:
-        x, y = _subset(*load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir), cfg.subset)
+        x, y = _subset(*load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir, verify=cfg.verify_data),
+                       cfg.subset)
         steps = -(-len(x) // cfg.batch_size)
     validation = None
     if cfg.val_n:
         validation = _subset(*load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, image_size=cfg.image_size,
-                                           n=cfg.val_n), cfg.val_n)
+                                           n=cfg.val_n, verify=cfg.verify_data), cfg.val_n)
     model = build_run_model(cfg)
     classifier = make_classifier(model, cfg.dataset, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                  config=config)

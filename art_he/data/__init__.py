@@ -48,18 +48,19 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def load_dataset(
     name: str, train: bool = True, data_dir: str | os.PathLike | None = None, *, image_size: int | None = None,
-    n: int | None = None,
+    n: int | None = None, verify: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(x float32 (N, C, H, W) in [0, 1], y int64)`` of a data set. Image folders (``imagefolder``,
     ``imagenet``) are read at ``image_size`` with the evaluation transforms, ``n`` images spread over the split
-    (all without ``n``); the other data sets ignore both."""
+    (all without ``n``); the other data sets ignore both. ``verify=False`` reads CIFAR-10 files whose md5
+    differs from the official release (see ``load_cifar10``)."""
     info = dataset_info(name)
     if data_dir is not None and not Path(data_dir).is_dir():
         raise MissingFileError(f"data directory {data_dir} does not exist")
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
     if name == "cifar10":
-        return load_cifar10(train, data_dir)
+        return load_cifar10(train, data_dir, verify=verify)
     if info.folder:
         return load_folder(data_dir, train, image_size or info.input_shape[-1], n)
     return load_synthetic(train)

@@ -1,0 +1,517 @@
+"""``art-he reproduce table2|table10|table3``: train every row of one of the paper's CIFAR-10 tables from its
+recipes, evaluate it and print the table beside the paper's numbers, with the differences.
+
+Each row trains into ``OUT/<recipe>/`` (an ordinary run folder, see :mod:`art_he.runs`) and its evaluation is
+cached in ``OUT/<recipe>/eval.json``. A rerun skips finished rows whose configuration matches, resumes an
+interrupted row from its ``checkpoint.pt`` and reuses an evaluation made with the same settings of the same
+weights. ``table10`` is Table 2's six rows plus the three m-HE rows, evaluated with the same attacks, so that
+``table10`` after ``table2`` (same ``--out``) trains and evaluates only the m-HE rows. The paper's numbers are
+transcribed once, in :data:`TABLES`; Table 4 (ImageNet) has no recipes yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields
+from art_he.errors import UserError
+from art_he.recipes import get_recipe
+
+#: images of CIFAR-10's training and test sets (the estimate's counts; the data are not read for the plan)
+CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000
+#: the GPU-hour estimate's one assumption: the effective bf16 throughput of one H100 on these convolutional
+#: networks, about 10 % of its dense bf16 peak (989 TFLOP/s, SXM). Not measured: no GPU has been lent so far.
+ASSUMED_H100_TFLOPS = 100.0
+#: attacks whose every step takes one gradient per class (DeepFool's linearisation, FAB's projections)
+PER_CLASS_GRADIENTS = frozenset({"deepfool", "fab"})
+#: the options that make a row what it is: ``reproduce`` does not take them as flags
+ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin")
+EVAL_FILE = "eval.json"
+#: Table 2's attacks in the suite's names (C&W: PGD on the C&W margin, as Zhang et al. evaluate it)
+WHITE_BOX = ("pgd20", "pgd500", "mim20", "fgsm", "deepfool", "cw20", "feature100", "fab")
+TABLE2_EVAL = "Table 2's caption, following Zhang et al."
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One line of a paper table: the recipe that trains it, the paper's name for it and its numbers."""
+
+    recipe: str
+    label: str
+    values: tuple[float, ...]  # in the order of the table's columns
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A table of the paper: its columns (as our report's keys and as the paper heads them), the attacks and
+    settings that evaluate its rows, and its rows with the paper's numbers."""
+
+    key: str
+    number: int
+    caption: str
+    columns: tuple[str, ...]  # report keys: "clean", attack names, "train_min" (training time, minutes)
+    headers: tuple[str, ...]  # the paper's column heads
+    attacks: tuple[str, ...]  # what every row is evaluated with (besides clean accuracy)
+    eps: float
+    eps_step: float
+    eval_source: str
+    rows: tuple[PaperRow, ...]
+
+    @property
+    def recipes(self) -> list[str]:
+        return [row.recipe for row in self.rows]
+
+
+def _rows(*rows: tuple) -> tuple[PaperRow, ...]:
+    return tuple(PaperRow(recipe, label, tuple(values)) for recipe, label, *values in rows)
+
+
+_TABLE2_ROWS = (  # paper Table 2: Clean, PGD-20, PGD-500, MIM-20, FGSM, DeepFool, C&W, FeaAtt., FAB
+    ("table2-pgd-plain", "PGD-AT", 86.75, 53.97, 51.63, 55.08, 59.70, 57.26, 84.00, 52.38, 51.23),
+    ("table2-pgd-he", "PGD-AT+HE", 86.19, 59.36, 57.59, 60.19, 63.77, 61.56, 84.07, 52.88, 54.45),
+    ("table2-alp-plain", "ALP", 87.18, 52.29, 50.13, 53.35, 58.99, 59.40, 84.96, 49.55, 50.54),
+    ("table2-alp-he", "ALP+HE", 89.91, 57.69, 51.78, 58.63, 65.08, 65.19, 87.86, 48.64, 51.86),
+    ("table2-trades-plain", "TRADES", 84.62, 56.48, 54.84, 57.14, 61.02, 60.70, 81.13, 55.09, 53.58),
+    ("table2-trades-he", "TRADES+HE", 84.88, 62.02, 60.75, 62.71, 65.69, 60.48, 81.44, 58.13, 53.50),
+)
+_TABLE10_ROWS = (  # paper Table 10 (App. C.5): Clean, PGD-20, PGD-500, MIM-20, FGSM, DeepFool, C&W-Linf
+    ("table2-pgd-plain", "PGD-AT", 86.75, 53.97, 51.63, 55.08, 59.70, 57.26, 84.00),
+    ("table2-pgd-he", "PGD-AT+HE", 86.19, 59.36, 57.59, 60.19, 63.77, 61.56, 84.07),
+    ("table10-pgd-mhe", "PGD-AT+m-HE", 86.25, 59.90, 58.46, 60.50, 63.70, 59.47, 83.71),
+    ("table2-alp-plain", "ALP", 87.18, 52.29, 50.13, 53.35, 58.99, 59.40, 84.96),
+    ("table2-alp-he", "ALP+HE", 89.91, 57.69, 51.78, 58.63, 65.08, 65.19, 87.86),
+    ("table10-alp-mhe", "ALP+m-HE", 89.23, 57.09, 53.34, 58.04, 63.81, 60.74, 87.21),
+    ("table2-trades-plain", "TRADES", 84.62, 56.48, 54.84, 57.14, 61.02, 60.70, 81.13),
+    ("table2-trades-he", "TRADES+HE", 84.88, 62.02, 60.75, 62.71, 65.69, 60.48, 81.44),
+    ("table10-trades-mhe", "TRADES+m-HE", 84.30, 61.83, 60.43, 62.67, 65.49, 60.51, 80.53),
+)
+_TABLE3_ROWS = (  # paper Table 3: Clean, PGD-50, training time (min; the Epo. column is the recipes' epochs)
+    ("table3-fast-plain", "FastAT", 83.80, 46.40, 11.38),
+    ("table3-fast-he", "FastAT+HE", 82.58, 52.55, 11.48),
+    ("table3-fast-mhe", "FastAT+m-HE", 83.14, 53.49, 11.49),
+    ("table3-free-plain", "FreeAT", 77.21, 46.14, 15.78),
+    ("table3-free-he", "FreeAT+HE", 76.85, 50.98, 15.87),
+    ("table3-free-mhe", "FreeAT+m-HE", 77.59, 51.85, 15.91),
+)
+
+#: the paper's CIFAR-10 tables, transcribed from the paper (Tables 2, 3 and 10); the one copy of its numbers
+TABLES: dict[str, PaperTable] = {t.key: t for t in (
+    PaperTable("table2", 2, "white-box accuracy (%) on CIFAR-10",
+               ("clean", *WHITE_BOX), ("Clean", "PGD-20", "PGD-500", "MIM-20", "FGSM", "DeepFool", "C&W",
+                                       "FeaAtt.", "FAB"),
+               WHITE_BOX, 0.031, 0.003, TABLE2_EVAL, _rows(*_TABLE2_ROWS)),
+    PaperTable("table10", 10, "white-box accuracy (%) on CIFAR-10 with m-HE (App. C.5)",
+               ("clean", *WHITE_BOX[:6]), ("Clean", "PGD-20", "PGD-500", "MIM-20", "FGSM", "DeepFool", "C&W-Linf"),
+               WHITE_BOX, 0.031, 0.003, TABLE2_EVAL + "; Table 2's attacks, so that the rows are shared",
+               _rows(*_TABLE10_ROWS)),
+    PaperTable("table3", 3, "FastAT and FreeAT with HE and m-HE on CIFAR-10: accuracy (%) and training time (min)",
+               ("clean", "pgd50", "train_min"), ("Clean", "PGD-50", "Time (min)"), ("pgd50",), 8 / 255, 2 / 255,
+               "Sec. 4's eps 8/255 and step 2/255 (the paper does not give Table 3's PGD-50 settings)",
+               _rows(*_TABLE3_ROWS)),
+)}
+#: tables the command knows but cannot train yet
+NOT_YET = {"table4": "Table 4 (ImageNet, FreeAT on ResNet-50/152 and WRN-50-2/101-2): the ImageNet recipes are not "
+                     "available yet"}
+
+
+def get_table(name: str) -> PaperTable:
+    """The table named ``name`` (``table2``, ``table10``, ``table3``); :class:`UserError` otherwise."""
+    if name in NOT_YET:
+        raise UserError(NOT_YET[name])
+    if name not in TABLES:
+        raise UserError(f"unknown table {name!r}; choose from {', '.join(TABLES)} ({', '.join(NOT_YET)}: not yet)")
+    return TABLES[name]
+
+
+# -- configurations -------------------------------------------------------------------------------------------
+
+
+def row_configs(table: PaperTable, overrides: dict) -> dict[str, TrainConfig]:
+    """Each row's recipe with ``overrides`` on top, resolved. A framework option (``--max-iter``, ``--replays``
+    ...) applies to the rows whose framework takes it; one that applies to no row is a :class:`UserError`."""
+    allowed = {f.name for f in cli_fields()} - set(ROW_IDENTITY)
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise UserError(f"reproduce does not override {', '.join(unknown)}: they define the table's rows")
+    configs, used = {}, set()
+    for name in table.recipes:
+        cfg = get_recipe(name).config()
+        takes = cfg.framework_class().option_defaults()
+        applied = {k: v for k, v in overrides.items() if k not in FRAMEWORK_OPTIONS or k in takes}
+        used |= set(applied)
+        configs[name] = dataclasses.replace(cfg, **applied).resolved()
+    unused = sorted(set(overrides) - used)
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        frameworks = sorted({c.framework for c in configs.values()})
+        raise UserError(f"{flags} applies to none of {table.key}'s frameworks ({', '.join(frameworks)})")
+    return configs
+
+
+def overrides_from_arguments(args: argparse.Namespace) -> dict:
+    """The training options given on the command line (unset flags are not in ``args``)."""
+    return {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}
+
+
+# -- state of a row on disk -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What a row's folder holds: ``new``, ``restart`` (stopped in its first epoch), ``resume`` (a checkpoint
+    after ``epochs_done`` passes) or ``trained``; ``evaluated`` when its ``eval.json`` matches the settings."""
+
+    kind: str
+    epochs_done: int = 0
+    evaluated: bool = False
+
+
+def row_state(run_dir: Path, cfg: TrainConfig, settings: dict | None = None) -> RowState:
+    """The state of ``run_dir`` for ``cfg``; :class:`UserError` if it holds a run of another configuration.
+
+    ``settings`` (from :func:`eval_settings`, without the weights' hash) decide ``evaluated``."""
+    from art_he.runs import CONFIG_FILE, MODEL_FILE, RUN_FILES, config_differences, read_config, run_config
+    from art_he.trainers import checkpoint as ckpt
+
+    if not any((run_dir / name).exists() for name in RUN_FILES):
+        return RowState("new")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir} holds run files but no {CONFIG_FILE}; move it away or give another --out")
+    saved = read_config(run_dir)
+    differ = config_differences(saved, run_config(cfg))
+    if differ:
+        pairs = ", ".join(f"{k} {saved[k]!r} (wanted {getattr(cfg, k)!r})" for k in differ)
+        raise UserError(f"{run_dir} holds a run of another configuration: {pairs}; give another --out or move the "
+                        "folder away")
+    if (run_dir / MODEL_FILE).is_file():
+        evaluated = settings is not None and cached_report(run_dir, settings) is not None
+        return RowState("trained", cfg.passes, evaluated)
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir), mmap=True)
+    if state is None:
+        return RowState("restart")
+    return RowState("resume", int(state["epoch"]))
+
+
+def describe(state: RowState, passes: int) -> str:
+    if state.kind == "trained":
+        return "trained, evaluated" if state.evaluated else "trained"
+    if state.kind == "resume":
+        return f"resume at pass {state.epochs_done}/{passes}"
+    return {"new": "new", "restart": "restart (stopped in pass 1)"}[state.kind]
+
+
+# -- the GPU-hour estimate ------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _forward_flops(model: str, model_kwargs: str) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from art_he.runs import build_run_model
+
+    cfg = TrainConfig(dataset="cifar10", model=model, model_kwargs=json.loads(model_kwargs))
+    with torch.device("meta"):  # shapes only: nothing is allocated or computed
+        net = build_run_model(cfg)  # a plain head: the HE head's FLOPs are the same linear layer's
+        with FlopCounterMode(display=False) as counter:
+            net(torch.zeros(1, 3, 32, 32))
+    return float(counter.get_total_flops())
+
+
+def forward_flops(cfg: TrainConfig) -> float:
+    """FLOPs of one forward pass of ``cfg``'s model on one 32x32 image, counted by torch on the meta device."""
+    return _forward_flops(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True))
+
+
+def images_per_second(cfg: TrainConfig) -> float:
+    """Assumed forward+backward images per second of ``cfg``'s model on one H100 (3 forward passes of FLOPs)."""
+    return ASSUMED_H100_TFLOPS * 1e12 / (3 * forward_flops(cfg))
+
+
+def train_passes_per_image(cfg: TrainConfig) -> float:
+    """Forward+backward passes per image in one pass over the data: the attack's steps plus the update's."""
+    steps = {"pgd": (cfg.max_iter or 0) + 1, "alp": (cfg.max_iter or 0) + 2, "trades": (cfg.max_iter or 0) + 2,
+             "fast": 2, "free": cfg.replays or 1}
+    return float(steps[cfg.framework])
+
+
+def eval_passes_per_image(table: PaperTable, cfg: TrainConfig, max_steps: int | None) -> float:
+    """Forward+backward passes per test image of the table's attacks at their full step counts (an upper bound:
+    DeepFool and FAB stop early); CE attacks on an HE head run on two views."""
+    from art_he.evaluation.specs import parse_attacks
+
+    total = 1 / 3  # the clean forward pass
+    for spec in parse_attacks(table.attacks, eps=table.eps, eps_step=table.eps_step, max_steps=max_steps):
+        views = spec.attack.plain_views if cfg.head == "plain" else spec.attack.views
+        per_step = 10 if spec.family in PER_CLASS_GRADIENTS else 1
+        total += spec.steps * len(views) * per_step
+    return total
+
+
+def estimate_hours(table: PaperTable, cfg: TrainConfig, state: RowState, n: int | None,
+                   max_steps: int | None) -> tuple[float, float]:
+    """``(training, evaluation)`` GPU-hours left for one row, on :data:`ASSUMED_H100_TFLOPS`."""
+    rate = images_per_second(cfg) * 3600
+    images = min(cfg.subset or CIFAR10_TRAIN, CIFAR10_TRAIN)
+    passes_left = 0 if state.kind == "trained" else cfg.passes - state.epochs_done
+    train = images * passes_left * train_passes_per_image(cfg) / rate
+    tests = min(n or CIFAR10_TEST, CIFAR10_TEST)
+    evaluate = 0.0 if state.evaluated else tests * eval_passes_per_image(table, cfg, max_steps) / rate
+    return train, evaluate
+
+
+# -- evaluation and its cache ---------------------------------------------------------------------------------
+
+
+def eval_settings(table: PaperTable, n: int | None, max_steps: int | None) -> dict:
+    """What an evaluation depends on besides the weights (the cache key of ``eval.json``)."""
+    return {"attacks": list(table.attacks), "n": n, "eps": table.eps, "eps_step": table.eps_step,
+            "max_steps": max_steps, "restarts": 1, "seed": 0}
+
+
+def weights_digest(run_dir: Path) -> str:
+    from art_he.runs import MODEL_FILE
+
+    digest = hashlib.sha256()
+    with open(run_dir / MODEL_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_report(run_dir: Path, settings: dict):
+    """The row's ``eval.json`` if it was made with ``settings`` of the present weights, else ``None``."""
+    from art_he.evaluation import Report
+
+    path = run_dir / EVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        report = Report.from_json(path)
+    except (ValueError, KeyError, TypeError):  # damaged or foreign: evaluated again and replaced
+        return None
+    wanted = {**settings, "weights_sha256": weights_digest(run_dir)}
+    return report if report.meta.get("reproduce") == json.loads(json.dumps(wanted)) else None
+
+
+def evaluate_row(table: PaperTable, run_dir: Path, settings: dict, test_data, verbose: bool):
+    """The row's report: from ``eval.json`` when its settings match, else evaluated and written there."""
+    from art_he.evaluation import evaluate
+    from art_he.runs import load_run
+
+    report = cached_report(run_dir, settings)
+    if report is not None:
+        return report
+    _, classifier, config = load_run(run_dir)
+    x, y = test_data()
+    report = evaluate(classifier, x, y, suite="paper", attacks=list(table.attacks), n=settings["n"],
+                      eps=table.eps, eps_step=table.eps_step, max_steps=settings["max_steps"], sweep=(),
+                      seed=settings["seed"], restarts=settings["restarts"], dataset="cifar10", name=run_dir.name,
+                      verbose=verbose, meta={"run": str(run_dir), "model": config.get("model"),
+                                             "framework": config.get("framework"),
+                                             "reproduce": {**settings, "weights_sha256": weights_digest(run_dir)}})
+    report.to_json(run_dir / EVAL_FILE)
+    return report
+
+
+def training_minutes(run_dir: Path) -> float | None:
+    """Wall-clock training time of a run (the sum of its epochs' ``time_s``), in minutes."""
+    from art_he.runs import METRICS_FILE
+
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return None
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sum(m.get("time_s", 0.0) for m in lines) / 60
+
+
+# -- text -----------------------------------------------------------------------------------------------------
+
+
+def plan_text(table: PaperTable, configs: dict[str, TrainConfig], states: dict[str, RowState], out: Path,
+              overrides: dict, n: int | None, max_steps: int | None) -> str:
+    """What will be done: rows, epochs, model, data, evaluation and the estimated GPU-hours."""
+    first = next(iter(configs.values()))
+    given = " ".join(_flag(k, v) for k, v in sorted(overrides.items())) or "none (the recipes)"
+    images = f"first {first.subset:,}" if first.subset else f"all {CIFAR10_TRAIN:,}"
+    cap = f", attack steps capped at {max_steps}" if max_steps else ""
+    lines = [
+        f"art-he reproduce {table.key}: paper Table {table.number} ({table.caption}), {len(configs)} rows into "
+        f"{out}/<row>/",
+        f"  data: {first.dataset} from {first.data_dir or '$ART_HE_DATA or the cache'}, {images} training images; "
+        f"evaluation on {'the first ' + format(n, ',') if n else 'all ' + format(CIFAR10_TEST, ',')} test images: "
+        f"clean, {', '.join(table.attacks)} at eps {table.eps:.4g}, step {table.eps_step:.4g} ({table.eval_source})"
+        f"{cap}",
+        f"  overrides: {given}",
+        "",
+        f"  {'row':<20} {'framework':<9} {'head':<5} {'model':<16} {'epochs':>6} {'passes':>6}  {'state':<26} "
+        f"{'GPU-h train + eval':>18}",
+    ]
+    total_train = total_eval = full = 0.0
+    for name, cfg in configs.items():
+        train, evaluate = estimate_hours(table, cfg, states[name], n, max_steps)
+        total_train, total_eval = total_train + train, total_eval + evaluate
+        full += sum(estimate_hours(table, cfg, RowState("new"), n, max_steps))
+        lines.append(f"  {name:<20} {cfg.framework:<9} {cfg.head:<5} {cfg.model:<16} {cfg.epochs:>6} {cfg.passes:>6}"
+                     f"  {describe(states[name], cfg.passes):<26} {train:>8.2f} + {evaluate:<7.2f}")
+    rates = ", ".join(sorted({f"{c.model} {forward_flops(c) / 1e9:.3g} GFLOP per forward pass -> "
+                              f"{images_per_second(c):,.0f} images/s" for c in configs.values()}))
+    lines += [
+        "",
+        f"GPU-hours (an estimate, not a measurement): {total_train + total_eval:.2f} left (training "
+        f"{total_train:.2f}, evaluation {total_eval:.2f}) of {full:.2f} for the whole table, on one H100 assumed to "
+        f"sustain {ASSUMED_H100_TFLOPS:g} TFLOP/s in bf16 (about 10% of its dense peak): {rates} forward+backward. "
+        "Training counts K+1 forward+backward passes per image for PGD-AT, K+2 for ALP and TRADES, 2 for FastAT "
+        "and m per pass for FreeAT; evaluation counts every attack at its full step count (CE attacks on an HE "
+        "head run on two views; DeepFool and FAB take a gradient per class).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _flag(name: str, value) -> str:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value}"
+
+
+def _cell(ours: float | None, paper: float) -> str:
+    if ours is None:
+        return f"- / {paper:.2f}"
+    return f"{ours:.2f} / {paper:.2f} ({ours - paper:+.2f})"
+
+
+def row_values(table: PaperTable, report, minutes: float | None) -> dict[str, float | None]:
+    """Our numbers for the table's columns: accuracies in %, training time in minutes."""
+    accuracy = {r.attack: 100 * r.accuracy for r in report.rows}
+    return {c: minutes if c == "train_min" else accuracy.get(c) for c in table.columns}
+
+
+def comparison_text(table: PaperTable, ours: dict[str, dict[str, float | None]], n_eval: int,
+                    max_steps: int | None) -> str:
+    """The table in Markdown, each cell ``ours / paper (ours - paper)``."""
+    cap = f", attack steps capped at {max_steps}" if max_steps else ""
+    lines = [f"**Table {table.number}** ({table.caption}): each cell is ours / paper (ours - paper); ours on "
+             f"{n_eval:,} test images{cap}", "",
+             "| Defense | " + " | ".join(table.headers) + " |", "| --- |" + " ---: |" * len(table.headers)]
+    for row in table.rows:
+        values = ours[row.recipe]
+        cells = [_cell(values.get(c), p) for c, p in zip(table.columns, row.values)]
+        lines.append(f"| {row.label} (`{row.recipe}`) | " + " | ".join(cells) + " |")
+    if "train_min" in table.columns:
+        lines += ["", "Time: the paper's is on its GPUs (NVIDIA P100 / 2080Ti, App. C), ours on this machine."]
+    return "\n".join(lines) + "\n"
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+
+def train_row(cfg: TrainConfig, run_dir: Path, state: RowState, verbose: bool) -> None:
+    """Train a row that is not finished: from scratch, or on from its checkpoint."""
+    from art_he import runs
+
+    runs.train_run(cfg, run_dir, resume=state.kind == "resume", overwrite=state.kind == "restart", verbose=verbose)
+
+
+def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *, n: int | None = None,
+              max_steps: int | None = None, dry_run: bool = False, verbose: bool = True) -> str:
+    """Plan, train, evaluate and compare one table; returns the comparison (the plan for ``dry_run``)."""
+    from art_he.validation import check_number
+
+    table = get_table(name)
+    for label, value in (("n", n), ("max_steps", max_steps)):
+        if value is not None:
+            check_number(label, value, low=1, integer=True)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    configs = row_configs(table, overrides)
+    settings = eval_settings(table, n, max_steps)
+    states = {row: row_state(out / row, cfg, settings) for row, cfg in configs.items()}
+    print(plan_text(table, configs, states, out, overrides, n, max_steps), flush=True)
+    if dry_run:
+        return ""
+    test = _test_loader(next(iter(configs.values())))
+    values, n_eval = {}, []
+    for row, cfg in configs.items():
+        run_dir, state = out / row, states[row]
+        if state.kind == "trained":
+            print(f"== {row}: trained, skipped", flush=True)
+        else:
+            print(f"== {row}: {describe(state, cfg.passes)}", flush=True)
+            train_row(cfg, run_dir, state, verbose)
+        print(f"== {row}: {'evaluation cached' if state.evaluated else 'evaluating'}", flush=True)
+        report = evaluate_row(table, run_dir, settings, test, verbose)
+        values[row] = row_values(table, report, training_minutes(run_dir))
+        n_eval.append(report.rows[0].n)
+    text = comparison_text(table, values, min(n_eval), max_steps)
+    _write_results(out, table, values, text)
+    return text
+
+
+def _test_loader(cfg: TrainConfig):
+    """A function giving CIFAR-10's test set, read once, on first use."""
+    from art_he.data import load_dataset
+
+    @functools.lru_cache(maxsize=1)
+    def load():
+        return load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, verify=cfg.verify_data)
+
+    return load
+
+
+def _write_results(out: Path, table: PaperTable, values: dict, text: str) -> None:
+    """``OUT/<table>.md`` (the printed table) and ``OUT/<table>.json`` (ours, paper, difference per cell)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{table.key}.md").write_text(text)
+    cells = {row.recipe: {c: _json_cell(values[row.recipe].get(c), p) for c, p in zip(table.columns, row.values)}
+             for row in table.rows}
+    (out / f"{table.key}.json").write_text(json.dumps({"table": table.number, "rows": cells}, indent=2) + "\n")
+
+
+def _json_cell(ours: float | None, paper: float) -> dict:
+    return {"ours": ours, "paper": paper, "diff": None if ours is None else round(ours - paper, 4)}
+
+
+# -- command line ---------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    """``art-he reproduce``'s options: the table, the run folder, the evaluation's size and the training
+    options of ``art-he train`` (but those that define a row) as overrides of every row's recipe."""
+    parser.add_argument("table", metavar="TABLE", help=f"{', '.join(TABLES)} (table10: Table 2's rows plus m-HE); "
+                                                       f"{', '.join(NOT_YET)} (ImageNet) is not available yet")
+    parser.add_argument("--out", default="runs/reproduce", help="one run folder per row, OUT/<recipe> "
+                                                                "(default: runs/reproduce)")
+    parser.add_argument("--n", type=_positive_int, default=None, help="test images to evaluate (default: all)")
+    parser.add_argument("--max-steps", type=_positive_int, default=None,
+                        help="cap every attack's steps (smoke tests; shown in the table)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and the GPU-hour estimate only")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
+    group = parser.add_argument_group("training options, applied to every row on top of its recipe")
+    add_config_arguments(group, exclude=ROW_IDENTITY)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """``art-he reproduce`` with parsed ``args``."""
+    text = reproduce(args.table, overrides_from_arguments(args), args.out, n=args.n, max_steps=args.max_steps,
+                     dry_run=args.dry_run, verbose=not args.quiet)
+    if text:
+        print(text, end="")
+    return 0
