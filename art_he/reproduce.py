@@ -6,7 +6,7 @@ cached in ``OUT/<recipe>/eval.json``. A rerun skips finished rows whose configur
 interrupted row from its ``checkpoint.pt`` and reuses an evaluation made with the same settings of the same
 weights. ``table10`` is Table 2's six rows plus the three m-HE rows, evaluated with the same attacks, so that
 ``table10`` after ``table2`` (same ``--out``) trains and evaluates only the m-HE rows. The paper's numbers are
-transcribed once, in :data:`TABLES`; Table 4 (ImageNet) has no recipes yet.
+transcribed once, in :data:`TABLES`; of Table 4 (ImageNet) the ResNet-50 rows, the ones with recipes.
 """
 
 from __future__ import annotations
@@ -100,7 +100,12 @@ _TABLE3_ROWS = (  # paper Table 3: Clean, PGD-50, training time (min; the Epo. c
     ("table3-free-mhe", "FreeAT+m-HE", 77.59, 51.85, 15.91),
 )
 
-#: the paper's CIFAR-10 tables, transcribed from the paper (Tables 2, 3 and 10); the one copy of its numbers
+_TABLE4_ROWS = (  # paper Table 4, ResNet-50 rows: Clean, PGD-10, PGD-50
+    ("table4-free-plain", "ResNet-50 FreeAT", 60.28, 32.13, 31.39),
+    ("table4-free-he", "ResNet-50 FreeAT+HE", 61.83, 40.22, 39.85),
+)
+
+#: the paper's tables, transcribed from the paper (Tables 2, 3, 4 and 10); the one copy of its numbers
 TABLES: dict[str, PaperTable] = {t.key: t for t in (
     PaperTable("table2", 2, "white-box accuracy (%) on CIFAR-10",
                ("clean", *WHITE_BOX), ("Clean", "PGD-20", "PGD-500", "MIM-20", "FGSM", "DeepFool", "C&W",
@@ -114,18 +119,16 @@ TABLES: dict[str, PaperTable] = {t.key: t for t in (
                ("clean", "pgd50", "train_min"), ("Clean", "PGD-50", "Time (min)"), ("pgd50",), 8 / 255, 2 / 255,
                "Sec. 4's eps 8/255 and step 2/255 (the paper does not give Table 3's PGD-50 settings)",
                _rows(*_TABLE3_ROWS)),
+    PaperTable("table4", 4, "white-box top-1 accuracy (%) on ImageNet, ResNet-50 rows",
+               ("clean", "pgd10", "pgd50"), ("Clean", "PGD-10", "PGD-50"), ("pgd10", "pgd50"), 4 / 255, 1 / 255,
+               "Sec. 4: Shafahi et al.'s settings, eps 4/255 with step 1/255", _rows(*_TABLE4_ROWS)),
 )}
-#: tables the command knows but cannot train yet
-NOT_YET = {"table4": "Table 4 (ImageNet, FreeAT on ResNet-50/152 and WRN-50-2/101-2): the ImageNet recipes are not "
-                     "available yet"}
 
 
 def get_table(name: str) -> PaperTable:
-    """The table named ``name`` (``table2``, ``table10``, ``table3``); :class:`UserError` otherwise."""
-    if name in NOT_YET:
-        raise UserError(NOT_YET[name])
+    """The table named ``name`` (``table2``, ``table10``, ``table3``, ``table4``); :class:`UserError` otherwise."""
     if name not in TABLES:
-        raise UserError(f"unknown table {name!r}; choose from {', '.join(TABLES)} ({', '.join(NOT_YET)}: not yet)")
+        raise UserError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
     return TABLES[name]
 
 
@@ -210,23 +213,25 @@ def describe(state: RowState, passes: int) -> str:
 
 
 @functools.cache
-def _forward_flops(model: str, model_kwargs: str) -> float:
+def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from art_he.runs import build_run_model
+    from art_he.models import build_model
 
-    cfg = TrainConfig(dataset="cifar10", model=model, model_kwargs=json.loads(model_kwargs))
     with torch.device("meta"):  # shapes only: nothing is allocated or computed
-        net = build_run_model(cfg)  # a plain head: the HE head's FLOPs are the same linear layer's
+        # a plain head: the HE head's FLOPs are the same linear layer's
+        net = build_model(model, num_classes=nb_classes, in_channels=3, **json.loads(model_kwargs))
         with FlopCounterMode(display=False) as counter:
-            net(torch.zeros(1, 3, 32, 32))
+            net(torch.zeros(1, 3, size, size))
     return float(counter.get_total_flops())
 
 
 def forward_flops(cfg: TrainConfig) -> float:
-    """FLOPs of one forward pass of ``cfg``'s model on one 32x32 image, counted by torch on the meta device."""
-    return _forward_flops(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True))
+    """FLOPs of one forward pass of ``cfg``'s model on one image (32x32 or the image folder's size), counted by
+    torch on the meta device."""
+    return _forward_flops(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), cfg.nb_classes or 10,
+                          cfg.image_size or 32)
 
 
 def images_per_second(cfg: TrainConfig) -> float:
@@ -437,7 +442,7 @@ def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *,
     print(plan_text(table, configs, states, out, overrides, n, max_steps), flush=True)
     if dry_run:
         return ""
-    test = _test_loader(next(iter(configs.values())))
+    test = _test_loader(next(iter(configs.values())), n)
     values, n_eval = {}, []
     for row, cfg in configs.items():
         run_dir, state = out / row, states[row]
@@ -455,13 +460,14 @@ def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *,
     return text
 
 
-def _test_loader(cfg: TrainConfig):
-    """A function giving CIFAR-10's test set, read once, on first use."""
+def _test_loader(cfg: TrainConfig, n: int | None):
+    """A function giving the test set (``n`` images of an image folder's), read once, on first use."""
     from art_he.data import load_dataset
 
     @functools.lru_cache(maxsize=1)
     def load():
-        return load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, verify=cfg.verify_data)
+        return load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, verify=cfg.verify_data,
+                            image_size=cfg.image_size, n=n)
 
     return load
 
@@ -495,8 +501,8 @@ def _positive_int(text: str) -> int:
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """``art-he reproduce``'s options: the table, the run folder, the evaluation's size and the training
     options of ``art-he train`` (but those that define a row) as overrides of every row's recipe."""
-    parser.add_argument("table", metavar="TABLE", help=f"{', '.join(TABLES)} (table10: Table 2's rows plus m-HE); "
-                                                       f"{', '.join(NOT_YET)} (ImageNet) is not available yet")
+    parser.add_argument("table", metavar="TABLE", help=f"{', '.join(TABLES)} (table10: Table 2's rows plus m-HE; "
+                                                       "table4: ImageNet, its ResNet-50 rows)")
     parser.add_argument("--out", default="runs/reproduce", help="one run folder per row, OUT/<recipe> "
                                                                 "(default: runs/reproduce)")
     parser.add_argument("--n", type=_positive_int, default=None, help="test images to evaluate (default: all)")

@@ -89,11 +89,17 @@ def test_the_estimate_counts_passes_images_and_what_is_left():
     assert estimate_hours(table, cfg, RowState("trained", 100, True), None, None) == (0.0, 0.0)
 
 
-def test_table4_and_unknown_tables_are_one_line(capsys):
-    assert main(["reproduce", "table4", "--dry-run"]) == 2
-    one_line_error(capsys, "ImageNet recipes are not available yet")
+def test_table4_plans_imagenet_and_unknown_tables_are_one_line(capsys, tmp_path):
+    assert main(["reproduce", "table4", "--dry-run"]) == 2  # ImageNet needs its folder
+    one_line_error(capsys, "--data-dir")
+    for split in ("train", "val"):
+        for i in range(1000):
+            (tmp_path / split / f"n{i:08d}").mkdir(parents=True)
+    assert main(["reproduce", "table4", "--data-dir", str(tmp_path), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "table4-free-he" in plan and "resnet50" in plan
     assert main(["reproduce", "table9", "--dry-run"]) == 2
-    one_line_error(capsys, "table2", "table10", "table3")
+    one_line_error(capsys, "table2", "table10", "table3", "table4")
 
 
 def test_overrides_keep_the_rows_what_they_are(capsys):
