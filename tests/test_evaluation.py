@@ -188,6 +188,30 @@ def test_build_attack_for_every_family(he_clf):
         assert (attack.max_iter, attack.delta, attack.step_size, attack.layer) == (30, 0.1, 0.01, ("features",))
 
 
+def _rng_states() -> tuple:
+    return np.random.get_state()[1].copy(), torch.get_rng_state()
+
+
+def _same_states(a: tuple, b: tuple) -> bool:
+    return np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_attacks_leave_the_global_generators_alone_and_stay_reproducible(he_clf, fmnist):
+    """ART's random starts (PGD, Square, ZOO, the feature attack) and pyautoattack draw from the global generators:
+    they are seeded per attack and restored; a run does not depend on what was drawn before it."""
+    _, _, x, y = fmnist
+    ctx = attacks_module.Context(batch_size=16, seed=3)
+    for name in ("pgd3", "square5", "zoo", "feature3", "spsa2", "aa-apgd-ce"):
+        spec = parse_attack(name, eps=EPS, eps_step=0.03, max_steps=1 if name == "zoo" else 3)  # ZOO: 4 s a step
+        np.random.rand(), torch.rand(1)  # whatever the caller drew before
+        before = _rng_states()
+        first = attacks_module.run_attack(spec, he_clf, x[:6], y[:6], ctx)
+        assert _same_states(before, _rng_states()), name
+        np.random.rand(), torch.rand(1)
+        again = attacks_module.run_attack(spec, he_clf, x[:6], y[:6], ctx)
+        assert np.array_equal(first.x_adv, again.x_adv), name
+
+
 def test_bim_from_the_catalog_lowers_accuracy_within_eps(he_clf, fmnist):
     _, _, x, y = fmnist
     report = evaluate(he_clf, x, y, attacks="bim10", eps=EPS, eps_step=0.02, sweep=())
