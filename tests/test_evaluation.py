@@ -18,6 +18,7 @@ from art_he.evaluation import (
     Row,
     as_torch_module,
     build_attack,
+    corruption_table,
     evaluate,
     logits_view,
     paper_table,
@@ -210,6 +211,18 @@ def test_attacks_leave_the_global_generators_alone_and_stay_reproducible(he_clf,
         np.random.rand(), torch.rand(1)
         again = attacks_module.run_attack(spec, he_clf, x[:6], y[:6], ctx)
         assert np.array_equal(first.x_adv, again.x_adv), name
+
+
+def test_corruption_table_from_a_real_corruption_report(he_clf, fmnist, tmp_path):
+    _, _, x, y = fmnist
+    report = evaluate(he_clf, x, y, suite="corruptions", n=8, corruptions="gaussian_noise,fog", severities="1",
+                      name="HE")
+    again = Report.from_json(report.to_json(tmp_path / "r.json"))
+    table = corruption_table([report, again])
+    assert "| Defense | mCA | Gauss | Fog |" in table
+    fog, mca = report.accuracy("fog"), report.mean_corruption_accuracy
+    assert table.count(f"| HE | {100 * mca:.2f} | {100 * report.accuracy('gaussian_noise'):.2f} | "
+                       f"{100 * fog:.2f} |") == 2
 
 
 def test_bim_from_the_catalog_lowers_accuracy_within_eps(he_clf, fmnist):
