@@ -28,6 +28,7 @@ from art_he.evaluation import (
 )
 from art_he.evaluation.sanity import OK, WARN
 from art_he.evaluation.views import FeatureTap, feature_classifier
+from art_he.heads import HypersphereHead
 from art_he.models import build_model
 from art_he.trainers import PGDATTrainer
 
@@ -211,6 +212,32 @@ def test_attacks_leave_the_global_generators_alone_and_stay_reproducible(he_clf,
         np.random.rand(), torch.rand(1)
         again = attacks_module.run_attack(spec, he_clf, x[:6], y[:6], ctx)
         assert np.array_equal(first.x_adv, again.x_adv), name
+
+
+def test_feature_attack_matches_directions_on_an_he_head():
+    """HE predicts from z / ||z||: scaling the features leaves the matched features unchanged (a plain head: not)."""
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Flatten(), nn.Linear(16, 8))
+    x = np.random.default_rng(0).random((4, 1, 4, 4), dtype=np.float32)
+    for head, normalized in ((HypersphereHead(8, 3), True), (nn.Linear(8, 3), False)):
+        feats = []
+        for factor in (1.0, 3.0):
+            model = nn.Sequential(body, Scale(factor), head)
+            clf = HEPyTorchClassifier(model, None, (1, 4, 4), 3, clip_values=(0.0, 1.0), device_type="cpu")
+            with FeatureTap(model) as tap:
+                feats.append(feature_classifier(clf, tap).get_activations(x, "features", framework=False))
+            assert np.allclose(clf.predict(x), model(torch.from_numpy(x)).detach().numpy())  # head input unchanged
+        assert np.allclose(feats[0], feats[1], atol=1e-6) == normalized
+        assert np.allclose(np.linalg.norm(feats[1], axis=1), 1.0, atol=1e-5) == normalized
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, z):
+        return self.factor * z
 
 
 def test_corruption_table_from_a_real_corruption_report(he_clf, fmnist, tmp_path):
