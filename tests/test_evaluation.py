@@ -179,7 +179,7 @@ def test_attack_settings_reach_art_as_given(plain_clf, fmnist, monkeypatch):
 def test_build_attack_for_every_family(he_clf):
     ctx = attacks_module.Context(batch_size=16)
     for name, attrs in [("deepfool", {"max_iter": 100, "epsilon": 0.02}), ("cw-art", {"max_iter": 10}),
-                        ("zoo", {"max_iter": 78, "nb_parallel": 128, "variable_h": 1e-4}),
+                        ("zoo", {"max_iter": 77, "nb_parallel": 128, "variable_h": 1e-4}),  # 19,968 queries
                         ("square300", {"max_iter": 300, "eps": 0.1, "p_init": 0.8}),
                         ("nes9", {"max_iter": 9, "nb_samples": 128, "sigma": 1e-3})]:
         attack = build_attack(parse_attack(name, eps=0.1, eps_step=0.01), he_clf, ctx)
@@ -188,6 +188,24 @@ def test_build_attack_for_every_family(he_clf):
     with FeatureTap(he_clf.model) as tap:
         attack = build_attack(parse_attack("feature30", eps=0.1, eps_step=0.01), feature_classifier(he_clf, tap), ctx)
         assert (attack.max_iter, attack.delta, attack.step_size, attack.layer) == (30, 0.1, 0.01, ("features",))
+
+
+def test_zoo_stays_within_its_query_budget(he_clf, fmnist, monkeypatch):
+    """ART's ZooAttack takes no budget: the catalog passes it as iterations; count the rows it predicts."""
+    _, _, x, y = fmnist
+    spec = parse_attack("zoo3", eps=EPS, eps_step=EPS)
+    budget = spec.option("max_queries")
+    assert budget == 2 * 128 * 3
+    clf = logits_view(he_clf)
+    rows = []
+    original = clf.predict
+    monkeypatch.setattr(clf, "predict", lambda x, *a, **k: rows.append(len(x)) or original(x, *a, **k))
+    attack = build_attack(spec, clf, attacks_module.Context())
+    assert attack.max_iter == 2  # 2 x (2 x 128 + 1) + 2 <= 768 < 3 x 257 + 2
+    attack.generate(x[:3], np.eye(10, dtype=np.float32)[y[:3]])
+    assert 0 < sum(rows) <= 3 * budget
+    with pytest.raises(ValueError, match="ZOO iteration"):
+        build_attack(parse_attack("zoo1", eps=EPS, eps_step=EPS), clf, attacks_module.Context())
 
 
 def _rng_states() -> tuple:
