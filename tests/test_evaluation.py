@@ -347,7 +347,9 @@ def test_check_functions_catch_each_problem():
 
 def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
     _, _, x, y = fmnist
+    before = _rng_states()
     result = run_autoattack(he_clf, x[:16], y[:16], eps=EPS, attacks=("apgd-ce", "apgd-t"), n_iter=5)
+    assert _same_states(before, _rng_states())  # pyautoattack reseeds torch: restored
     clean = he_clf.predict(x[:16]).argmax(1) == y[:16]
     assert result.correct.mean() <= clean.mean() and set(result.per_attack) >= {"apgd-ce", "apgd-t"}
     assert set(result.broken_by) == {"logits", "raw apgd-ce"} and isinstance(result.flags, list)
