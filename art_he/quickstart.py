@@ -16,6 +16,7 @@ from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
 from art_he.data import load_dataset
 from art_he.estimator import HEPyTorchClassifier
+from art_he.rng import global_seed
 from art_he.runs import RUN_FILES, TrainConfig, train_run
 
 
@@ -39,8 +40,11 @@ def accuracy(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray) -> f
 
 
 def evaluate(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray, eps: float, seed: int) -> dict:
-    """Clean, FGSM, PGD-20 (CE) and PGD-20 (margin) accuracy through ART's attack classes."""
-    np.random.seed(seed)  # ART draws PGD's random start from numpy
+    """Clean, FGSM, PGD-20 (CE) and PGD-20 (margin) accuracy through ART's attack classes.
+
+    ART draws PGD's random start from numpy's global generator (and each ``predict`` a DataLoader seed from
+    torch's): both are seeded with ``seed`` here and restored afterwards.
+    """
     ce, margin = classifier.with_attack_loss("ce"), classifier.with_attack_loss("margin")
     pgd = {"eps": eps, "eps_step": eps / 8, "max_iter": 20, "num_random_init": 1, "batch_size": 500, "verbose": False}
     attacks = {
@@ -48,9 +52,10 @@ def evaluate(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray, eps:
         "PGD-20 (CE)": ProjectedGradientDescent(ce, **pgd),
         "PGD-20 (margin)": ProjectedGradientDescent(margin, **pgd),
     }
-    results = {"clean": accuracy(classifier, x, y)}
-    for name, attack in attacks.items():
-        results[name] = accuracy(classifier, attack.generate(x, y=y), y)
+    with global_seed(seed):
+        results = {"clean": accuracy(classifier, x, y)}
+        for name, attack in attacks.items():
+            results[name] = accuracy(classifier, attack.generate(x, y=y), y)
     return results
 
 

@@ -99,7 +99,6 @@ def test_gradient_estimate_points_along_the_true_gradient(cls, digits, digits_cl
     """Eq. 23 with q = 128 on a 64-pixel input: the estimate correlates with autograd's gradient of J."""
     _, _, x, y = digits
     attack = cls(digits_classifier, eps=0.1, sigma=1e-3, seed=0)
-    attack._clip = (-np.inf, np.inf)
     xt, yt = torch.from_numpy(x[:10]), torch.from_numpy(y[:10])
     est = attack.estimate_gradient(xt, yt, torch.Generator().manual_seed(0)).flatten(1)
     xg = xt.clone().requires_grad_(True)
@@ -107,6 +106,36 @@ def test_gradient_estimate_points_along_the_true_gradient(cls, digits, digits_cl
     (true,) = torch.autograd.grad(j, xg)
     cos = nn.functional.cosine_similarity(est, true.flatten(1), dim=1)
     assert float(cos.mean()) > 0.6
+
+
+@pytest.mark.parametrize("cls", [SPSA, NES])
+def test_gradient_estimate_is_central_on_saturated_pixels(cls):
+    """J linear (two classes: J = (w_0 - w_1) . x = g . x): each antithetic difference is exactly g . u_i, also on
+    pixels at 0 or 1 (clipped probes would make it one-sided there), so the estimate is about g, not g / 2."""
+    g = torch.tensor([1.0, -1.0, 2.0, -2.0, 1.5, -1.5, 0.5, -0.5])
+    model = nn.Linear(8, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.stack([g, torch.zeros(8)]))
+    clf = HEPyTorchClassifier(model, None, (8,), 2, clip_values=(0.0, 1.0), device_type="cpu")
+    x = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]])  # every pixel saturated, half of them 0
+    attack = cls(clf, sigma=0.05, nb_samples=4096)
+    est = attack.estimate_gradient(x, torch.tensor([0]), torch.Generator().manual_seed(0))[0]
+    u = attack.directions((1, 4096, 8), torch.Generator().manual_seed(0), torch.device("cpu"))[0]
+    central = (u @ g) @ u / 4096  # 1/q sum_i (g . u_i) u_i
+    assert torch.allclose(est, central, rtol=1e-3, atol=1e-3)
+    assert torch.equal(est.sign(), g.sign()) and torch.allclose(est, g, atol=0.25)  # clipped probes: about g / 2
+
+
+@pytest.mark.parametrize("seed", [3, None])
+def test_generate_keeps_global_generators_and_attributes(seed, digits, digits_classifier):
+    """The directions come from the attack's own generator (also without a seed); generate adds no attributes."""
+    _, _, x, y = digits
+    attack = NES(digits_classifier, eps=0.1, eps_step=0.02, max_iter=2, nb_samples=8, seed=seed)
+    names = set(vars(attack))
+    np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
+    attack.generate(x[:4], y[:4])
+    assert set(vars(attack)) == names
+    assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
 
 
 def test_targeted_attack_reaches_the_target(digits, digits_classifier):

@@ -18,6 +18,7 @@ from art_he.evaluation import (
     Row,
     as_torch_module,
     build_attack,
+    corruption_table,
     evaluate,
     logits_view,
     paper_table,
@@ -27,6 +28,7 @@ from art_he.evaluation import (
 )
 from art_he.evaluation.sanity import OK, WARN
 from art_he.evaluation.views import FeatureTap, feature_classifier
+from art_he.heads import HypersphereHead
 from art_he.models import build_model
 from art_he.trainers import PGDATTrainer
 
@@ -177,7 +179,7 @@ def test_attack_settings_reach_art_as_given(plain_clf, fmnist, monkeypatch):
 def test_build_attack_for_every_family(he_clf):
     ctx = attacks_module.Context(batch_size=16)
     for name, attrs in [("deepfool", {"max_iter": 100, "epsilon": 0.02}), ("cw-art", {"max_iter": 10}),
-                        ("zoo", {"max_iter": 78, "nb_parallel": 128, "variable_h": 1e-4}),
+                        ("zoo", {"max_iter": 77, "nb_parallel": 128, "variable_h": 1e-4}),  # 19,968 queries
                         ("square300", {"max_iter": 300, "eps": 0.1, "p_init": 0.8}),
                         ("nes9", {"max_iter": 9, "nb_samples": 128, "sigma": 1e-3})]:
         attack = build_attack(parse_attack(name, eps=0.1, eps_step=0.01), he_clf, ctx)
@@ -186,6 +188,86 @@ def test_build_attack_for_every_family(he_clf):
     with FeatureTap(he_clf.model) as tap:
         attack = build_attack(parse_attack("feature30", eps=0.1, eps_step=0.01), feature_classifier(he_clf, tap), ctx)
         assert (attack.max_iter, attack.delta, attack.step_size, attack.layer) == (30, 0.1, 0.01, ("features",))
+
+
+def test_zoo_stays_within_its_query_budget(he_clf, fmnist, monkeypatch):
+    """ART's ZooAttack takes no budget: the catalog passes it as iterations; count the rows it predicts."""
+    _, _, x, y = fmnist
+    spec = parse_attack("zoo3", eps=EPS, eps_step=EPS)
+    budget = spec.option("max_queries")
+    assert budget == 2 * 128 * 3
+    clf = logits_view(he_clf)
+    rows = []
+    original = clf.predict
+    monkeypatch.setattr(clf, "predict", lambda x, *a, **k: rows.append(len(x)) or original(x, *a, **k))
+    attack = build_attack(spec, clf, attacks_module.Context())
+    assert attack.max_iter == 2  # 2 x (2 x 128 + 1) + 2 <= 768 < 3 x 257 + 2
+    attack.generate(x[:3], np.eye(10, dtype=np.float32)[y[:3]])
+    assert 0 < sum(rows) <= 3 * budget
+    with pytest.raises(ValueError, match="ZOO iteration"):
+        build_attack(parse_attack("zoo1", eps=EPS, eps_step=EPS), clf, attacks_module.Context())
+
+
+def _rng_states() -> tuple:
+    return np.random.get_state()[1].copy(), torch.get_rng_state()
+
+
+def _same_states(a: tuple, b: tuple) -> bool:
+    return np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_attacks_leave_the_global_generators_alone_and_stay_reproducible(he_clf, fmnist):
+    """ART's random starts (PGD, Square, ZOO, the feature attack) and pyautoattack draw from the global generators:
+    they are seeded per attack and restored; a run does not depend on what was drawn before it."""
+    _, _, x, y = fmnist
+    ctx = attacks_module.Context(batch_size=16, seed=3)
+    for name in ("pgd3", "square5", "zoo", "feature3", "spsa2", "aa-apgd-ce"):
+        spec = parse_attack(name, eps=EPS, eps_step=0.03, max_steps=1 if name == "zoo" else 3)  # ZOO: 4 s a step
+        np.random.rand(), torch.rand(1)  # whatever the caller drew before
+        before = _rng_states()
+        first = attacks_module.run_attack(spec, he_clf, x[:6], y[:6], ctx)
+        assert _same_states(before, _rng_states()), name
+        np.random.rand(), torch.rand(1)
+        again = attacks_module.run_attack(spec, he_clf, x[:6], y[:6], ctx)
+        assert np.array_equal(first.x_adv, again.x_adv), name
+
+
+def test_feature_attack_matches_directions_on_an_he_head():
+    """HE predicts from z / ||z||: scaling the features leaves the matched features unchanged (a plain head: not)."""
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Flatten(), nn.Linear(16, 8))
+    x = np.random.default_rng(0).random((4, 1, 4, 4), dtype=np.float32)
+    for head, normalized in ((HypersphereHead(8, 3), True), (nn.Linear(8, 3), False)):
+        feats = []
+        for factor in (1.0, 3.0):
+            model = nn.Sequential(body, Scale(factor), head)
+            clf = HEPyTorchClassifier(model, None, (1, 4, 4), 3, clip_values=(0.0, 1.0), device_type="cpu")
+            with FeatureTap(model) as tap:
+                feats.append(feature_classifier(clf, tap).get_activations(x, "features", framework=False))
+            assert np.allclose(clf.predict(x), model(torch.from_numpy(x)).detach().numpy())  # head input unchanged
+        assert np.allclose(feats[0], feats[1], atol=1e-6) == normalized
+        assert np.allclose(np.linalg.norm(feats[1], axis=1), 1.0, atol=1e-5) == normalized
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, z):
+        return self.factor * z
+
+
+def test_corruption_table_from_a_real_corruption_report(he_clf, fmnist, tmp_path):
+    _, _, x, y = fmnist
+    report = evaluate(he_clf, x, y, suite="corruptions", n=8, corruptions="gaussian_noise,fog", severities="1",
+                      name="HE")
+    again = Report.from_json(report.to_json(tmp_path / "r.json"))
+    table = corruption_table([report, again])
+    assert "| Defense | mCA | Gauss | Fog |" in table
+    fog, mca = report.accuracy("fog"), report.mean_corruption_accuracy
+    assert table.count(f"| HE | {100 * mca:.2f} | {100 * report.accuracy('gaussian_noise'):.2f} | "
+                       f"{100 * fog:.2f} |") == 2
 
 
 def test_bim_from_the_catalog_lowers_accuracy_within_eps(he_clf, fmnist):
@@ -265,7 +347,9 @@ def test_check_functions_catch_each_problem():
 
 def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
     _, _, x, y = fmnist
+    before = _rng_states()
     result = run_autoattack(he_clf, x[:16], y[:16], eps=EPS, attacks=("apgd-ce", "apgd-t"), n_iter=5)
+    assert _same_states(before, _rng_states())  # pyautoattack reseeds torch: restored
     clean = he_clf.predict(x[:16]).argmax(1) == y[:16]
     assert result.correct.mean() <= clean.mean() and set(result.per_attack) >= {"apgd-ce", "apgd-t"}
     assert set(result.broken_by) == {"logits", "raw apgd-ce"} and isinstance(result.flags, list)

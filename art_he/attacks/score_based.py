@@ -5,8 +5,11 @@ Appendix B.2 of the paper (Eq. 18, 23): with the C&W margin ``J(x, y) = Z(x)_y -
     g = 1/q * sum_i (J(x + sigma u_i, y) - J(x - sigma u_i, y)) / (2 sigma) * u_i
     x <- clip_{x0, eps}(x - eps_step * sign(g))
 
-``u_i`` are Rademacher (SPSA) or Gaussian (NES) directions. Each step costs ``2 q`` queries per image plus one
-query that checks whether the image is already adversarial; adversarial images are frozen (no more queries).
+``u_i`` are Rademacher (SPSA) or Gaussian (NES) directions. Only the iterate is clipped to the box, not the
+probes ``x +- sigma u_i``: clipped probes make the difference one-sided on saturated pixels (0 or 1), which
+halves the estimate there; the model is queried up to ``sigma`` outside the box instead. Each step costs ``2 q``
+queries per image plus one query that checks whether the image is already adversarial; adversarial images are
+frozen (no more queries).
 The attack only reads the classifier's scores. With a ``PyTorchClassifier`` whose preprocessing is in torch the
 queries stay on the classifier's device, in batches of ``query_batch_size``; otherwise they go through
 ``predict``.
@@ -146,12 +149,14 @@ class ScoreBasedAttack(EvasionAttack):
     # -- the attack ----------------------------------------------------------------------------------------------
 
     def estimate_gradient(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Eq. 23: antithetic finite differences of ``J`` along ``q`` directions per image."""
+        """Eq. 23: antithetic (central) finite differences of ``J`` along ``q`` directions per image.
+
+        The probes are not clipped to the box, so the difference stays central on saturated pixels.
+        """
         b, q = x.shape[0], self.nb_samples
         u = self.directions((b, q, *x.shape[1:]), generator, x.device)
-        low, high = self._clip
         probes = torch.cat([(x[:, None] + self.sigma * u), (x[:, None] - self.sigma * u)], dim=1)
-        probes = probes.clamp_(low, high).reshape(b * 2 * q, *x.shape[1:])
+        probes = probes.reshape(b * 2 * q, *x.shape[1:])
         j = self._objective(self._scores(probes), y.repeat_interleave(2 * q)).reshape(b, 2, q)
         coeff = (j[:, 0] - j[:, 1]) / (2 * self.sigma)  # (b, q)
         return torch.einsum("bq,bq...->b...", coeff, u) / q
@@ -163,7 +168,7 @@ class ScoreBasedAttack(EvasionAttack):
         if x.ndim < 2 or tuple(x.shape[1:]) != tuple(self.estimator.input_shape):
             raise UserError(f"x must have shape (N, {self.estimator.input_shape}), got {x.shape}")
         clip = self.estimator.clip_values
-        self._clip = (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else (-math.inf, math.inf)
+        box = (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else (-math.inf, math.inf)
         if y is None:
             y_idx = np.argmax(self.estimator.predict(x, batch_size=self.batch_size), axis=1)
         else:
@@ -173,9 +178,12 @@ class ScoreBasedAttack(EvasionAttack):
             raise UserError(f"x and y differ in length: {len(x)} != {len(y_idx)}")
         device = self._device()
         generator = torch.Generator(device=device)
-        generator.manual_seed(int(self.seed) if self.seed is not None else int(torch.seed() % 2**63))
+        if self.seed is None:
+            generator.seed()  # a non-deterministic seed for this generator only
+        else:
+            generator.manual_seed(int(self.seed))
         self.nb_queries_ = 0
-        self._trace = np.zeros(self.max_iter + 1, dtype=np.int64)
+        trace = np.zeros(self.max_iter + 1, dtype=np.int64)  # queries spent in each step
         x_adv = np.array(x, dtype=np.float32, copy=True)
         first = np.full(len(x), -1, dtype=np.int64)
         bar = progress(total=len(x), desc=type(self).__name__, unit="img", enabled=self.verbose)
@@ -183,16 +191,19 @@ class ScoreBasedAttack(EvasionAttack):
             sl = slice(start, start + self.batch_size)
             x0 = torch.as_tensor(x_adv[sl], device=device)
             yb = torch.as_tensor(y_idx[sl], device=device)
-            adv, first[sl] = self._attack_batch(x0, yb, generator)
+            adv, first[sl] = self._attack_batch(x0, yb, generator, box, trace)
             x_adv[sl] = adv.cpu().numpy()
             bar.update(len(x0))
         bar.close()
         self.first_success_ = first
-        self.queries_by_step_ = np.cumsum(self._trace)
+        self.queries_by_step_ = np.cumsum(trace)
         return x_adv
 
-    def _attack_batch(self, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-        low, high = self._clip
+    def _attack_batch(self, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                      box: tuple[float, float], trace: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Sign steps on one batch, the iterate clipped to the eps-ball and ``box``; adds each step's queries to
+        ``trace``; returns the images and the step of first success per image."""
+        low, high = box
         x = x0.clone()
         first = torch.full((len(x),), -1, dtype=torch.long, device=x.device)
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
@@ -204,7 +215,7 @@ class ScoreBasedAttack(EvasionAttack):
             first[new] = step
             if self.early_stop:
                 active[idx[done]] = False
-            self._trace[step] += self.nb_queries_ - queries_before
+            trace[step] += self.nb_queries_ - queries_before
             if step == self.max_iter or not bool(active.any()):
                 break
             queries_before = self.nb_queries_
@@ -212,5 +223,5 @@ class ScoreBasedAttack(EvasionAttack):
             grad = self.estimate_gradient(x[idx], y[idx], generator)
             moved = x[idx] - self.eps_step * grad.sign()
             x[idx] = torch.min(torch.max(moved, x0[idx] - self.eps), x0[idx] + self.eps).clamp_(low, high)
-            self._trace[step + 1] += self.nb_queries_ - queries_before
+            trace[step + 1] += self.nb_queries_ - queries_before
         return x, first.cpu().numpy()

@@ -20,6 +20,7 @@ import numpy as np
 from art_he.errors import UserError
 from art_he.evaluation.auto_attack import run_autoattack
 from art_he.evaluation.views import FeatureTap, feature_classifier, objective_for, project_linf, view
+from art_he.rng import global_seed
 
 if TYPE_CHECKING:
     from art_he.evaluation.specs import AttackSpec
@@ -48,14 +49,6 @@ def one_hot(y: np.ndarray, nb_classes: int) -> np.ndarray:
     out = np.zeros((len(y), nb_classes), dtype=np.float32)
     out[np.arange(len(y)), y] = 1.0
     return out
-
-
-def seed_everything(seed: int) -> None:
-    """ART's random starts draw from numpy's and torch's global generators."""
-    import torch
-
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def guide_images(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
@@ -105,11 +98,20 @@ def _autoattack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
 
 
 def run_attack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
-    """Attack ``(x, y)`` (integer labels) with every view of ``spec``; per-sample worst case."""
-    seed_everything(ctx.seed)
+    """Attack ``(x, y)`` (integer labels) with every view of ``spec``; per-sample worst case.
+
+    ART's random starts (and pyautoattack) draw from the global generators: they are seeded with ``ctx.seed``
+    for the run and restored afterwards.
+    """
+    with global_seed(ctx.seed):
+        if spec.attack.autoattack:
+            return _autoattack(spec, classifier, x, y, ctx)
+        return _worst_case(spec, classifier, x, y, ctx)
+
+
+def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
+    """The first view on the correctly classified images, each further view on the survivors."""
     family = spec.attack
-    if family.autoattack:
-        return _autoattack(spec, classifier, x, y, ctx)
     if family.transfer and ctx.substitute is None:
         raise UserError(f"{spec.name} needs a substitute classifier")
     variants = spec.variants(objective_for(classifier))

@@ -24,6 +24,7 @@ from pyautoattack import AutoAttack, checks
 
 from art_he.errors import UserError
 from art_he.evaluation.views import as_torch_module, objective_for
+from art_he.rng import global_seed
 
 AA_LOGGER = "auto-attack"
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -124,21 +125,22 @@ def run_autoattack(
     capture = _Capture()
     logger.addHandler(capture)
     start = time.perf_counter()
-    try:
-        module = as_torch_module(classifier, logits=True)
-        x_adv, robust, per_attack = _run(module, x, y, attacks=attacks, **kwargs)
-        clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
-        checks.check_square_sr({"clean": clean, **per_attack}, logger=logger)
-        broken = {"logits": int((~robust).sum())}
-        if raw_apgd and he and (attacks is None or "apgd-ce" in attacks):
-            idx = np.flatnonzero(robust)
-            if len(idx):
-                xr, still, _ = _run(as_torch_module(classifier, logits=False), x[idx], y[idx], attacks=("apgd-ce",),
-                                    **kwargs)
-                x_adv[idx[~still]] = xr[~still]
-                broken["raw apgd-ce"] = int((~still).sum())
-    finally:
-        logger.removeHandler(capture)
-    elapsed = time.perf_counter() - start
-    correct = classifier.predict(x_adv, batch_size=batch_size).argmax(1) == y
+    with global_seed(seed):  # pyautoattack reseeds torch's global generator: restored afterwards
+        try:
+            module = as_torch_module(classifier, logits=True)
+            x_adv, robust, per_attack = _run(module, x, y, attacks=attacks, **kwargs)
+            clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
+            checks.check_square_sr({"clean": clean, **per_attack}, logger=logger)
+            broken = {"logits": int((~robust).sum())}
+            if raw_apgd and he and (attacks is None or "apgd-ce" in attacks):
+                idx = np.flatnonzero(robust)
+                if len(idx):
+                    raw = as_torch_module(classifier, logits=False)
+                    xr, still, _ = _run(raw, x[idx], y[idx], attacks=("apgd-ce",), **kwargs)
+                    x_adv[idx[~still]] = xr[~still]
+                    broken["raw apgd-ce"] = int((~still).sum())
+            elapsed = time.perf_counter() - start
+            correct = classifier.predict(x_adv, batch_size=batch_size).argmax(1) == y
+        finally:
+            logger.removeHandler(capture)
     return AutoAttackResult(x_adv.astype(np.float32), correct, per_attack, capture.messages, broken, elapsed)

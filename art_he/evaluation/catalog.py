@@ -131,8 +131,22 @@ def _feature(spec, estimator, ctx):
                                      verbose=ctx.verbose)
 
 
+def zoo_iterations(max_queries: int, nb_parallel: int) -> int:
+    """ZOO iterations within ``max_queries`` queries per image: ``(max_queries - 2) // (2 P + 1)``.
+
+    ART's ``ZooAttack`` (one binary-search step, no resizing) queries ``2 P`` probes and the new iterate per
+    iteration, and predicts the clean and the adversarial image once more at the end (its success log).
+    """
+    return max(0, (max_queries - 2) // (2 * nb_parallel + 1))
+
+
 def _zoo(spec, estimator, ctx):
-    return ZooAttack(estimator, confidence=0.0, learning_rate=0.01, max_iter=spec.steps, binary_search_steps=1,
+    """ZOO within the spec's query budget: ART takes no budget, so it is passed as the number of iterations."""
+    iterations = min(spec.steps, zoo_iterations(spec.option("max_queries"), spec.option("nb_parallel")))
+    if iterations < 1:
+        raise UserError(f"{spec.name}: {spec.option('max_queries')} queries per image do not cover one ZOO "
+                        f"iteration ({2 * spec.option('nb_parallel') + 3}); ask for more steps")
+    return ZooAttack(estimator, confidence=0.0, learning_rate=0.01, max_iter=iterations, binary_search_steps=1,
                      initial_const=spec.option("initial_const", 1.0), abort_early=True, use_resize=False,
                      use_importance=False, nb_parallel=spec.option("nb_parallel"), batch_size=1,
                      variable_h=spec.option("variable_h"), verbose=ctx.verbose)
@@ -161,6 +175,7 @@ def _nes(spec, estimator, ctx):
 
 
 def _zoo_options(steps: int) -> tuple:
+    """``zooN``: a budget of ``2 P N`` queries per image (N rounds of P coordinates, two probes each)."""
     return (("nb_parallel", ZOO_PARALLEL), ("variable_h", 1e-4), ("max_queries", 2 * ZOO_PARALLEL * steps))
 
 

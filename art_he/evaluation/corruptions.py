@@ -25,6 +25,7 @@ import numpy as np
 from art_he.compat import MissingDataError, check_cifar_c, data_root, enable_robustbench, ensure_imagecorruptions
 from art_he.errors import UserError
 from art_he.evaluation.report import Row
+from art_he.rng import global_seed
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
@@ -95,12 +96,8 @@ def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0)
     check_corruptions([corruption])
     check_severities([severity])
     ensure_imagecorruptions()
-    state = np.random.get_state()
-    np.random.seed((seed * 1009 + CORRUPTIONS.index(corruption) * 7 + severity) % 2**32)
-    try:
+    with global_seed(seed * 1009 + CORRUPTIONS.index(corruption) * 7 + severity):
         out = np.stack([_corrupt_one(img, corruption, severity) for img in x])
-    finally:
-        np.random.set_state(state)
     return out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
 
 

@@ -219,9 +219,9 @@ def paper_table(reports: list[Report], columns: list[str] | None = None, title: 
 
 def corruption_table(reports: list[Report]) -> str:
     """Table 5 layout: mCA and the accuracy per corruption averaged over severities, one run per line."""
-    means = []
-    for rep in reports:
-        means.append({r.details["corruption"]: r.accuracy for r in rep.rows if r.kind == "corruption-mean"})
+    # the corruption-mean rows: one per corruption (details name it) and the mCA row (it names none)
+    means = [{r.details["corruption"]: r.accuracy for r in rep.rows
+              if r.kind == "corruption-mean" and "corruption" in r.details} for rep in reports]
     names = list(dict.fromkeys(c for m in means for c in m))
     lines = ["| Defense | mCA | " + " | ".join(SHORT.get(c, c) for c in names) + " |",
              "| --- | ---: |" + " ---: |" * len(names)]

@@ -4,7 +4,9 @@
   ``"adaptive"``, ``"margin"`` select :class:`~art_he.HEAttackLoss`; ``"logits"`` gives a plain
   ``PyTorchClassifier`` whose outputs are ``s * cos`` (m-HE: ``-s * theta``), so that attacks that read the
   outputs themselves (C&W, ZOO, AutoAttack) do not see the small raw cosines).
-* :class:`FeatureTap` exposes the head's input as a layer named ``"features"`` for ART's ``get_activations``.
+* :class:`FeatureTap` exposes the penultimate features as a layer named ``"features"`` for ART's
+  ``get_activations``: the head's input ``z``, or ``z / ||z||`` for a :class:`~art_he.heads.HypersphereHead`
+  (with FN, its prediction depends on nothing else).
   Workaround: ART's ``PyTorchClassifier`` only names a model's top-level children as layers, and the penultimate
   features of most models (ResNets, our small CNN) are not the output of one.
 * :class:`ClassifierModule` is a ``torch.nn.Module`` computing what a classifier computes (its torch
@@ -20,7 +22,7 @@ from torch import nn
 
 from art_he.errors import UserError
 from art_he.estimator import ATTACK_LOSSES, HEPyTorchClassifier, classifier_view
-from art_he.heads import find_head, objective_of
+from art_he.heads import HypersphereHead, find_head, normalize_rows, objective_of
 from art_he.losses import Objective
 
 VIEWS = (*ATTACK_LOSSES, "logits")
@@ -78,8 +80,11 @@ def penultimate_layer(model: nn.Module) -> nn.Module:
 class FeatureTap(nn.Module):
     """``model`` with its penultimate features exposed as the child layer ``"features"`` (an identity).
 
-    A forward pre-hook on the classifier layer routes its input through ``self.features``; use as a context
-    manager (or call :meth:`close`) to remove the hook from the user's model.
+    A forward pre-hook on the classifier layer passes its input ``z`` through ``self.features`` (the layer's
+    input itself is unchanged): ``z / ||z||`` when the layer is a :class:`~art_he.heads.HypersphereHead` with
+    feature normalisation (its prediction depends only on the direction of ``z``, so the feature attack matches
+    directions), ``z`` otherwise. Use as a context manager (or call :meth:`close`) to remove the hook from the
+    user's model.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -87,7 +92,11 @@ class FeatureTap(nn.Module):
         self.model = model
         self.features = nn.Identity()
         layer = penultimate_layer(model)
-        self._handle = layer.register_forward_pre_hook(lambda _m, args: (self.features(args[0]), *args[1:]))
+        self.normalized = isinstance(layer, HypersphereHead) and layer.feature_norm
+        self._handle = layer.register_forward_pre_hook(self._expose)
+
+    def _expose(self, _layer: nn.Module, args: tuple) -> None:
+        self.features(normalize_rows(args[0]) if self.normalized else args[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
