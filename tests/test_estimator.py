@@ -150,12 +150,15 @@ def test_every_view_keeps_the_defences_of_the_classifier(trained_he_classifier, 
     rounding = Rounded(decimals=3)
     defended = classifier_view(trained_he_classifier, attack_loss="ce")
     defended.set_params(preprocessing_defences=[smoothing], postprocessing_defences=[rounding])
-    predicted = defended.predict(x).argmax(1)
+    outputs = defended.predict(x)
+    predicted = outputs.argmax(1)
     assert (predicted != trained_he_classifier.predict(x).argmax(1)).any()  # the defence changes predictions
+    # rounding cosines to 3 decimals can tie two classes; the logits view rounds s * cos, so it may break the tie
+    tied = (outputs == outputs.max(1, keepdims=True)).sum(1) > 1
     with FeatureTap(defended.model) as tap:
         views = [defended.with_attack_loss("margin"), view(defended, "raw"), logits_view(defended),
                  feature_classifier(defended, tap)]
         for v in views:
             assert v.preprocessing_defences == [smoothing] and v.postprocessing_defences == [rounding]
             assert v.clip_values is not None and np.array_equal(v.clip_values, defended.clip_values)
-            assert (v.predict(x).argmax(1) == predicted).all(), type(v).__name__
+            assert ((v.predict(x).argmax(1) == predicted) | tied).all(), type(v).__name__
