@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from art_he.config import TrainConfig
+from art_he.defaults import MARGINS, SCALE
 from art_he.errors import UserError
 
 SEC4 = "paper Sec. 4, CIFAR-10 setup"
@@ -36,8 +37,8 @@ CIFAR10: dict[str, tuple[Any, str]] = {
     "eps_step": (2 / 255, SEC4),
     "max_iter": (10, SEC4),
 }
-HE = {"scale": (15.0, SEC4), "margin": (0.2, SEC4)}
-MHE = {"scale": (15.0, "paper App. C.5 (Table 10)"), "margin": (0.1, "paper App. C.5 (Table 10)")}
+HE = {"scale": (SCALE, SEC4), "margin": (MARGINS["he"], SEC4)}
+MHE = {"scale": (SCALE, "paper App. C.5 (Table 10)"), "margin": (MARGINS["mhe"], "paper App. C.5 (Table 10)")}
 ALP = {"pairing_weight": (0.5, SEC4), "alpha": (0.5, "ALP (Kannan et al.): clean and adversarial CE weighted "
                                                       "equally; the paper is silent"),
        "pairing": ("mse", "the authors' code (MSE between clean and adversarial outputs)")}
