@@ -8,23 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_he.errors import UserError
-from art_he.models.layers import Normalize
-
-
-class WideBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
-        self.shortcut = None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        shortcut = x if self.shortcut is None else self.shortcut(out)
-        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
-        return out + shortcut
+from art_he.models.layers import Normalize, PreActBlock
 
 
 class WideResNet(nn.Module):
@@ -49,7 +33,7 @@ class WideResNet(nn.Module):
         blocks, c_in = [], widths[0]
         for c_out, stride in zip(widths[1:], (1, 2, 2)):
             for i in range(n):
-                blocks.append(WideBlock(c_in, c_out, stride if i == 0 else 1))
+                blocks.append(PreActBlock(c_in, c_out, stride if i == 0 else 1))
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(c_in)
