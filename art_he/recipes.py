@@ -85,27 +85,15 @@ def _recipe(name: str, summary: str, *parts: Mapping[str, tuple[Any, str]], **va
 
 
 def _build() -> dict[str, Recipe]:
-    table = "paper Table 2"
-    recipes = [
-        _recipe("table2-pgd-plain", "PGD-AT, WRN-34-10, CIFAR-10", CIFAR10, framework=("pgd", table),
-                head=("plain", table)),
-        _recipe("table2-pgd-he", "PGD-AT+HE, WRN-34-10, CIFAR-10", CIFAR10, HE, framework=("pgd", table),
-                head=("he", table)),
-        _recipe("table10-pgd-mhe", "PGD-AT+m-HE, WRN-34-10, CIFAR-10", CIFAR10, MHE,
-                framework=("pgd", "paper Table 10"), head=("mhe", "paper Table 10")),
-        _recipe("table2-alp-plain", "ALP, WRN-34-10, CIFAR-10", CIFAR10, ALP, framework=("alp", table),
-                head=("plain", table)),
-        _recipe("table2-alp-he", "ALP+HE (s=20, m=0.3), WRN-34-10, CIFAR-10", CIFAR10, ALP, ALP_HE,
-                framework=("alp", table), head=("he", table)),
-        _recipe("table10-alp-mhe", "ALP+m-HE, WRN-34-10, CIFAR-10", CIFAR10, ALP, MHE,
-                framework=("alp", "paper Table 10"), head=("mhe", "paper Table 10")),
-        _recipe("table2-trades-plain", "TRADES, WRN-34-10, CIFAR-10", CIFAR10, TRADES, framework=("trades", table),
-                head=("plain", table)),
-        _recipe("table2-trades-he", "TRADES+HE, WRN-34-10, CIFAR-10", CIFAR10, TRADES, HE,
-                framework=("trades", table), head=("he", table)),
-        _recipe("table10-trades-mhe", "TRADES+m-HE, WRN-34-10, CIFAR-10", CIFAR10, TRADES, MHE,
-                framework=("trades", "paper Table 10"), head=("mhe", "paper Table 10")),
-    ]
+    recipes = []
+    for framework, label, parts, he, he_note in (("pgd", "PGD-AT", (), HE, ""),
+                                                  ("alp", "ALP", (ALP,), ALP_HE, " (s=20, m=0.3)"),
+                                                  ("trades", "TRADES", (TRADES,), HE, "")):
+        heads = (("plain", {}, 2, ""), ("he", he, 2, "+HE" + he_note), ("mhe", MHE, 10, "+m-HE"))
+        for head, extra, table, suffix in heads:
+            source = f"paper Table {table}"
+            recipes.append(_recipe(f"table{table}-{framework}-{head}", f"{label}{suffix}, WRN-34-10, CIFAR-10", CIFAR10,
+                                   *parts, extra, framework=(framework, source), head=(head, source)))
     for framework, base, label in (("fast", FAST, "FastAT"), ("free", FREE, "FreeAT")):
         epochs = base["epochs"][0]
         for head, extra, suffix in (("plain", {}, ""), ("he", HE, "+HE"), ("mhe", MHE, "+m-HE")):

@@ -10,6 +10,10 @@ from torch import nn
 
 from art_he.errors import UserError
 
+#: CIFAR-10 channel statistics, the input normalisation of the CIFAR models
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+
 
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, so models take inputs in [0, 1] as ART and RobustBench expect."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_he.errors import UserError
-from art_he.models.layers import Normalize, PreActBlock
+from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD, Normalize, PreActBlock
 
 
 class WideResNet(nn.Module):
@@ -20,8 +20,8 @@ class WideResNet(nn.Module):
         widen_factor: int = 10,
         num_classes: int = 10,
         in_channels: int = 3,
-        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+        mean: Sequence[float] = CIFAR10_MEAN,
+        std: Sequence[float] = CIFAR10_STD,
     ) -> None:
         super().__init__()
         if (depth - 4) % 6:
