@@ -1,6 +1,6 @@
 """Pure loss functions of hypersphere-embedding adversarial training.
 
-Notation (design.md): ``cos`` is the (B, L) cosine matrix a :class:`~art_he.heads.HypersphereHead`
+Notation: ``cos`` is the (B, L) cosine matrix a :class:`~art_he.heads.HypersphereHead`
 returns, ``y`` the (B,) int64 labels, ``s`` the scale, ``m`` the margin.
 
 * HE:    logits ``s * (cos - m * onehot(y))``               (CosFace additive cosine margin)
