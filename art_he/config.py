@@ -16,12 +16,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from art_he.defaults import HEADS, MARGINS, SCALE
 from art_he.errors import UserError
 from art_he.models.factory import model_builder
 from art_he.validation import check_number
 
 SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
-HEADS = ("plain", "he", "mhe")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -75,8 +75,8 @@ class TrainConfig:
                                         "CIFAR, App. C.2; off for Fashion-MNIST)")
     subset: int | None = option(None, "train on the first N training images")
     val_n: int = option(0, "validate on the first N test images after each epoch")
-    scale: float | None = option(None, "HE scale s (default 15)")
-    margin: float | None = option(None, "HE margin m (default 0.2 for he, 0.1 for mhe)")
+    scale: float | None = option(None, f"HE scale s (default {SCALE:g})")
+    margin: float | None = option(None, f"HE margin m (default {MARGINS['he']:g} for he, {MARGINS['mhe']:g} for mhe)")
     eps: float | None = option(None, "Linf radius (default: the dataset's, 0.1 fashion-mnist, 8/255 cifar10)")
     eps_step: float | None = option(None, "attack step (default: the framework's: eps/4 for PGD-AT, ALP and "
                                           "TRADES, eps for FreeAT, 1.25*eps for FastAT)")

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from art_he.defaults import MARGINS, SCALE
 from art_he.errors import UserError
 from art_he.losses import Objective, check_variant
 
@@ -36,8 +37,8 @@ class HypersphereHead(nn.Module):
         in_features: int,
         num_classes: int,
         *,
-        scale: float = 15.0,
-        margin: float = 0.2,
+        scale: float = SCALE,
+        margin: float = MARGINS["he"],
         variant: str = "he",
         feature_norm: bool = True,
         weight_norm: bool = True,

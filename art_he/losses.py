@@ -1,6 +1,6 @@
 """Pure loss functions of hypersphere-embedding adversarial training.
 
-Notation (design.md): ``cos`` is the (B, L) cosine matrix a :class:`~art_he.heads.HypersphereHead`
+Notation: ``cos`` is the (B, L) cosine matrix a :class:`~art_he.heads.HypersphereHead`
 returns, ``y`` the (B,) int64 labels, ``s`` the scale, ``m`` the margin.
 
 * HE:    logits ``s * (cos - m * onehot(y))``               (CosFace additive cosine margin)
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from art_he.defaults import MARGINS, SCALE, VARIANTS
 from art_he.errors import UserError
 
-VARIANTS = ("he", "mhe")
 ARCCOS_DELTA = 1e-6
 
 
@@ -58,25 +58,18 @@ def margin_logits(
 
 
 def he_loss(
-    cos: torch.Tensor,
-    y: torch.Tensor,
-    scale: float = 15.0,
-    margin: float = 0.2,
-    reduction: str = "mean",
+    cos: torch.Tensor, y: torch.Tensor, scale: float = SCALE, margin: float = MARGINS["he"], reduction: str = "mean",
+    variant: str = "he",
 ) -> torch.Tensor:
-    """``CE(s * (cos - m * onehot(y)), y)`` (Eq. 6 of the paper)."""
-    return F.cross_entropy(margin_logits(cos, y, scale, margin, "he"), y, reduction=reduction)
+    """``CE(margin_logits(cos, y, s, m, variant), y)``: HE ``CE(s * (cos - m * onehot(y)), y)`` (Eq. 6 of the paper);
+    ``variant="mhe"``: ``CE(s * (-theta - m * onehot(y)), y)``."""
+    return F.cross_entropy(margin_logits(cos, y, scale, margin, variant), y, reduction=reduction)
 
 
-def mhe_loss(
-    cos: torch.Tensor,
-    y: torch.Tensor,
-    scale: float = 15.0,
-    margin: float = 0.1,
-    reduction: str = "mean",
-) -> torch.Tensor:
-    """``CE(s * (-theta - m * onehot(y)), y)`` with ``theta = arccos(cos)`` (m-HE, Sec. 3.5)."""
-    return F.cross_entropy(margin_logits(cos, y, scale, margin, "mhe"), y, reduction=reduction)
+def mhe_loss(cos: torch.Tensor, y: torch.Tensor, scale: float = SCALE, margin: float = MARGINS["mhe"],
+             reduction: str = "mean") -> torch.Tensor:
+    """``CE(s * (-theta - m * onehot(y)), y)`` with ``theta = arccos(cos)`` (m-HE, Sec. 3.5): :func:`he_loss`."""
+    return he_loss(cos, y, scale, margin, reduction, "mhe")
 
 
 def margin_score(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

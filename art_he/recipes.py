@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from art_he.config import TrainConfig
+from art_he.defaults import MARGINS, SCALE
 from art_he.errors import UserError
 
 SEC4 = "paper Sec. 4, CIFAR-10 setup"
@@ -36,8 +37,8 @@ CIFAR10: dict[str, tuple[Any, str]] = {
     "eps_step": (2 / 255, SEC4),
     "max_iter": (10, SEC4),
 }
-HE = {"scale": (15.0, SEC4), "margin": (0.2, SEC4)}
-MHE = {"scale": (15.0, "paper App. C.5 (Table 10)"), "margin": (0.1, "paper App. C.5 (Table 10)")}
+HE = {"scale": (SCALE, SEC4), "margin": (MARGINS["he"], SEC4)}
+MHE = {"scale": (SCALE, "paper App. C.5 (Table 10)"), "margin": (MARGINS["mhe"], "paper App. C.5 (Table 10)")}
 ALP = {"pairing_weight": (0.5, SEC4), "alpha": (0.5, "ALP (Kannan et al.): clean and adversarial CE weighted "
                                                       "equally; the paper is silent"),
        "pairing": ("mse", "the authors' code (MSE between clean and adversarial outputs)")}
@@ -96,27 +97,15 @@ def _recipe(name: str, summary: str, *parts: Mapping[str, tuple[Any, str]], **va
 
 
 def _build() -> dict[str, Recipe]:
-    table = "paper Table 2"
-    recipes = [
-        _recipe("table2-pgd-plain", "PGD-AT, WRN-34-10, CIFAR-10", CIFAR10, framework=("pgd", table),
-                head=("plain", table)),
-        _recipe("table2-pgd-he", "PGD-AT+HE, WRN-34-10, CIFAR-10", CIFAR10, HE, framework=("pgd", table),
-                head=("he", table)),
-        _recipe("table10-pgd-mhe", "PGD-AT+m-HE, WRN-34-10, CIFAR-10", CIFAR10, MHE,
-                framework=("pgd", "paper Table 10"), head=("mhe", "paper Table 10")),
-        _recipe("table2-alp-plain", "ALP, WRN-34-10, CIFAR-10", CIFAR10, ALP, framework=("alp", table),
-                head=("plain", table)),
-        _recipe("table2-alp-he", "ALP+HE (s=20, m=0.3), WRN-34-10, CIFAR-10", CIFAR10, ALP, ALP_HE,
-                framework=("alp", table), head=("he", table)),
-        _recipe("table10-alp-mhe", "ALP+m-HE, WRN-34-10, CIFAR-10", CIFAR10, ALP, MHE,
-                framework=("alp", "paper Table 10"), head=("mhe", "paper Table 10")),
-        _recipe("table2-trades-plain", "TRADES, WRN-34-10, CIFAR-10", CIFAR10, TRADES, framework=("trades", table),
-                head=("plain", table)),
-        _recipe("table2-trades-he", "TRADES+HE, WRN-34-10, CIFAR-10", CIFAR10, TRADES, HE,
-                framework=("trades", table), head=("he", table)),
-        _recipe("table10-trades-mhe", "TRADES+m-HE, WRN-34-10, CIFAR-10", CIFAR10, TRADES, MHE,
-                framework=("trades", "paper Table 10"), head=("mhe", "paper Table 10")),
-    ]
+    recipes = []
+    for framework, label, parts, he, he_note in (("pgd", "PGD-AT", (), HE, ""),
+                                                  ("alp", "ALP", (ALP,), ALP_HE, " (s=20, m=0.3)"),
+                                                  ("trades", "TRADES", (TRADES,), HE, "")):
+        heads = (("plain", {}, 2, ""), ("he", he, 2, "+HE" + he_note), ("mhe", MHE, 10, "+m-HE"))
+        for head, extra, table, suffix in heads:
+            source = f"paper Table {table}"
+            recipes.append(_recipe(f"table{table}-{framework}-{head}", f"{label}{suffix}, WRN-34-10, CIFAR-10", CIFAR10,
+                                   *parts, extra, framework=(framework, source), head=(head, source)))
     for framework, base, label in (("fast", FAST, "FastAT"), ("free", FREE, "FreeAT")):
         epochs, model = base["epochs"][0], base["model"][0]
         for head, extra, suffix in (("plain", {}, ""), ("he", HE, "+HE"), ("mhe", MHE, "+m-HE")):

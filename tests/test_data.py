@@ -67,6 +67,19 @@ def test_fashion_mnist_missing_names_debian_package(tmp_path, monkeypatch):
         fm.load_fashion_mnist(data_dir=tmp_path / "empty")
 
 
+def test_one_data_root_rule(tmp_path, monkeypatch):
+    """``data_dir``, else ``$ART_HE_DATA``, else the cache; ``load_dataset`` refuses a data_dir that is not there."""
+    from art_he.compat.layout import data_root
+
+    monkeypatch.setenv("ART_HE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ART_HE_DATA", raising=False)
+    assert data_root() == tmp_path / "cache"
+    monkeypatch.setenv("ART_HE_DATA", str(tmp_path / "env"))
+    assert data_root() == tmp_path / "env" and data_root(tmp_path / "given") == tmp_path / "given"
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_dataset("cifar10", data_dir=tmp_path / "nowhere")
+
+
 def _write_cifar(root, n=10, seed=0):
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"
@@ -93,6 +106,20 @@ def test_cifar10_reads_real_pickle_format(tmp_path):
     assert len(x_train) == 50
     augmented = cifar10_dataset(train=True, data_dir=tmp_path, augment=True, verify=False)
     assert tuple(augmented[0][0].shape) == (3, 32, 32)
+
+
+def test_cifar_reader_without_md5_needs_only_the_required_files(tmp_path):
+    from art_he.compat.cifar_reader import local_cifar_class
+
+    batches = _write_cifar(tmp_path)
+    reader = local_cifar_class("cifar10")
+    assert reader(str(tmp_path), train=False, verify=False).classes == [f"c{i}" for i in range(10)]  # re-packed meta
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").unlink()
+    with pytest.raises(RuntimeError, match="not found or corrupted"):  # by default every file of the release
+        reader(str(tmp_path), train=False, verify=False)
+    (tmp_path / "cifar-10-batches-py" / "batches.meta").unlink()
+    data = reader(str(tmp_path), train=False, verify=False, required=["test_batch"])
+    assert data.classes == [] and data.targets == batches["test_batch"][1]
 
 
 def test_cifar10_md5_check_refuses_foreign_files(tmp_path, monkeypatch):

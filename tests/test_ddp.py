@@ -157,7 +157,7 @@ def test_a_failed_rank_makes_the_other_exit_with_a_clear_error(worker, tmp_path,
     assert "DistributedError" in err and "rank 0 of 2" in err and "another process" in err, err[-2000:]
 
 
-def test_init_without_torchrun_and_rank_sharding_rules():
+def test_init_without_torchrun_and_rank_sharding_rules(monkeypatch):
     """The single-process side of the DDP options (the process group itself is exercised above)."""
     from art_he import HEPyTorchClassifier
     from art_he.models import build_model
@@ -166,12 +166,10 @@ def test_init_without_torchrun_and_rank_sharding_rules():
 
     ctx = init_distributed("cpu")
     assert ctx == DistContext() and ctx.is_main and not ctx.active
-    os.environ["WORLD_SIZE"] = "2"
-    try:
-        with pytest.raises(ValueError, match="torchrun"):
-            init_distributed("cpu")
-    finally:
-        del os.environ["WORLD_SIZE"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="torchrun"):
+        init_distributed("cpu")
+    monkeypatch.delenv("WORLD_SIZE")
     assert not torch.distributed.is_initialized()
 
     model = build_model("small-cnn", in_channels=1, width=4)

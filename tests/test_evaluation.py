@@ -352,7 +352,7 @@ def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
     assert _same_states(before, _rng_states())  # pyautoattack reseeds torch: restored
     clean = he_clf.predict(x[:16]).argmax(1) == y[:16]
     assert result.correct.mean() <= clean.mean() and set(result.per_attack) >= {"apgd-ce", "apgd-t"}
-    assert set(result.broken_by) == {"logits", "raw apgd-ce"} and isinstance(result.flags, list)
+    assert set(result.broken_by) == {"logits", "raw apgd-ce"}
     assert np.abs(result.x_adv - x[:16]).max() <= EPS + 1e-5
     with pytest.raises(ValueError, match="unknown AutoAttack parts"):
         run_autoattack(he_clf, x[:4], y[:4], eps=EPS, attacks=("pgd",))

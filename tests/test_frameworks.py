@@ -9,10 +9,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from art.defences.trainer import Trainer
 
 from art_he import HEPyTorchClassifier
 from art_he.models import build_model
-from art_he.trainers import FRAMEWORKS, FastATTrainer, FreeATTrainer, PGDATTrainer
+from art_he.trainers import FRAMEWORKS, FastATTrainer, FreeATTrainer
 
 EPS = 0.1
 PGD_OPTIONS = {"eps_step": 0.04, "max_iter": 3}
@@ -53,7 +54,7 @@ def test_every_framework_and_head_trains_and_gains_robustness(framework, head, f
 def test_free_at_carries_the_perturbation_across_minibatches(fmnist_train):
     x, y = fmnist_train[0][:64], fmnist_train[1][:64]
     trainer = trainer_for("free", "he", replays=2)
-    x_t, y_t = trainer._as_tensors(x, y)
+    x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
     seen = []
     forward = trainer.train_forward
     trainer.train_forward = lambda inp: (seen.append(inp.detach().clone()), forward(inp))[1]
@@ -133,7 +134,7 @@ def test_fast_at_guard_rolls_back_and_stops_a_run_forced_into_overfitting(fmnist
     assert guarded.history[-1]["guard_tripped"] is True
     assert guarded.guard_acc < guarded.best_acc - 0.2
     assert any("catastrophic overfitting" in str(w.message) for w in caught)
-    assert guarded._steps < 3 * math.ceil(2000 / 64)  # stopped before the end of the run
+    assert guarded.extra_state()["steps"] < 3 * math.ceil(2000 / 64)  # stopped before the end of the run
     for name, value in guarded.model.state_dict().items():
         assert torch.equal(value, guarded.best_state[name]), name  # rolled back
     assert guarded.fit(x, y, batch_size=64, nb_epochs=1) == guarded.history  # stopped runs stay stopped
@@ -142,7 +143,7 @@ def test_fast_at_guard_rolls_back_and_stops_a_run_forced_into_overfitting(fmnist
     assert not unguarded.guard_tripped
     robust = {}
     for name, trainer in (("guarded", guarded), ("unguarded", unguarded)):
-        x_t, y_t = trainer._as_tensors(*guard)
+        x_t, y_t = map(torch.from_numpy, guard)
         _, adv, n = trainer.correct_counts(x_t, y_t, eps=EPS, eps_step=EPS / 4, max_iter=10).tolist()
         robust[name] = adv / n
     assert robust["guarded"] > robust["unguarded"] + 0.03, robust  # smallest gap measured: 0.09
@@ -229,7 +230,7 @@ def test_validation_does_not_change_the_training_run(fmnist_train):
 def test_trainer_is_an_art_trainer_on_the_classifier():
     trainer = trainer_for("pgd", "plain")
     assert trainer.get_classifier() is trainer.classifier
-    assert isinstance(trainer, PGDATTrainer)
+    assert isinstance(trainer, Trainer)
     with pytest.raises(TypeError, match="PyTorchClassifier"):
         FreeATTrainer(object())
     model = build_model("small-cnn", in_channels=1, width=8)

@@ -23,7 +23,3 @@ def test_code_cells_parse_and_imports_resolve(path):
         tree = ast.parse("".join(cell["source"]))
         imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
         exec(compile(ast.Module(body=imports, type_ignores=[]), path.name, "exec"), {})
-
-
-def test_there_is_a_notebook():
-    assert NOTEBOOKS

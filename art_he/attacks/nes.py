@@ -17,8 +17,6 @@ class NES(ScoreBasedAttack):
     >>> x_adv = attack.generate(x, y)
     """
 
-    distribution = "gaussian"
-
     def directions(self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """``q`` standard Gaussian directions per image."""
         return torch.randn(shape, generator=generator, device=device)

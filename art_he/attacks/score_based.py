@@ -26,6 +26,7 @@ from art.estimators.classification import PyTorchClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
 
+from art_he.attacks.train_time import project
 from art_he.errors import UserError
 from art_he.losses import margin_score
 from art_he.progress import progress
@@ -59,7 +60,6 @@ class ScoreBasedAttack(EvasionAttack):
         "early_stop", "seed", "verbose",
     ]
     _estimator_requirements = (BaseEstimator, ClassifierMixin)
-    distribution = "rademacher"
 
     def __init__(
         self,
@@ -222,6 +222,6 @@ class ScoreBasedAttack(EvasionAttack):
             idx = active.nonzero().squeeze(1)
             grad = self.estimate_gradient(x[idx], y[idx], generator)
             moved = x[idx] - self.eps_step * grad.sign()
-            x[idx] = torch.min(torch.max(moved, x0[idx] - self.eps), x0[idx] + self.eps).clamp_(low, high)
+            x[idx] = project(moved, x0[idx], self.eps, (low, high))
             trace[step + 1] += self.nb_queries_ - queries_before
         return x, first.cpu().numpy()

@@ -15,4 +15,3 @@ class SPSA(ScoreBasedAttack):
     >>> x_adv = attack.generate(x, y)
     """
 
-    distribution = "rademacher"

@@ -26,9 +26,11 @@ def _input_grad(model: nn.Module, x_adv: torch.Tensor, target, loss_fn: LossFn, 
     return grad
 
 
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: tuple[float, float]) -> torch.Tensor:
-    """Project onto the Linf ball of radius ``eps`` around ``x`` intersected with the box ``clip``."""
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(*clip)
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: tuple | None) -> torch.Tensor:
+    """``clip(min(max(x_adv, x - eps), x + eps), box)``: the Linf ball of radius ``eps`` around ``x`` intersected
+    with the box ``clip = (low, high)`` (numbers or tensors; ``None``: no box)."""
+    out = torch.min(torch.max(x_adv, x - eps), x + eps)
+    return out if clip is None else out.clamp_(*clip)
 
 
 def pgd(
@@ -69,22 +71,3 @@ def pgd(
         grad = _input_grad(model, x_adv, target, loss_fn, autocast)
         x_adv = project(x_adv.detach() + eps_step * grad.sign(), x, eps, clip)
     return x_adv.detach()
-
-
-def fgsm_rs(
-    model: nn.Module,
-    x: torch.Tensor,
-    target,
-    loss_fn: LossFn,
-    *,
-    eps: float,
-    eps_step: float,
-    clip: tuple[float, float] = (0.0, 1.0),
-    autocast: AbstractContextManager | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """FGSM with a uniform random start (Wong et al., 2020): one PGD step of ``eps_step`` from ``U(-eps, eps)``."""
-    return pgd(
-        model, x, target, loss_fn, eps=eps, eps_step=eps_step, max_iter=1,
-        random_init="uniform", clip=clip, autocast=autocast, generator=generator,
-    )

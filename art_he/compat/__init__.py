@@ -1,6 +1,6 @@
 """Make RobustBench (1.1.1) and imagecorruptions (1.1.2) work in this environment.
 
-``import robustbench`` needs two things upstream does not give (see docs/environment.md):
+``import robustbench`` needs two things upstream does not give:
 
 1. a module named ``autoattack`` with the GitHub AutoAttack API. art_he has an adapter of that API onto
    ``pyautoattack`` (installed with art_he), :mod:`art_he.compat.autoattack_api`, but installs no top-level

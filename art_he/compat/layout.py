@@ -1,4 +1,9 @@
-"""Where the benchmark data sets live on disk, and the error that names the expected layout."""
+"""Where the data sets live on disk, and the error that names the expected layout.
+
+The one data-root rule, for every loader (Fashion-MNIST, CIFAR-10, CIFAR-10-C/100-C, ImageNet-C, locally corrupted
+sets): the ``data_dir`` it is given (``--data-dir``), else ``$ART_HE_DATA``, else the cache, ``$ART_HE_CACHE``
+(default ``~/.cache/art_he``); downloads go there too. :func:`data_root` applies it.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,14 @@ class MissingDataError(MissingFileError):
     and a ``FileNotFoundError``, so either ``except`` catches it)."""
 
 
+def cache_dir() -> Path:
+    """``$ART_HE_CACHE``, else ``~/.cache/art_he``: downloads and prepared copies (gunzipped Fashion-MNIST)."""
+    return Path(os.environ.get("ART_HE_CACHE", Path.home() / ".cache" / "art_he"))
+
+
 def data_root(data_dir=None) -> Path:
-    """``data_dir``, else ``$ART_HE_DATA``, else ``./data`` (RobustBench's default)."""
-    return Path(data_dir or os.environ.get("ART_HE_DATA") or "./data")
+    """``data_dir``, else ``$ART_HE_DATA``, else :func:`cache_dir`: the one data root (see the module docstring)."""
+    return Path(data_dir or os.environ.get("ART_HE_DATA") or cache_dir())
 
 
 def cifar_c_layout(dataset: str, data_dir) -> str:

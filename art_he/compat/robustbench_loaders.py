@@ -15,7 +15,7 @@ that they are there, as in 1.1.1, before anything is changed (see :mod:`art_he.c
 from __future__ import annotations
 
 from art_he.compat.cifar_reader import local_cifar_class
-from art_he.compat.layout import check_cifar_c, check_clean_cifar
+from art_he.compat.layout import CLEAN_TEST_FILES, check_cifar_c, check_clean_cifar
 from art_he.compat.upstream import binds, guard
 
 DATASETS = ("cifar10", "cifar100")
@@ -29,7 +29,8 @@ def load_clean_cifar(dataset: str, n_examples, data_dir, transform):
     from robustbench.data import _load_dataset
 
     check_clean_cifar(dataset, data_dir)
-    data = local_cifar_class(dataset)(root=str(data_dir), train=False, transform=transform, download=False)
+    data = local_cifar_class(dataset)(root=str(data_dir), train=False, transform=transform, download=False,
+                                      verify=False, required=[CLEAN_TEST_FILES[dataset]])
     return _load_dataset(data, n_examples)
 
 

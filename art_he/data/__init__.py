@@ -13,6 +13,7 @@ from art_he.data.fashion_mnist import load_fashion_mnist
 from art_he.data.folder import load_folder
 from art_he.data.synthetic import load_synthetic
 from art_he.errors import MissingFileError, UserError
+from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD
 from art_he.models.torchvision_models import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -30,8 +31,7 @@ class DatasetInfo:
 
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, "small-cnn"),
-    "cifar10": DatasetInfo((3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), 8 / 255,
-                           "preact-resnet18", augment=True),
+    "cifar10": DatasetInfo((3, 32, 32), 10, CIFAR10_MEAN, CIFAR10_STD, 8 / 255, "preact-resnet18", augment=True),
     "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, "small-cnn"),
     "imagefolder": DatasetInfo((3, 224, 224), 0, IMAGENET_MEAN, IMAGENET_STD, 4 / 255, "resnet50", augment=True,
                                folder=True),

@@ -6,7 +6,8 @@ way), the cache, then ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-
 
 Workaround: Debian recompressed the ``.gz`` files, so their md5 differs from torchvision's and
 ``FashionMNIST(download=True)`` refuses them; we gunzip them into a torchvision ``raw`` folder under the
-cache and load with ``download=False``. Without files we try torchvision's download.
+cache and load with ``download=False``. Without files we try torchvision's download into the data root
+(:func:`~art_he.compat.layout.data_root`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torchvision.datasets import FashionMNIST
 
+from art_he.compat.layout import cache_dir, data_root
 from art_he.errors import MissingFileError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -29,10 +31,6 @@ MISSING = (
     "Install it offline with `apt-get install dataset-fashion-mnist` (Debian) or put the four IDX files "
     "in --data-dir / $ART_HE_DATA."
 )
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ART_HE_CACHE", Path.home() / ".cache" / "art_he"))
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -87,7 +85,7 @@ def load_fashion_mnist(train: bool = True, data_dir: str | os.PathLike | None = 
     if files is not None:
         dataset = FashionMNIST(str(_torchvision_root(files)), train=train, download=False)
     else:
-        root = Path(data_dir) if data_dir else cache_dir()
+        root = data_root(data_dir)
         try:
             dataset = FashionMNIST(str(root), train=train, download=True)
         except Exception as error:  # noqa: BLE001 - any download failure ends in the same advice

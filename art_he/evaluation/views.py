@@ -20,6 +20,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from art_he.attacks.train_time import project
 from art_he.errors import UserError
 from art_he.estimator import ATTACK_LOSSES, HEPyTorchClassifier, classifier_view
 from art_he.heads import HypersphereHead, find_head, normalize_rows, objective_of
@@ -146,8 +147,7 @@ def as_torch_module(classifier: PyTorchClassifier, logits: bool = True) -> Class
 
 
 def project_linf(x_adv: np.ndarray, x: np.ndarray, eps: float, clip_values) -> np.ndarray:
-    """``clip(x + clip(x_adv - x, -eps, eps), box)``: minimum-norm attacks (DeepFool, C&W, ZOO) held to eps."""
-    out = x + np.clip(x_adv - x, -eps, eps)
-    if clip_values is not None:
-        out = np.clip(out, clip_values[0], clip_values[1])
-    return out.astype(np.float32)
+    """:func:`~art_he.attacks.project` on numpy arrays, as float32: minimum-norm attacks (DeepFool, C&W, ZOO) held
+    to eps and the classifier's ``clip_values``."""
+    clip = None if clip_values is None else tuple(torch.as_tensor(np.asarray(c)) for c in clip_values)
+    return project(torch.as_tensor(x_adv), torch.as_tensor(x), eps, clip).numpy().astype(np.float32)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from art_he.defaults import HEADS, head_defaults
 from art_he.errors import UserError
 from art_he.heads import to_hypersphere
 from art_he.models.preact_resnet import PreActResNet18
@@ -48,8 +49,8 @@ class ModelNames:
 
     def __iter__(self):
         return iter([*sorted(MODELS), "wrn-DEPTH-WIDEN"])
-HEADS = ("plain", "he", "mhe")
-HEAD_DEFAULTS = {"he": {"scale": 15.0, "margin": 0.2}, "mhe": {"scale": 15.0, "margin": 0.1}}
+
+
 
 
 HEAD_OPTIONS = ("scale", "margin", "feature_norm", "weight_norm")
@@ -84,5 +85,5 @@ def build_model(
         kwargs["std"] = tuple(std)
     model = builder(**kwargs)
     if head != "plain":
-        model = to_hypersphere(model, **{**HEAD_DEFAULTS[head], "variant": head, **head_kwargs})
+        model = to_hypersphere(model, **{**head_defaults(head), "variant": head, **head_kwargs})
     return model

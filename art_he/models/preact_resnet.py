@@ -7,28 +7,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import nn
 
-from art_he.models.layers import Normalize
-
-
-class PreActBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
-        self.shortcut = None
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
-        return out + shortcut
+from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD, Normalize, PreActBlock
 
 
 class PreActResNet18(nn.Module):
@@ -38,8 +17,8 @@ class PreActResNet18(nn.Module):
         self,
         num_classes: int = 10,
         in_channels: int = 3,
-        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+        mean: Sequence[float] = CIFAR10_MEAN,
+        std: Sequence[float] = CIFAR10_STD,
     ) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)

@@ -8,23 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_he.errors import UserError
-from art_he.models.layers import Normalize
-
-
-class WideBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
-        self.shortcut = None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        shortcut = x if self.shortcut is None else self.shortcut(out)
-        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
-        return out + shortcut
+from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD, Normalize, PreActBlock
 
 
 class WideResNet(nn.Module):
@@ -36,8 +20,8 @@ class WideResNet(nn.Module):
         widen_factor: int = 10,
         num_classes: int = 10,
         in_channels: int = 3,
-        mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
-        std: Sequence[float] = (0.2471, 0.2435, 0.2616),
+        mean: Sequence[float] = CIFAR10_MEAN,
+        std: Sequence[float] = CIFAR10_STD,
     ) -> None:
         super().__init__()
         if (depth - 4) % 6:
@@ -49,7 +33,7 @@ class WideResNet(nn.Module):
         blocks, c_in = [], widths[0]
         for c_out, stride in zip(widths[1:], (1, 2, 2)):
             for i in range(n):
-                blocks.append(WideBlock(c_in, c_out, stride if i == 0 else 1))
+                blocks.append(PreActBlock(c_in, c_out, stride if i == 0 else 1))
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(c_in)

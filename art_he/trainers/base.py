@@ -287,6 +287,12 @@ class ATTrainer(Trainer):
                 break
         return options
 
+    def set_radius(self, eps: float, eps_step: float | None) -> None:
+        """``self.eps`` (>= 0) and ``self.eps_step`` (>= 0; ``None``: :meth:`default_eps_step` of ``eps``)."""
+        self.eps = float(check_number("eps", eps, low=0.0))
+        self.eps_step = self.default_eps_step(self.eps) if eps_step is None else float(
+            check_number("eps_step", eps_step, low=0.0))
+
     @classmethod
     def default_eps_step(cls, eps: float) -> float | None:
         """The attack step used when ``eps_step`` is not given (``None``: the framework has no step)."""

@@ -51,9 +51,7 @@ class FastATTrainer(ATTrainer):
         **kwargs,
     ) -> None:
         super().__init__(classifier, **kwargs)
-        self.eps = float(check_number("eps", eps, low=0.0))
-        self.eps_step = self.default_eps_step(self.eps) if eps_step is None else float(
-            check_number("eps_step", eps_step, low=0.0))
+        self.set_radius(eps, eps_step)
         if fgsm_mode not in FGSM_MODES:
             raise UserError(f"fgsm_mode must be one of {FGSM_MODES}, got {fgsm_mode!r}")
         self.fgsm_mode = fgsm_mode

@@ -36,9 +36,7 @@ class FreeATTrainer(ATTrainer):
         **kwargs,
     ) -> None:
         super().__init__(classifier, **kwargs)
-        self.eps = float(check_number("eps", eps, low=0.0))
-        self.eps_step = self.default_eps_step(self.eps) if eps_step is None else float(
-            check_number("eps_step", eps_step, low=0.0))
+        self.set_radius(eps, eps_step)
         self.replays = int(check_number("replays", replays, low=1, integer=True))
         #: the carried perturbation, shaped like the largest local minibatch seen
         self.delta: torch.Tensor | None = None

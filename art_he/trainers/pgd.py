@@ -27,9 +27,7 @@ class PGDATTrainer(ATTrainer):
         **kwargs,
     ) -> None:
         super().__init__(classifier, **kwargs)
-        self.eps = float(check_number("eps", eps, low=0.0))
-        self.eps_step = self.default_eps_step(self.eps) if eps_step is None else float(
-            check_number("eps_step", eps_step, low=0.0))
+        self.set_radius(eps, eps_step)
         self.max_iter = int(check_number("max_iter", max_iter, low=1, integer=True))
         self.num_random_init = int(check_number("num_random_init", num_random_init, low=0, integer=True))
         if self.num_random_init > 1:

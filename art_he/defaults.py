@@ -1,0 +1,17 @@
+"""The heads and the paper's HE hyper-parameters, in one place (no torch, so ``art-he --help`` can read them).
+
+* scale ``s = 15`` for HE and m-HE (Sec. 4; App. C.5)
+* margin ``m = 0.2`` for HE (Sec. 4) and ``m = 0.1`` for m-HE (App. C.5, Table 10)
+"""
+
+from __future__ import annotations
+
+VARIANTS = ("he", "mhe")
+HEADS = ("plain", *VARIANTS)
+SCALE = 15.0
+MARGINS = {"he": 0.2, "mhe": 0.1}
+
+
+def head_defaults(variant: str) -> dict[str, float]:
+    """``{"scale": s, "margin": m}``, the paper's values for ``variant`` (``"he"`` or ``"mhe"``)."""
+    return {"scale": SCALE, "margin": MARGINS[variant]}
