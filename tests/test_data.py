@@ -138,3 +138,39 @@ def test_synthetic_and_unknown():
     assert x.shape[1:] == dataset_info("synthetic").input_shape and x.min() >= 0 and x.max() <= 1
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("mnist-9000")
+
+
+def _write_cifar100(root, n=8, seed=0):
+    """CIFAR-100 as torchvision reads it: ``cifar-100-python/{train,test,meta}`` pickles with fine and coarse
+    labels."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    batches = {}
+    for name in ("train", "test"):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        fine = rng.integers(0, 100, n).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "fine_labels": fine, "coarse_labels": [y // 5 for y in fine]}, f)
+        batches[name] = (data, fine)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"f{i}" for i in range(100)],
+                     "coarse_label_names": [f"c{i}" for i in range(20)]}, f)
+    return batches
+
+
+def test_cifar100_reads_the_real_pickle_format_and_trains_one_step(tmp_path, capsys):
+    from art_he.cli import main
+
+    batches = _write_cifar100(tmp_path)
+    x, y = load_dataset("cifar100", train=False, data_dir=tmp_path, verify=False)
+    data, fine = batches["test"]
+    assert x.shape == (8, 3, 32, 32) and y.tolist() == fine  # the fine labels
+    assert np.array_equal((x * 255).round().astype(np.uint8).reshape(8, -1), data)
+    assert dataset_info("cifar100").nb_classes == 100
+    with pytest.raises(ValueError, match="cifar-100-python"):  # md5 check on: a foreign copy is refused
+        load_dataset("cifar100", train=False, data_dir=tmp_path)
+    assert main(["train", "--dataset", "cifar100", "--data-dir", str(tmp_path), "--no-verify-data", "--model",
+                 "wrn-10-1", "--epochs", "1", "--batch-size", "8", "--max-iter", "1", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from art_he.data.cifar10 import cifar10_dataset, load_cifar10
+from art_he.data.cifar10 import cifar10_dataset, load_cifar, load_cifar10
 from art_he.data.fashion_mnist import load_fashion_mnist
 from art_he.data.folder import load_folder
 from art_he.data.synthetic import load_synthetic
 from art_he.errors import MissingFileError, UserError
-from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD
+from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from art_he.models.torchvision_models import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -32,6 +32,8 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, "small-cnn"),
     "cifar10": DatasetInfo((3, 32, 32), 10, CIFAR10_MEAN, CIFAR10_STD, 8 / 255, "preact-resnet18", augment=True),
+    "cifar100": DatasetInfo((3, 32, 32), 100, CIFAR100_MEAN, CIFAR100_STD, 8 / 255, "preact-resnet18",
+                            augment=True),
     "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, "small-cnn"),
     "imagefolder": DatasetInfo((3, 224, 224), 0, IMAGENET_MEAN, IMAGENET_STD, 4 / 255, "resnet50", augment=True,
                                folder=True),
@@ -59,12 +61,12 @@ def load_dataset(
         raise MissingFileError(f"data directory {data_dir} does not exist")
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
-    if name == "cifar10":
-        return load_cifar10(train, data_dir, verify=verify)
+    if name in ("cifar10", "cifar100"):
+        return load_cifar(name, train, data_dir, verify=verify)
     if info.folder:
         return load_folder(data_dir, train, image_size or info.input_shape[-1], n)
     return load_synthetic(train)
 
 
-__all__ = ["DATASETS", "DatasetInfo", "cifar10_dataset", "dataset_info", "load_cifar10", "load_dataset",
+__all__ = ["DATASETS", "DatasetInfo", "cifar10_dataset", "dataset_info", "load_cifar", "load_cifar10", "load_dataset",
            "load_fashion_mnist", "load_synthetic"]

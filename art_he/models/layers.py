@@ -13,6 +13,8 @@ from art_he.errors import UserError
 #: CIFAR-10 channel statistics, the input normalisation of the CIFAR models
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 
 class Normalize(nn.Module):
