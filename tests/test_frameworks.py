@@ -237,3 +237,16 @@ def test_trainer_is_an_art_trainer_on_the_classifier():
     no_optimizer = HEPyTorchClassifier(model, None, (1, 28, 28), 10, clip_values=(0.0, 1.0), device_type="cpu")
     with pytest.raises(ValueError, match="optimizer"):
         FastATTrainer(no_optimizer)
+
+
+def test_the_recorded_lr_is_the_last_updates_and_never_negative(fmnist_train):
+    """OneCycle's value after its final step extrapolates the linear anneal below zero; the epoch records the
+    LR its last update used."""
+    x, y = fmnist_train[0][:64], fmnist_train[1][:64]
+    trainer = trainer_for("fast", "plain", guard_drop=None)
+    lrs = []
+    step = trainer.step
+    trainer.step = lambda: (lrs.append(trainer.optimizer.param_groups[0]["lr"]), step())[1]
+    history = trainer.fit(x, y, batch_size=32, nb_epochs=2)
+    assert [m["lr"] for m in history] == [float(f"{lrs[1]:.6g}"), float(f"{lrs[-1]:.6g}")]
+    assert all(m["lr"] > 0 for m in history)

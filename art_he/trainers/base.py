@@ -495,9 +495,11 @@ class ATTrainer(Trainer):
         show = self.verbose and self.dist.is_main
         bar = progress(total=n_images, desc=f"epoch {epoch + 1}", unit="img", enabled=show, leave=False)
         t0 = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
         for i, (x, y) in enumerate(batches):
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            lr = self.optimizer.param_groups[0]["lr"]  # the LR of this update (a per-batch scheduler moves it on)
             totals += self.train_batch(x, y)
             if batch_scheduler is not None:
                 self._step_scheduler(batch_scheduler)
@@ -510,7 +512,7 @@ class ATTrainer(Trainer):
         bar.close()
         distributed.all_reduce_sum(totals, self.dist)
         metrics = {"epoch": epoch + 1, **self._summary(totals, elapsed), "time_s": round(elapsed, 3),
-                   "lr": float(f"{self.optimizer.param_groups[0]['lr']:.6g}")}
+                   "lr": float(f"{lr:.6g}")}  # the last update's: a finished cycle's next value can be < 0
         if show:
             say(" ".join(f"{k}={v}" for k, v in metrics.items()))
         return metrics
