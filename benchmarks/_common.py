@@ -29,9 +29,10 @@ def fmnist(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x[:n], y[:n]
 
 
-def classifier_for(model: torch.nn.Module, device: str, lr: float = 0.05) -> HEPyTorchClassifier:
+def classifier_for(model: torch.nn.Module, device: str, lr: float = 0.05,
+                   input_shape: tuple[int, ...] = (1, 28, 28)) -> HEPyTorchClassifier:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    return HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0),
+    return HEPyTorchClassifier(model, None, input_shape, 10, optimizer, clip_values=(0.0, 1.0),
                                device_type="gpu" if device == "cuda" else "cpu")
 
 
