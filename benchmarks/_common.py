@@ -51,10 +51,13 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, alternating between them so drift hits all alike."""
+    """Time each callable ``repeats`` times, alternating between them so drift hits all alike; the order rotates
+    every repeat, so that no callable always runs right after the same other one."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = runs[name]
             sync(device)
             start = time.perf_counter()
             fn()
