@@ -29,9 +29,10 @@ def fmnist(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x[:n], y[:n]
 
 
-def classifier_for(model: torch.nn.Module, device: str, lr: float = 0.05) -> HEPyTorchClassifier:
+def classifier_for(model: torch.nn.Module, device: str, lr: float = 0.05,
+                   input_shape: tuple[int, ...] = (1, 28, 28)) -> HEPyTorchClassifier:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    return HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0),
+    return HEPyTorchClassifier(model, None, input_shape, 10, optimizer, clip_values=(0.0, 1.0),
                                device_type="gpu" if device == "cuda" else "cpu")
 
 
@@ -50,10 +51,13 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved(runs: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, alternating between them so drift hits all alike."""
+    """Time each callable ``repeats`` times, alternating between them so drift hits all alike; the order rotates
+    every repeat, so that no callable always runs right after the same other one."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = runs[name]
             sync(device)
             start = time.perf_counter()
             fn()

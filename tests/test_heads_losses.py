@@ -8,6 +8,7 @@ from torch import nn
 from art_he import HypersphereHead, to_hypersphere
 from art_he.heads import find_head, normalize_rows
 from art_he.losses import (
+    ARCCOS_DELTA,
     Objective,
     alp_pairing,
     angles,
@@ -206,3 +207,24 @@ def test_bad_models_and_features():
         HypersphereHead(4, 3)(torch.randn(2, 5))
     with pytest.raises(ValueError, match="num_classes"):
         HypersphereHead(4, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("margin", [0.0, 0.1])
+def test_mhe_logits_equal_the_textbook_formula_bitwise(dtype, margin):
+    """The cheaper m-HE logits (hardtanh clamp, no negation) give exactly ``s * (-arccos(clamp(cos)) - m * onehot)``
+    and exactly its gradient, also at and beyond +-1 and at the clamp bounds."""
+    lo, hi = -1 + ARCCOS_DELTA, 1 - ARCCOS_DELTA
+    edge = torch.tensor([1.0, -1.0, 0.0, lo, hi, 1.0000001, -1.0000001, 0.9999995, -0.9999995, 0.5])
+    rest = torch.rand(290, generator=torch.Generator().manual_seed(2)) * 2.2 - 1.1
+    cos = torch.cat([edge, rest]).to(dtype).view(30, 10)
+    y = torch.randint(0, 10, (30,), generator=torch.Generator().manual_seed(0))
+    g = torch.randn(30, 10, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    a, b = cos.clone().requires_grad_(True), cos.clone().requires_grad_(True)
+    ours = margin_logits(a, y, 15.0, margin, "mhe")
+    textbook = 15.0 * (-torch.arccos(b.clamp(lo, hi)) - margin * F.one_hot(y, 10).to(dtype))
+    (ga,) = torch.autograd.grad(ours, a, g)
+    (gb,) = torch.autograd.grad(textbook, b, g)
+    assert torch.equal(ours, textbook) and torch.equal(ga, gb) and torch.isfinite(ga).all()
+    if margin == 0:
+        assert torch.equal(scaled_logits(cos, 15.0, "mhe"), textbook.detach())

@@ -20,11 +20,12 @@ def draw_crop_flip(n: int, pad: int, generator: torch.Generator) -> tuple[torch.
 def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int) -> torch.Tensor:
     """``x`` (B, C, H, W) zero-padded by ``pad``, cropped back to H x W at ``(dy, dx)``, flipped where ``flip``
     (torchvision's ``RandomCrop(H, padding=pad)`` and ``RandomHorizontalFlip()``, batched on the device)."""
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     dy, dx, flip = dy.to(x.device), dx.to(x.device), flip.to(x.device)
     padded = F.pad(x, (pad, pad, pad, pad))
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, H, 1)
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # (B, H)
     cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]  # (B, 1, W)
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    # one gather along the flattened padded plane: about twice as fast as indexing with three index tensors
+    idx = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.flatten(2).gather(2, idx).view(b, c, h, w)
