@@ -22,6 +22,7 @@ from pathlib import Path
 from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields
 from art_he.errors import UserError
 from art_he.recipes import get_recipe
+from art_he.validation import positive_int
 
 #: images of CIFAR-10's training and test sets (the estimate's counts; the data are not read for the plan)
 CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000
@@ -488,16 +489,6 @@ def _json_cell(ours: float | None, paper: float) -> dict:
 # -- command line ---------------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """``art-he reproduce``'s options: the table, the run folder, the evaluation's size and the training
     options of ``art-he train`` (but those that define a row) as overrides of every row's recipe."""
@@ -505,8 +496,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                                                        "table4: ImageNet, its ResNet-50 rows)")
     parser.add_argument("--out", default="runs/reproduce", help="one run folder per row, OUT/<recipe> "
                                                                 "(default: runs/reproduce)")
-    parser.add_argument("--n", type=_positive_int, default=None, help="test images to evaluate (default: all)")
-    parser.add_argument("--max-steps", type=_positive_int, default=None,
+    parser.add_argument("--n", type=positive_int, default=None, help="test images to evaluate (default: all)")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="cap every attack's steps (smoke tests; shown in the table)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the GPU-hour estimate only")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")

@@ -49,3 +49,12 @@ def trained_he_classifier(fmnist_train):
 
 def accuracy(classifier, x, y) -> float:
     return float((np.argmax(classifier.predict(x), axis=1) == y).mean())
+
+
+def one_line_error(capsys, *needles) -> str:
+    """The captured stderr: one line, no traceback, naming every one of ``needles``."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err

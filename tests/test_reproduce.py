@@ -24,18 +24,11 @@ from art_he.reproduce import (
 )
 from art_he.runs import CONFIG_FILE, run_config
 from art_he.trainers.base import ATTrainer
+from tests.conftest import one_line_error
 from tests.test_data import _write_cifar
 
 TINY = ["--no-verify-data", "--subset", "32", "--epochs", "2", "--n", "8", "--max-steps", "1", "--model", "wrn-10-1",
         "--batch-size", "16", "--max-iter", "1", "--quiet"]
-
-
-def one_line_error(capsys, *needles) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
 
 
 def stamps(folder) -> dict[str, int]:

@@ -14,6 +14,7 @@ import pytest
 from art_he import UserError, load_run
 from art_he.cli import main
 from art_he.trainers.base import ATTrainer
+from tests.conftest import one_line_error
 
 TRAIN = ["train", "--subset", "128", "--width", "4", "--epochs", "2", "--max-iter", "1", "--batch-size", "64",
          "--quiet"]
@@ -25,14 +26,6 @@ def train(out, *extra) -> int:
 
 def checksums(folder) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
-def one_line_error(capsys, *needles) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
 
 
 @pytest.fixture(scope="module")

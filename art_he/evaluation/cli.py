@@ -21,18 +21,9 @@ from art_he.evaluation.catalog import known_attacks
 from art_he.evaluation.corruptions import check_corruptions, check_severities
 from art_he.evaluation.specs import SUITES, check_suite
 from art_he.evaluation.suite import evaluate
+from art_he.validation import positive_int
 
 EXIT_SANITY = 3
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,17 +32,17 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="quick", choices=sorted(SUITES), help="attack suite (default: quick)")
     parser.add_argument("--attacks", default=None,
                         help=f"comma-separated attacks replacing the suite's list; known: {known_attacks()}")
-    parser.add_argument("--n", type=_positive_int, default=1000, help="number of test images (default: 1000)")
+    parser.add_argument("--n", type=positive_int, default=1000, help="number of test images (default: 1000)")
     parser.add_argument("--eps", type=float, default=None, help="Linf radius (default: the run's training eps)")
     parser.add_argument("--eps-step", type=float, default=None, help="attack step size (default: eps / 10)")
     parser.add_argument("--restarts", type=int, default=1, help="random starts of PGD-type attacks (default: 1)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--substitute", default=None, metavar="DIR", help="substitute run for --suite transfer")
     parser.add_argument("--data-dir", default=None, help="data root (test sets; CIFAR-10-C etc.; corruption cache)")
     parser.add_argument("--corruptions", default=None, help="comma-separated corruptions (default: all 15)")
     parser.add_argument("--severities", default=None, help="comma-separated severities (default: 1,2,3,4,5)")
-    parser.add_argument("--max-steps", type=_positive_int, default=None,
+    parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="cap every attack's iterations (smoke tests; shown in the table)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
     parser.add_argument("--csv", default=None, metavar="FILE", help="write the rows as CSV")
