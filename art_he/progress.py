@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 from tqdm.auto import tqdm
-from tqdm.std import tqdm as plain_tqdm
 
 #: seconds between redraws when the bar does not go to a terminal
 LOG_INTERVAL_S = 60.0
@@ -15,10 +14,15 @@ LOG_INTERVAL_S = 60.0
 def progress(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:
     """``tqdm(iterable, **kwargs)``, switched off unless ``enabled``, redrawn rarely when not on a terminal."""
     stream = kwargs.get("file") or sys.stderr
-    if tqdm is plain_tqdm and not (hasattr(stream, "isatty") and stream.isatty()):
+    if not in_notebook() and not (hasattr(stream, "isatty") and stream.isatty()):
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", LOG_INTERVAL_S)
     return tqdm(iterable, disable=not enabled, **kwargs)
+
+
+def in_notebook() -> bool:
+    """Whether ``tqdm.auto`` chose the notebook widget (outside a notebook it is a text bar, ``tqdm_asyncio``)."""
+    return any(klass.__module__ == "tqdm.notebook" for klass in tqdm.__mro__)
 
 
 def say(text: str) -> None:

@@ -166,3 +166,20 @@ def test_progress_does_not_flood_a_log(tmp_path):
 def test_learning_rates_are_recorded_rounded(finished):
     text = (finished / "metrics.jsonl").read_text()
     assert '"lr": 0.005}' in text and "0.005000000" not in text  # 0.05 * 0.1 after the milestone
+
+
+def test_a_bar_off_a_terminal_redraws_rarely():
+    """A thousand updates over about a second: a terminal bar would redraw about ten times (every 0.1 s), a log
+    gets the first draw and the last."""
+    import io
+    import time
+
+    from art_he.progress import progress
+
+    log = io.StringIO()
+    bar = progress(total=1000, file=log, desc="epoch 1")
+    for _ in range(1000):
+        bar.update(1)
+        time.sleep(0.001)
+    bar.close()
+    assert log.getvalue().count("\r") <= 3, log.getvalue().count("\r")
