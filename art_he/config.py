@@ -216,7 +216,11 @@ def _value_type(f: dataclasses.Field) -> type:
     return str
 
 
+def given_options(args: argparse.Namespace) -> dict:
+    """The training options given on the command line (unset flags are not in ``args``)."""
+    return {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}
+
+
 def config_from_arguments(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     """``base`` (default: :class:`TrainConfig`'s defaults) with the flags given on the command line."""
-    given = {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}
-    return dataclasses.replace(base or TrainConfig(), **given)
+    return dataclasses.replace(base or TrainConfig(), **given_options(args))

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields
+from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields, given_options
 from art_he.errors import UserError
 from art_he.recipes import get_recipe
 from art_he.validation import positive_int
@@ -156,11 +156,6 @@ def row_configs(table: PaperTable, overrides: dict) -> dict[str, TrainConfig]:
         frameworks = sorted({c.framework for c in configs.values()})
         raise UserError(f"{flags} applies to none of {table.key}'s frameworks ({', '.join(frameworks)})")
     return configs
-
-
-def overrides_from_arguments(args: argparse.Namespace) -> dict:
-    """The training options given on the command line (unset flags are not in ``args``)."""
-    return {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}
 
 
 # -- state of a row on disk -----------------------------------------------------------------------------------
@@ -507,7 +502,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """``art-he reproduce`` with parsed ``args``."""
-    text = reproduce(args.table, overrides_from_arguments(args), args.out, n=args.n, max_steps=args.max_steps,
+    text = reproduce(args.table, given_options(args), args.out, n=args.n, max_steps=args.max_steps,
                      dry_run=args.dry_run, verbose=not args.quiet)
     if text:
         print(text, end="")

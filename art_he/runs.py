@@ -173,7 +173,7 @@ RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, ckpt.CHECKPOINT_FILE)
 #: options a resumed run may change: they change how fast it trains, not what (``epochs`` is not one of them:
 #: the LR schedule's milestones and cycle are fixed by it)
 RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "sync_batchnorm", "data_dir",
-                       "verify_data"})
+                       "verify_data", "workers"})
 
 
 def run_config(cfg: TrainConfig) -> dict:
