@@ -109,6 +109,33 @@ def _reproduce(args: argparse.Namespace) -> int:
     return run_reproduce(args)
 
 
+def _add_export_arguments(p: argparse.ArgumentParser) -> None:
+    from art_he.robustbench.export import PAPER
+
+    p.add_argument("run_dir", metavar="RUN",
+                   help="a CIFAR-10 run benchmarked with `art-he eval RUN --suite robustbench`")
+    p.add_argument("--robustbench", required=True, metavar="OUT", help="folder to write the submission to")
+    p.add_argument("--name", required=True, help="the model's name in RobustBench's zoo, e.g. Pang2020Boosting")
+    p.add_argument("--title", default=PAPER["title"], help="paper title (default: the HE paper's)")
+    p.add_argument("--paper-url", default=PAPER["url"], help=f"paper link (default: {PAPER['url']})")
+    p.add_argument("--authors", default=PAPER["authors"], help="comma-separated authors (default: the HE paper's)")
+    p.add_argument("--venue", default=PAPER["venue"], help=f"venue and year (default: {PAPER['venue']})")
+    p.add_argument("--footnote", default=None, help="the leaderboard's footnote for the entry")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT when it is not empty")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from art_he.robustbench.export import Paper, export_run
+
+    paper = Paper(args.title, args.paper_url, args.authors, args.venue, args.footnote)
+    files = export_run(args.run_dir, args.robustbench, args.name, paper, overwrite=args.overwrite)
+    for path in files.values():
+        if path.exists():
+            print(f"wrote {path}")
+    print(f"checked: robustbench.utils.load_model({args.name!r}) loads it strictly and its outputs equal the run's")
+    return 0
+
+
 #: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
 #: that ``art-he --help`` answers without importing torch
 COMMANDS = {
@@ -116,6 +143,8 @@ COMMANDS = {
     "train": ("adversarially train one model", _add_train_arguments, _train),
     "recipes": ("list the paper's training recipes", _add_recipes_arguments, _recipes),
     "eval": ("evaluate a run directory with an attack suite", _add_eval_arguments, _eval),
+    "export": ("write a RobustBench submission of a run (model file, model card, issue text, AutoAttack log)",
+               _add_export_arguments, _export),
     "reproduce": ("train, evaluate and compare a table of the paper (table2, table10, table3) with its numbers",
                   _add_reproduce_arguments, _reproduce),
 }

@@ -7,6 +7,7 @@ import pytest
 from art_he.data import dataset_info, load_dataset
 from art_he.data import fashion_mnist as fm
 from art_he.data.cifar10 import cifar10_dataset, load_cifar10
+from tests.conftest import write_cifar10
 
 
 def test_fashion_mnist_real_data_offline(fmnist_train, fmnist_test):
@@ -81,19 +82,7 @@ def test_one_data_root_rule(tmp_path, monkeypatch):
 
 
 def _write_cifar(root, n=10, seed=0):
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).tolist()
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": labels}, f)
-        batches[name] = (data, labels)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
-    return batches
+    return write_cifar10(root, n, seed)
 
 
 def test_cifar10_reads_real_pickle_format(tmp_path):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 from art_he.compat.autoattack_alias import register_autoattack
 from art_he.compat.pkg_resources_shim import ensure_pkg_resources
 from art_he.compat.robustbench_loaders import patch_loaders
+
+#: deprecation warnings that robustbench 1.1.1's import raises from its dependencies, not from the user's code;
+#: silenced for that import only (pkg_resources in setuptools < 82, timm's moved modules, torch.jit.interface)
+IMPORT_NOISE = (r"pkg_resources is deprecated", r"Importing from timm\.", r"`torch\.jit\.interface` is deprecated")
 
 
 def enable_robustbench(local_data: bool = True):
@@ -15,9 +21,12 @@ def enable_robustbench(local_data: bool = True):
     """
     ensure_pkg_resources()
     register_autoattack()
-    import robustbench
-    import robustbench.data as rb_data
-    import robustbench.eval as rb_eval
+    with warnings.catch_warnings():
+        for message in IMPORT_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        import robustbench
+        import robustbench.data as rb_data
+        import robustbench.eval as rb_eval
 
     if getattr(robustbench, "_art_he_enabled", False):
         return robustbench

@@ -6,6 +6,7 @@ The lead's ``art_he.cli`` wires the sub-command with :func:`add_eval_arguments` 
     art-he eval runs/he --suite transfer --substitute runs/plain
     art-he eval runs/he --suite corruptions --n 500 --data-dir data      # Fashion-MNIST-C generated locally
     art-he eval runs/he --attacks pgd20,spsa80 --eps 0.1
+    art-he eval runs/cifar-he --suite robustbench --data-dir data     # RobustBench's own benchmark(), 10,000 images
 
 Exit codes: 0 done; 3 done but a sanity check warned and ``--strict`` was given.
 """
@@ -24,15 +25,21 @@ from art_he.evaluation.suite import evaluate
 from art_he.validation import positive_int
 
 EXIT_SANITY = 3
+#: not an attack list: RobustBench's own ``benchmark`` on the model as RobustBench loads it (art_he.robustbench)
+ROBUSTBENCH_SUITE = "robustbench"
+DEFAULT_N = 1000
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval`` options to ``parser``."""
     parser.add_argument("run_dir", metavar="DIR", help="training run directory (config.json + model.safetensors)")
-    parser.add_argument("--suite", default="quick", choices=sorted(SUITES), help="attack suite (default: quick)")
+    parser.add_argument("--suite", default="quick", choices=sorted([*SUITES, ROBUSTBENCH_SUITE]),
+                        help="attack suite (default: quick); robustbench: RobustBench's benchmark() (AutoAttack "
+                             "standard on its own data loading), written to DIR/robustbench/ for `art-he export`")
     parser.add_argument("--attacks", default=None,
                         help=f"comma-separated attacks replacing the suite's list; known: {known_attacks()}")
-    parser.add_argument("--n", type=positive_int, default=1000, help="number of test images (default: 1000)")
+    parser.add_argument("--n", type=positive_int, default=None,
+                        help=f"number of test images (default: {DEFAULT_N}; --suite robustbench: the full 10,000)")
     parser.add_argument("--eps", type=float, default=None, help="Linf radius (default: the run's training eps)")
     parser.add_argument("--eps-step", type=float, default=None, help="attack step size (default: eps / 10)")
     parser.add_argument("--restarts", type=int, default=1, help="random starts of PGD-type attacks (default: 1)")
@@ -52,6 +59,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate(args) -> None:
+    if args.suite == ROBUSTBENCH_SUITE:
+        if args.attacks or args.substitute or args.corruptions or args.severities or args.max_steps:
+            raise UserError("--suite robustbench runs RobustBench's standard AutoAttack; it takes --n, --eps, "
+                            "--batch-size, --seed, --device and --data-dir only")
+        return
     check_suite(args.suite)
     if args.n is not None and args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
@@ -69,6 +81,9 @@ def run_eval(args) -> int:
     from art_he.runs import load_run
 
     _validate(args)
+    if args.suite == ROBUSTBENCH_SUITE:
+        return _run_robustbench(args)
+    args.n = args.n or DEFAULT_N
     _, classifier, config = load_run(args.run_dir, device=args.device)
     dataset = config["dataset"]
     substitute = load_run(args.substitute, device=args.device)[1] if args.substitute else None
@@ -89,6 +104,20 @@ def run_eval(args) -> int:
     if args.csv:
         print(f"wrote {report.to_csv(args.csv)}")
     return EXIT_SANITY if args.strict and report.warnings else 0
+
+
+def _run_robustbench(args) -> int:
+    from art_he.compat import data_root
+    from art_he.robustbench.benchmark import FULL_TEST_SET, benchmark_run, report_paths
+
+    result = benchmark_run(args.run_dir, data_dir=data_root(args.data_dir), n=args.n or FULL_TEST_SET, eps=args.eps,
+                           batch_size=args.batch_size, device=args.device, seed=args.seed)
+    sys.stdout.write(result.to_markdown())
+    print(f"wrote {report_paths(args.run_dir)[0]}")
+    if args.json:
+        Path(args.json).write_text(report_paths(args.run_dir)[0].read_text())
+        print(f"wrote {args.json}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

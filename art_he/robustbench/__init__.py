@@ -1,9 +1,23 @@
-"""RobustBench interop: our models in RobustBench's own architectures, submissions, leaderboards.
+"""RobustBench interop: our models in RobustBench's own architectures, submissions, benchmark, leaderboards.
 
-:mod:`~art_he.robustbench.architectures` maps a model to the RobustBench architecture with the identical forward
-and converts state dicts both ways.
+* :mod:`~art_he.robustbench.architectures`: the RobustBench architecture with a model's identical forward, and
+  state dicts converted both ways.
+* :mod:`~art_he.robustbench.benchmark`: ``robustbench.eval.benchmark`` on a run (``art-he eval --suite robustbench``).
+* :mod:`~art_he.robustbench.export`: a submission RobustBench's ``load_model`` loads (``art-he export``), and
+  :func:`register`, which adds an export to RobustBench's zoo in the current process.
+
+Names are imported on first use, so that modules that need no torch (the leaderboard) load fast.
 """
 
-from art_he.robustbench.architectures import Architecture, architecture_of, to_robustbench, to_robustbench_state_dict
+from importlib import import_module
 
-__all__ = ["Architecture", "architecture_of", "to_robustbench", "to_robustbench_state_dict"]
+_NAMES = {"Architecture": "architectures", "architecture_of": "architectures", "to_robustbench": "architectures",
+          "to_robustbench_state_dict": "architectures", "benchmark_run": "benchmark", "export_run": "export",
+          "register": "export"}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(f"art_he.robustbench.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'art_he.robustbench' has no attribute {name!r}")
