@@ -1,4 +1,5 @@
-"""``art-he``: quickstart, train, recipes, eval, reproduce (``python -m art_he`` and ``torchrun -m art_he`` too)."""
+"""``art-he``: quickstart, train, recipes, eval, reproduce, leaderboard (``python -m art_he`` and
+``torchrun -m art_he`` too)."""
 
 from __future__ import annotations
 
@@ -136,6 +137,18 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
+    from art_he.robustbench.leaderboard import add_leaderboard_arguments
+
+    add_leaderboard_arguments(p)
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from art_he.robustbench.leaderboard import run_leaderboard
+
+    return run_leaderboard(args)
+
+
 #: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
 #: that ``art-he --help`` answers without importing torch
 COMMANDS = {
@@ -147,6 +160,8 @@ COMMANDS = {
                _add_export_arguments, _export),
     "reproduce": ("train, evaluate and compare a table of the paper (table2, table10, table3) with its numbers",
                   _add_reproduce_arguments, _reproduce),
+    "leaderboard": ("rank model cards (ours, RobustBench's model_info) as RobustBench's leaderboard does; "
+                    "Markdown table, --html page", _add_leaderboard_arguments, _leaderboard),
 }
 
 

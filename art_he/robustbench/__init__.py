@@ -3,6 +3,8 @@
 * :mod:`~art_he.robustbench.architectures`: the RobustBench architecture with a model's identical forward, and
   state dicts converted both ways.
 * :mod:`~art_he.robustbench.benchmark`: ``robustbench.eval.benchmark`` on a run (``art-he eval --suite robustbench``).
+* :mod:`~art_he.robustbench.leaderboard`: ranks model cards (ours and RobustBench's ``model_info``) the way
+  RobustBench's leaderboard does, as Markdown or HTML (``art-he leaderboard``); it needs no torch.
 * :mod:`~art_he.robustbench.export`: a submission RobustBench's ``load_model`` loads (``art-he export``), and
   :func:`register`, which adds an export to RobustBench's zoo in the current process.
 
