@@ -21,6 +21,8 @@ REPORT_FILE, LOG_FILE = "report.json", "autoattack.log"
 #: the only leaderboard our architectures fit (BoostingWideResNet and its siblings have 10 classes)
 DATASET, THREAT_MODEL = "cifar10", "Linf"
 FULL_TEST_SET = 10_000
+#: ``art-he export``'s record of which architecture builds each exported name (read by ``register``; not a card)
+EXPORT_FILE = "art_he_export.json"
 
 
 def eps_text(eps: float) -> str:

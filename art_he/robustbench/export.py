@@ -23,9 +23,8 @@ from pathlib import Path
 
 from art_he.errors import MissingFileError, UserError
 from art_he.robustbench.architectures import Architecture
-from art_he.robustbench.benchmark import DATASET, FULL_TEST_SET, THREAT_MODEL, report_paths
+from art_he.robustbench.benchmark import DATASET, EXPORT_FILE, FULL_TEST_SET, THREAT_MODEL, report_paths
 
-EXPORT_FILE = "art_he_export.json"
 #: the card's paper fields default to the HE paper; a submission of your own work gives its own
 PAPER = {"title": "Boosting Adversarial Training with Hypersphere Embedding",
          "url": "https://arxiv.org/abs/2002.08619",

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from art_he.errors import MissingFileError, UserError
+from art_he.robustbench.benchmark import EXPORT_FILE
 
 #: RobustBench's data sets and threat models (``robustbench.model_zoo.enums``): the folder names of ``model_info``
 DATASETS = ("cifar10", "cifar100", "imagenet")
@@ -210,7 +211,8 @@ def _json_files(path: Path) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in sorted(files) if f.endswith(".json") and not f.startswith(".")]
+        found += [Path(root) / f for f in sorted(files)
+                  if f.endswith(".json") and not f.startswith(".") and f != EXPORT_FILE]
     return found
 
 
