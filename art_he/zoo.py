@@ -100,14 +100,14 @@ def _is_state_dict(obj: object) -> bool:
 
 def _trades_to_ours(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Callable[[str], str]]:
     """``from_trades_state_dict(state)`` and a function giving the file's name of each of our keys."""
-    from art_he.robustbench.architectures import _wrn_key, from_trades_state_dict
+    from art_he.robustbench.architectures import from_trades_state_dict, wrn_key
 
     ours = from_trades_state_dict(state)
     keys = list(state)
     index = from_trades_state_dict({k: torch.tensor(i) for i, k in enumerate(keys)})
     theirs = {k: keys[int(i)] for k, i in index.items()}
     n = len({k.split(".")[2] for k in state if k.startswith("block1.layer.")})
-    return ours, lambda key: theirs.get(key) or _wrn_key(key, n)
+    return ours, lambda key: theirs.get(key) or wrn_key(key, n)
 
 
 def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str,

@@ -188,3 +188,39 @@ def test_register_needs_an_export(tmp_path):
     enable_robustbench()
     with pytest.raises(UserError, match="not an `art-he export` folder"):
         register(NAME, tmp_path)
+
+
+def test_export_then_load_robustbench_predicts_the_same(exported):
+    from art_he.estimator import HEPyTorchClassifier
+    from art_he.robustbench import register
+    from art_he.zoo import load_robustbench
+
+    _, run, out = exported
+    _, ours, _ = load_run(run, device="cpu")
+    loaded = load_robustbench(NAME, register(NAME, out))
+    assert isinstance(loaded, HEPyTorchClassifier)
+    x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(2)).numpy()
+    assert np.allclose(loaded.predict(x), ours.predict(x), atol=1e-5)
+
+
+def test_eval_a_zoo_model_with_our_suites(exported, tmp_path, capsys):
+    from art_he.evaluation.report import Report
+    from art_he.robustbench import register
+
+    data, run, out = exported
+    report = tmp_path / "zoo.json"
+    assert main(["eval", "--robustbench", NAME, "--model-dir", str(register(NAME, out)), "--attacks", "fgsm",
+                 "--n", "16", "--data-dir", str(data), "--no-verify-data", "--json", str(report), "--quiet"]) == 0
+    zoo = Report.from_json(report)
+    assert main(["eval", str(run), "--attacks", "fgsm", "--n", "16", "--data-dir", str(data), "--quiet"]) == 0
+    _, classifier, _ = load_run(run, device="cpu")
+    from art_he.data import load_cifar
+
+    x, y = load_cifar("cifar10", train=False, data_dir=data, verify=False)
+    assert zoo.clean_accuracy == pytest.approx(float((classifier.predict(x[:16]).argmax(1) == y[:16]).mean()))
+    assert zoo.meta["head"] == "he" and zoo.name == NAME
+    capsys.readouterr()
+    assert main(["eval", "--robustbench", NAME]) == 2
+    one_line_error(capsys, "--model-dir")
+    assert main(["eval", str(run), "--robustbench", NAME, "--model-dir", "x"]) == 2
+    one_line_error(capsys, "one of them")

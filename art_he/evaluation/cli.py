@@ -7,6 +7,7 @@ The lead's ``art_he.cli`` wires the sub-command with :func:`add_eval_arguments` 
     art-he eval runs/he --suite corruptions --n 500 --data-dir data      # Fashion-MNIST-C generated locally
     art-he eval runs/he --attacks pgd20,spsa80 --eps 0.1
     art-he eval runs/cifar-he --suite robustbench --data-dir data     # RobustBench's own benchmark(), 10,000 images
+    art-he eval --robustbench Pang2020Boosting --model-dir models --data-dir data   # a RobustBench zoo model
 
 Exit codes: 0 done; 3 done but a sanity check warned and ``--strict`` was given.
 """
@@ -32,7 +33,16 @@ DEFAULT_N = 1000
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval`` options to ``parser``."""
-    parser.add_argument("run_dir", metavar="DIR", help="training run directory (config.json + model.safetensors)")
+    parser.add_argument("run_dir", metavar="DIR", nargs="?",
+                        help="training run directory (config.json + model.safetensors); or give --robustbench NAME")
+    zoo = parser.add_argument_group("a RobustBench zoo model instead of a run (art_he.zoo.load_robustbench)")
+    zoo.add_argument("--robustbench", default=None, metavar="NAME", help="zoo entry, e.g. Pang2020Boosting")
+    zoo.add_argument("--model-dir", default=None, metavar="D",
+                     help="RobustBench's model_dir: the checkpoint is D/<dataset>/<threat-model>/NAME.pt (never "
+                          "downloaded)")
+    zoo.add_argument("--dataset", default=None, choices=("cifar10", "cifar100"),
+                     help="the zoo's data set (default: cifar10)")
+    zoo.add_argument("--threat-model", default="Linf", help="the zoo's threat model (default: Linf)")
     parser.add_argument("--suite", default="quick", choices=sorted([*SUITES, ROBUSTBENCH_SUITE]),
                         help="attack suite (default: quick); robustbench: RobustBench's benchmark() (AutoAttack "
                              "standard on its own data loading), written to DIR/robustbench/ for `art-he export`")
@@ -47,6 +57,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--substitute", default=None, metavar="DIR", help="substitute run for --suite transfer")
     parser.add_argument("--data-dir", default=None, help="data root (test sets; CIFAR-10-C etc.; corruption cache)")
+    parser.add_argument("--verify-data", action=argparse.BooleanOptionalAction, default=None,
+                        help="check CIFAR-10 files against the official md5 (default: as the run was trained; on)")
     parser.add_argument("--corruptions", default=None, help="comma-separated corruptions (default: all 15)")
     parser.add_argument("--severities", default=None, help="comma-separated severities (default: 1,2,3,4,5)")
     parser.add_argument("--max-steps", type=positive_int, default=None,
@@ -59,6 +71,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate(args) -> None:
+    if (args.run_dir is None) == (args.robustbench is None):
+        raise UserError("give a run directory DIR or --robustbench NAME --model-dir D (one of them)")
+    if args.robustbench and not args.model_dir:
+        raise UserError("--robustbench NAME needs --model-dir D (RobustBench's model_dir holding the checkpoint)")
+    if args.robustbench and args.suite == ROBUSTBENCH_SUITE:
+        raise UserError("--suite robustbench benchmarks a run before `art-he export`; a zoo model has its "
+                        "leaderboard entry already")
+    if args.run_dir and (args.model_dir or args.dataset):
+        raise UserError("--model-dir and --dataset go with --robustbench NAME; a run directory has its own data set")
     if args.suite == ROBUSTBENCH_SUITE:
         if args.attacks or args.substitute or args.corruptions or args.severities or args.max_steps:
             raise UserError("--suite robustbench runs RobustBench's standard AutoAttack; it takes --n, --eps, "
@@ -84,19 +105,19 @@ def run_eval(args) -> int:
     if args.suite == ROBUSTBENCH_SUITE:
         return _run_robustbench(args)
     args.n = args.n or DEFAULT_N
-    _, classifier, config = load_run(args.run_dir, device=args.device)
+    classifier, config, name, meta = _target(args)
     dataset = config["dataset"]
     substitute = load_run(args.substitute, device=args.device)[1] if args.substitute else None
     eps = args.eps if args.eps is not None else config.get("eps") or dataset_info(dataset).eps
-    x, y = load_dataset(dataset, train=False, data_dir=args.data_dir, image_size=config.get("image_size"), n=args.n)
+    verify = args.verify_data if args.verify_data is not None else config.get("verify_data", True)
+    x, y = load_dataset(dataset, train=False, data_dir=args.data_dir, image_size=config.get("image_size"), n=args.n,
+                        verify=verify)
     report = evaluate(
         classifier, x, y, suite=args.suite, attacks=args.attacks, n=args.n,
         eps=None if args.suite == "corruptions" else eps, eps_step=args.eps_step, restarts=args.restarts,
         batch_size=args.batch_size, seed=args.seed, substitute=substitute, dataset=dataset, data_dir=args.data_dir,
         corruptions=args.corruptions, severities=args.severities, max_steps=args.max_steps,
-        name=Path(args.run_dir).name, verbose=not args.quiet,
-        meta={"run": str(args.run_dir), "model": config.get("model"), "framework": config.get("framework"),
-              "substitute": args.substitute},
+        name=name, verbose=not args.quiet, meta={**meta, "substitute": args.substitute},
     )
     sys.stdout.write(report.to_markdown())
     if args.json:
@@ -104,6 +125,22 @@ def run_eval(args) -> int:
     if args.csv:
         print(f"wrote {report.to_csv(args.csv)}")
     return EXIT_SANITY if args.strict and report.warnings else 0
+
+
+def _target(args):
+    """``(classifier, config, name, meta)`` of what is evaluated: a run folder or a RobustBench zoo entry."""
+    if args.robustbench:
+        from art_he.zoo import zoo_classifier_for_eval
+
+        classifier, meta = zoo_classifier_for_eval(args.robustbench, args.model_dir, args.device,
+                                                   dataset=args.dataset or "cifar10",
+                                                   threat_model=args.threat_model)
+        return classifier, {"dataset": meta["dataset"]}, args.robustbench, meta
+    from art_he.runs import load_run
+
+    _, classifier, config = load_run(args.run_dir, device=args.device)
+    meta = {"run": str(args.run_dir), "model": config.get("model"), "framework": config.get("framework")}
+    return classifier, config, Path(args.run_dir).name, meta
 
 
 def _run_robustbench(args) -> int:

@@ -110,7 +110,7 @@ def architecture_of(model: nn.Module) -> Architecture:
 _COMMON = {"normalize.mean": "mu", "normalize.std": "sigma", "conv1.weight": "conv1.weight"}
 
 
-def _wrn_key(ours: str, n: int) -> str:
+def wrn_key(ours: str, n: int) -> str:
     match = re.fullmatch(r"blocks\.(\d+)\.(.+)", ours)
     if match:
         k, rest = int(match[1]), match[2].replace("shortcut.", "convShortcut.")
@@ -135,7 +135,7 @@ def to_robustbench_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     if isinstance(model, PreActResNet18):
         return {_preact_key(k): v for k, v in state.items()}
     n = len(model.blocks) // 3
-    out = {_wrn_key(k, n): v for k, v in state.items()}
+    out = {wrn_key(k, n): v for k, v in state.items()}
     if arch.hypersphere:  # built and never used by BoostingWideResNet's forward; strict loading wants it
         out.update({"sub_" + k: v.clone() for k, v in list(out.items()) if k.startswith("block1.")})
     return out
