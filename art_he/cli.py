@@ -1,4 +1,4 @@
-"""``art-he``: quickstart, train, recipes, eval, reproduce (``python -m art_he`` and ``torchrun -m art_he`` too)."""
+"""``art-he``: quickstart, train, recipes, eval, reproduce, plot (also ``python -m art_he``, ``torchrun -m art_he``)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,18 @@ def _reproduce(args: argparse.Namespace) -> int:
     return run_reproduce(args)
 
 
+def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
+    from art_he.plots.cli import add_plot_arguments
+
+    add_plot_arguments(p)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from art_he.plots.cli import run_plot
+
+    return run_plot(args)
+
+
 #: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
 #: that ``art-he --help`` answers without importing torch
 COMMANDS = {
@@ -118,6 +130,8 @@ COMMANDS = {
     "eval": ("evaluate a run directory with an attack suite", _add_eval_arguments, _eval),
     "reproduce": ("train, evaluate and compare a table of the paper (table2, table10, table3) with its numbers",
                   _add_reproduce_arguments, _reproduce),
+    "plot": ("figures of runs and reports: curves, eps, attacks, corruptions, diagnostics (.png or .svg)",
+             _add_plot_arguments, _plot),
 }
 
 
