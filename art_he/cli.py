@@ -1,5 +1,5 @@
-"""``art-he``: quickstart, train, recipes, eval, reproduce, leaderboard (``python -m art_he`` and
-``torchrun -m art_he`` too)."""
+"""``art-he``: quickstart, train, recipes, eval, reproduce, export, leaderboard, plot (also ``python -m art_he``
+and ``torchrun -m art_he``)."""
 
 from __future__ import annotations
 
@@ -148,6 +148,17 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
     return run_leaderboard(args)
 
+def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
+    from art_he.plots.cli import add_plot_arguments
+
+    add_plot_arguments(p)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from art_he.plots.cli import run_plot
+
+    return run_plot(args)
+
 
 #: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
 #: that ``art-he --help`` answers without importing torch
@@ -162,6 +173,9 @@ COMMANDS = {
                   _add_reproduce_arguments, _reproduce),
     "leaderboard": ("rank model cards (ours, RobustBench's model_info) as RobustBench's leaderboard does; "
                     "Markdown table, --html page", _add_leaderboard_arguments, _leaderboard),
+
+    "plot": ("figures of runs and reports: curves, eps, attacks, corruptions, diagnostics (.png or .svg)",
+             _add_plot_arguments, _plot),
 }
 
 

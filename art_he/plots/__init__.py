@@ -1,0 +1,39 @@
+"""Figures of runs, evaluation reports and HE diagnostics (matplotlib, ``pip install 'art-he[notebooks]'``).
+
+>>> from art_he.plots import attacks_figure, save
+>>> save(attacks_figure(["plain.json", "he.json"]), "attacks.png")
+
+The command line is ``art-he plot KIND INPUT... --out FILE.png|svg`` (:mod:`art_he.plots.cli`). Functions are
+imported on first use, so that ``import art_he.plots`` loads neither matplotlib nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+#: public name -> module
+_LAZY = {
+    "curves_figure": "art_he.plots.figures",
+    "eps_figure": "art_he.plots.figures",
+    "attacks_figure": "art_he.plots.figures",
+    "corruptions_figure": "art_he.plots.figures",
+    "save": "art_he.plots.figures",
+    "read_metrics": "art_he.plots.figures",
+    "load_report": "art_he.plots.figures",
+    "he_diagnostics": "art_he.plots.diagnostics",
+    "diagnostics_figure": "art_he.plots.diagnostics",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'art_he.plots' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,413 @@
+"""Figures of training runs and evaluation reports (matplotlib, imported on first use).
+
+* :func:`curves_figure`: loss, clean and adversarial accuracy per epoch of runs (``metrics.jsonl``), overlaid;
+* :func:`eps_figure`: accuracy against the Linf radius, from the eps-sweep rows of reports;
+* :func:`attacks_figure`: accuracy per attack, one bar per report (e.g. PGD-AT against PGD-AT+HE);
+* :func:`corruptions_figure`: the corruption x severity grid of a corruptions report (the paper's Table 11), with
+  the mean per corruption, per severity and over all (mCA);
+* :func:`save`: a figure to ``.png`` or ``.svg``.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing is left open in
+pyplot's state and no GUI backend is touched; inputs are report objects or paths to their JSON files, run
+directories (or their ``metrics.jsonl``) or lists of metric dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import textwrap
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from art_he.errors import MissingFileError, UserError
+
+SUFFIXES = (".png", ".svg")
+MATPLOTLIB_MISSING = "art-he plot needs matplotlib: pip install 'art-he[notebooks]'"
+METRICS_FILE = "metrics.jsonl"  # art_he.runs.METRICS_FILE (not imported: that module pulls in torch and ART)
+#: kinds of report rows that are attacks (and the clean row) for :func:`attacks_figure`
+ATTACK_KINDS = ("clean", "white-box", "black-box", "transfer", "autoattack")
+
+
+def require_matplotlib() -> None:
+    """:class:`UserError` naming the extra to install when matplotlib cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise UserError(MATPLOTLIB_MISSING) from None
+
+
+def new_figure(**kwargs):
+    """A ``matplotlib.figure.Figure`` with constrained layout, not registered with pyplot."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    kwargs.setdefault("layout", "constrained")
+    return Figure(**kwargs)
+
+
+def save(fig, path: str | os.PathLike, *, dpi: int = 150) -> Path:
+    """Write ``fig`` to ``path`` (``.png`` or ``.svg``, chosen by the suffix); returns the path."""
+    require_matplotlib()
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise UserError(f"cannot write {path}: the file name must end in .png or .svg")
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a directory")
+    if not path.parent.is_dir():
+        raise MissingFileError(f"cannot write {path}: the directory {path.parent} does not exist")
+    fig.savefig(path, format=path.suffix.lower()[1:], dpi=dpi)
+    return path
+
+
+# -- inputs ----------------------------------------------------------------------------------------------------
+
+
+def _labels(labels: Sequence[str] | None, defaults: list[str]) -> list[str]:
+    if labels is None:
+        return defaults
+    labels = list(labels)
+    if len(labels) != len(defaults):
+        raise UserError(f"{len(labels)} label(s) given for {len(defaults)} input(s); give one label per input")
+    return [str(label) for label in labels]
+
+
+def read_metrics(run: str | os.PathLike) -> list[dict]:
+    """The metric lines of a run: ``run`` is a run directory or its ``metrics.jsonl``."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist (a run directory holds {METRICS_FILE})")
+    lines = []
+    for number, text in enumerate(path.read_text().splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path}:{number} is not a JSON line ({error})") from None
+        if not isinstance(line, dict):
+            raise UserError(f"{path}:{number} is not a JSON object")
+        lines.append(line)
+    if not lines:
+        raise UserError(f"{path} holds no epochs yet")
+    return lines
+
+
+def _run_name(run) -> str:
+    path = Path(run)
+    return (path.parent if path.name == METRICS_FILE else path).name or str(path)
+
+
+def load_report(report):
+    """``report`` as a :class:`~art_he.evaluation.report.Report`: a report, its dict, or the path of its JSON."""
+    from art_he.evaluation.report import Report
+
+    if isinstance(report, Report):
+        return report
+    if isinstance(report, Mapping):
+        source, data = "the report dict", dict(report)
+    else:
+        path = Path(report)
+        if not path.is_file():
+            raise MissingFileError(f"{path} does not exist (expected an evaluation report written by "
+                                   "`art-he eval --json`)")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"{path} is not valid JSON ({error})") from None
+        source = str(path)
+    try:
+        return Report.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"{source} is not an art-he evaluation report ({type(error).__name__}: {error})") from None
+
+
+def _reports(reports) -> list:
+    if not isinstance(reports, (list, tuple)):
+        reports = [reports]
+    if not reports:
+        raise UserError("no report given")
+    return [load_report(r) for r in reports]
+
+
+def shared_eps(reports) -> float | None:
+    """The evaluation eps of the reports (``meta["eps"]``) when they all have the same one, else ``None``."""
+    values = {r.meta.get("eps") for r in reports}
+    value = values.pop() if len(values) == 1 else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def format_eps(eps: float) -> str:
+    """``0.1`` as ``0.1``, ``8 / 255`` as ``8/255`` (a multiple of 1/255 that 4 digits do not write exactly)."""
+    short = f"{eps:.4g}"
+    k = round(eps * 255)
+    if abs(float(short) - eps) > 1e-9 and k > 0 and abs(eps * 255 - k) < 1e-6:
+        return f"{k}/255"
+    return short
+
+
+def _percent(values) -> np.ndarray:
+    return 100.0 * np.asarray(values, dtype=float)
+
+
+def _colors(n: int) -> list:
+    """Distinct colours: tab10's, then tab20's."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+# -- training curves -------------------------------------------------------------------------------------------
+
+CURVE_PANELS = (("loss", "training loss", "loss (training objective)"),
+                ("clean_acc", "clean accuracy", "accuracy (%)"),
+                ("adv_acc", "adversarial accuracy (PGD)", "accuracy (%)"))
+
+
+def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | None = None):
+    """Loss, clean accuracy and adversarial accuracy per epoch of one or several runs, overlaid.
+
+    ``runs``: run directories, ``metrics.jsonl`` paths, or lists of metric dicts (as the trainers' histories and
+    ``metrics.jsonl`` lines: ``epoch``, ``loss``, ``clean_acc``, ``adv_acc`` and, with ``--val-n``,
+    ``val_clean_acc``/``val_adv_acc``). Training values (measured on the training batches during the epoch, against
+    the training attack) are solid lines; validation values (test images after the epoch, PGD-10) are dashed.
+    Legend: ``labels``, else the run folder's name (``run 1``, ... for metric lists).
+    """
+    require_matplotlib()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    if isinstance(runs, (str, os.PathLike)) or (isinstance(runs, list) and runs and isinstance(runs[0], dict)):
+        runs = [runs]
+    if not runs:
+        raise UserError("no run given")
+    histories, names = [], []
+    for i, run in enumerate(runs):
+        if isinstance(run, (str, os.PathLike)):
+            histories.append(read_metrics(run))
+            names.append(_run_name(run))
+        else:
+            histories.append([dict(m) for m in run])
+            names.append(f"run {i + 1}")
+            if not histories[-1]:
+                raise UserError(f"run {i + 1} has no metrics")
+    names = _labels(labels, names)
+    fig = new_figure(figsize=(13, 4.2))
+    axes = fig.subplots(1, 3)
+    colors = _colors(len(histories))
+    any_val = False
+    for history, name, color in zip(histories, names, colors):
+        epochs = np.array([m.get("epoch", i + 1) for i, m in enumerate(history)], dtype=float)
+        for ax, (key, _, _) in zip(axes, CURVE_PANELS):
+            scale = 1.0 if key == "loss" else 100.0
+            for prefix, style in (("", "-"), ("val_", "--")):
+                values = [m.get(prefix + key) for m in history]
+                if all(v is None for v in values):
+                    continue
+                any_val |= bool(prefix)
+                y = np.array([np.nan if v is None else scale * v for v in values], dtype=float)
+                ax.plot(epochs, y, style, color=color, marker="o", markersize=4,
+                        label=name if not prefix else f"{name} (validation)")
+    for ax, (key, text, unit) in zip(axes, CURVE_PANELS):
+        ax.set_title(text)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(unit)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if key != "loss" and not ax.lines:
+            ax.text(0.5, 0.5, f"no {key} in the metrics", ha="center", va="center", transform=ax.transAxes)
+    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=n) for n, c in zip(names, colors)]
+    if any_val:
+        handles += [Line2D([], [], color="0.3", ls="-", label="training batches"),
+                    Line2D([], [], color="0.3", ls="--", label="validation (test images)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
+    fig.suptitle(title or "Training curves")
+    return fig
+
+
+# -- accuracy against eps --------------------------------------------------------------------------------------
+
+
+def sweep_points(report, include_clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(eps, accuracy)`` of a report's sweep rows, sorted by eps (with the clean accuracy at eps 0)."""
+    rows = sorted((r for r in report.rows if r.kind == "sweep"), key=lambda r: r.eps)
+    if not rows:
+        raise UserError(f"report {report.name!r} has no eps-sweep rows (kind 'sweep'); evaluate with "
+                        "`art-he eval --suite quick` or `--suite paper`")
+    eps = [r.eps for r in rows]
+    acc = [r.accuracy for r in rows]
+    clean = report.clean_accuracy
+    if include_clean and clean is not None and eps[0] > 0:
+        eps, acc = [0.0, *eps], [clean, *acc]
+    return np.asarray(eps, dtype=float), np.asarray(acc, dtype=float)
+
+
+def eps_figure(reports, labels: Sequence[str] | None = None, *, include_clean: bool = True,
+               title: str | None = None):
+    """Accuracy (%) against the Linf radius eps, one line per report, from its ``sweep`` rows.
+
+    ``include_clean``: start each line at eps 0 with the report's clean accuracy. eps is in the units of the
+    inputs (images in [0, 1]); a dotted vertical line marks the reports' evaluation eps when they share one.
+    """
+    reports = _reports(reports)
+    names = _labels(labels, [r.name for r in reports])
+    fig = new_figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    for report, name, color in zip(reports, names, _colors(len(reports))):
+        eps, acc = sweep_points(report, include_clean)
+        ax.plot(eps, 100 * acc, "-o", color=color, label=name)
+    value = shared_eps(reports)
+    if value is not None:
+        ax.axvline(value, color="0.5", ls=":", lw=1, label=f"evaluation $\\epsilon$ = {format_eps(value)}", zorder=0)
+    attack = next((r.label.split(" @ ")[0] for r in reports[0].rows if r.kind == "sweep"), "PGD")
+    ax.set_xlabel(r"$\epsilon$ ($\ell_\infty$ radius; image values in [0, 1])")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    ax.set_title(title or f"Accuracy against $\\epsilon$ ({attack})")
+    return fig
+
+
+# -- accuracy per attack ---------------------------------------------------------------------------------------
+
+
+def attack_columns(reports, attacks: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """``(attack keys, labels)``: ``attacks`` or the reports' clean and attack rows in order (no sweeps, no
+    corruptions)."""
+    if attacks is None:
+        attacks = list(dict.fromkeys(r.attack for rep in reports for r in rep.rows if r.kind in ATTACK_KINDS))
+        if not any(r.kind in ATTACK_KINDS[1:] for rep in reports for r in rep.rows):  # a clean row alone
+            raise UserError("the reports have no attack rows; evaluate with an attack suite "
+                            "(`art-he eval --suite quick`, not `--suite corruptions`)")
+    labels = {}
+    for rep in reports:
+        for r in rep.rows:
+            labels.setdefault(r.attack, r.label)
+    missing = [a for a in attacks if a not in labels]
+    if missing:
+        raise UserError(f"no report has the attack(s) {', '.join(missing)}; known: {', '.join(labels)}")
+    return list(attacks), [labels[a] for a in attacks]
+
+
+def attacks_figure(reports, labels: Sequence[str] | None = None, *, attacks: Sequence[str] | None = None,
+                   title: str | None = None):
+    """Accuracy (%) per attack as grouped bars: attacks on x, one bar per report, values written on the bars.
+
+    ``attacks``: attack keys (e.g. ``["clean", "pgd20", "cw20"]``; default: every clean and attack row of the
+    reports, sweeps and corruptions left out). A report without an attack gets no bar there.
+    """
+    reports = _reports(reports)
+    names = _labels(labels, [r.name for r in reports])
+    keys, texts = attack_columns(reports, attacks)
+    n = len(reports)
+    width = 0.8 / n
+    fig = new_figure(figsize=(min(16.0, max(6.0, 1.6 + len(keys) * (0.45 + 0.35 * n))), 4.6))
+    ax = fig.subplots()
+    x = np.arange(len(keys))
+    for i, (report, name, color) in enumerate(zip(reports, names, _colors(n))):
+        acc = {r.attack: r.accuracy for r in report.rows}
+        present = [j for j, k in enumerate(keys) if k in acc]
+        heights = _percent([acc[keys[j]] for j in present])
+        bars = ax.bar(x[present] + (i - (n - 1) / 2) * width, heights, width, color=color, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7 if n > 2 else 8, padding=1)
+    ax.set_xticks(x, [textwrap.fill(t, 12) for t in texts])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.legend(loc="outside right upper")
+    eps = shared_eps(reports)
+    note = f" ($\\epsilon$ = {format_eps(eps)})" if eps is not None else ""
+    ax.set_title(title or f"Accuracy per attack{note}")
+    return fig
+
+
+# -- corruptions -----------------------------------------------------------------------------------------------
+
+
+def corruption_grid(report) -> tuple[np.ndarray, list[str], list[int]]:
+    """``(accuracy (severities x corruptions) with NaN for missing cells, corruptions, severities)``."""
+    cells = [r for r in report.rows if r.kind == "corruption"]
+    if not cells:
+        raise UserError(f"report {report.name!r} has no corruption rows; evaluate with "
+                        "`art-he eval --suite corruptions`")
+    names = list(dict.fromkeys(r.details["corruption"] for r in cells))
+    severities = sorted({int(r.details["severity"]) for r in cells})
+    grid = np.full((len(severities), len(names)), np.nan)
+    for r in cells:
+        grid[severities.index(int(r.details["severity"])), names.index(r.details["corruption"])] = r.accuracy
+    return grid, names, severities
+
+
+def _nanmean(a: np.ndarray, axis=None):
+    """``np.nanmean`` without its warning for all-NaN slices (they stay NaN: empty cells)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
+
+
+def corruption_table_array(report) -> tuple[np.ndarray, list[str], list[str]]:
+    """The grid in % with the means: rows severities then ``mean``, columns corruptions then ``mean``; the
+    bottom-right cell is the mean over all cells (mCA). Returns ``(array, row labels, column labels)``."""
+    from art_he.evaluation.report import SHORT
+
+    grid, names, severities = corruption_grid(report)
+    table = np.full((grid.shape[0] + 1, grid.shape[1] + 1), np.nan)
+    table[:-1, :-1] = grid
+    table[-1, :-1] = _nanmean(grid, axis=0)
+    table[:-1, -1] = _nanmean(grid, axis=1)
+    table[-1, -1] = _nanmean(grid)
+    return 100 * table, [*map(str, severities), "mean"], [*(SHORT.get(c, c) for c in names), "mean"]
+
+
+def corruptions_figure(reports, labels: Sequence[str] | None = None, *, title: str | None = None,
+                       cmap: str = "viridis"):
+    """Heatmap of accuracy (%) per corruption (columns) and severity (rows), one panel per report.
+
+    The last row is the mean over severities, the last column the mean over corruptions, the corner the mCA
+    (mean over all cells); every cell is annotated. The colour scale is 0-100 % in every panel.
+    """
+    require_matplotlib()
+    from matplotlib import colormaps
+
+    reports = _reports(reports)
+    names = _labels(labels, [r.name for r in reports])
+    tables = [corruption_table_array(r) for r in reports]
+    width = max(t[0].shape[1] for t in tables)
+    height = sum(t[0].shape[0] for t in tables)
+    fig = new_figure(figsize=(max(6.0, 1.6 + 0.78 * width), 1.3 + 0.42 * height + 0.55 * len(tables)))
+    axes = np.atleast_1d(fig.subplots(len(tables), 1, squeeze=False)[:, 0])
+    colormap = colormaps[cmap].with_extremes(bad="0.85")
+    image = None
+    for ax, (table, rows, cols), name, report in zip(axes, tables, names, reports):
+        image = ax.imshow(np.ma.masked_invalid(table), cmap=colormap, vmin=0, vmax=100, aspect="auto")
+        for (i, j), value in np.ndenumerate(table):
+            if math.isnan(value):
+                continue
+            r, g, b, _ = colormap(value / 100)
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.55
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black", fontweight="bold" if i == len(rows) - 1 or
+                    j == len(cols) - 1 else "normal")
+        ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(len(rows)), rows)
+        ax.axhline(len(rows) - 1.5, color="white", lw=2)
+        ax.axvline(len(cols) - 1.5, color="white", lw=2)
+        ax.tick_params(length=0)
+        ax.set_ylabel("severity")
+        mca = report.mean_corruption_accuracy
+        mca = 100 * mca if mca is not None else table[-1, -1]
+        ax.set_title(f"{name}: mCA {mca:.2f}%", loc="left")
+    fig.colorbar(image, ax=list(axes), label="accuracy (%)", shrink=0.9)
+    fig.suptitle(title or "Accuracy under common corruptions")
+    return fig
