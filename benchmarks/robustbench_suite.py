@@ -19,7 +19,6 @@ within 0.5 points at n >= 200).
 from __future__ import annotations
 
 import argparse
-import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from _common import device_name, report
 
 from art_he.cli import main as art_he
 from art_he.data import load_dataset
+from art_he.data.cifar10 import save_cifar10
 from art_he.evaluation import evaluate
 from art_he.robustbench.benchmark import benchmark_run
 from art_he.runs import load_run
@@ -38,23 +38,13 @@ EPS = 8 / 255
 
 
 def fmnist_as_cifar10(root: Path, n_train: int, n_test: int) -> None:
-    """Fashion-MNIST written as ``cifar-10-batches-py`` (uint8 rows of 3 x 32 x 32, channel-major)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-
-    def rows(x: np.ndarray) -> np.ndarray:
-        padded = np.pad(np.rint(x[:, 0] * 255).astype(np.uint8), ((0, 0), (2, 2), (2, 2)))
-        return np.repeat(padded[:, None], 3, axis=1).reshape(len(x), -1)
+    """Fashion-MNIST written as ``cifar-10-batches-py``: 28x28 padded to 32x32, grey copied to 3 channels."""
+    def rgb32(x: np.ndarray) -> np.ndarray:
+        return np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
 
     x, y = load_dataset("fashion-mnist", train=True)
-    for i, part in enumerate(np.array_split(np.arange(n_train), 5), start=1):
-        with open(folder / f"data_batch_{i}", "wb") as f:
-            pickle.dump({"data": rows(x[part]), "labels": y[part].tolist()}, f)
-    x, y = load_dataset("fashion-mnist", train=False)
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"data": rows(x[:n_test]), "labels": y[:n_test].tolist()}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
+    x_test, y_test = load_dataset("fashion-mnist", train=False)
+    save_cifar10(root, (rgb32(x[:n_train]), y[:n_train]), (rgb32(x_test[:n_test]), y_test[:n_test]))
 
 
 def main() -> None:

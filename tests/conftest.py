@@ -61,24 +61,19 @@ def one_line_error(capsys, *needles) -> str:
 
 
 def write_cifar10(root, n: int = 10, seed: int = 0, test_images=None, test_labels=None) -> dict:
-    """CIFAR-10 in its real on-disk format under ``root/cifar-10-batches-py``: five training batches and a test
+    """CIFAR-10 in its real on-disk format (``art_he.data.cifar10.save_cifar10``): five training batches and a test
     batch of ``n`` random images each (``test_images`` uint8 (N, 3, 32, 32) and ``test_labels`` replace the test
-    batch), plus ``batches.meta``. Returns ``{file: (data uint8 (n, 3072), labels)}``."""
-    import pickle
-    from pathlib import Path
+    batch). Returns ``{file: (data uint8 (n, 3072), labels)}``."""
+    from art_he.data.cifar10 import save_cifar10
 
     rng = np.random.default_rng(seed)
-    folder = Path(root) / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).tolist()
-        if name == "test_batch" and test_images is not None:
-            data, labels = np.asarray(test_images, dtype=np.uint8).reshape(len(test_images), -1), list(test_labels)
-        with open(folder / name, "wb") as f:
-            pickle.dump({"batch_label": name, "data": data, "labels": labels}, f)
-        batches[name] = (data, labels)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    x, y = rng.integers(0, 256, (5 * n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 5 * n)
+    if test_images is None:
+        test_images, test_labels = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n)
+    save_cifar10(root, (x, y), (np.asarray(test_images, dtype=np.uint8), test_labels),
+                 label_names=[f"c{i}" for i in range(10)])
+    batches = {f"data_batch_{i + 1}": (x[i * n:(i + 1) * n].reshape(n, -1), y[i * n:(i + 1) * n].tolist())
+               for i in range(5)}
+    batches["test_batch"] = (np.asarray(test_images, dtype=np.uint8).reshape(len(test_images), -1),
+                             list(map(int, test_labels)))
     return batches

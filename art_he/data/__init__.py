@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from art_he.data.cifar10 import cifar10_dataset, load_cifar, load_cifar10
+from art_he.data.cifar10 import cifar10_dataset, load_cifar, load_cifar10, save_cifar10
 from art_he.data.fashion_mnist import load_fashion_mnist
 from art_he.data.folder import load_folder
 from art_he.data.synthetic import load_synthetic
@@ -69,4 +69,4 @@ def load_dataset(
 
 
 __all__ = ["DATASETS", "DatasetInfo", "cifar10_dataset", "dataset_info", "load_cifar", "load_cifar10", "load_dataset",
-           "load_fashion_mnist", "load_synthetic"]
+           "load_fashion_mnist", "load_synthetic", "save_cifar10"]

@@ -56,3 +56,34 @@ def cifar10_dataset(train: bool = True, data_dir=None, augment: bool = False, ve
 
 def load_cifar10(train: bool = True, data_dir=None, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     return load_cifar("cifar10", train, data_dir, verify)
+
+
+def save_cifar10(root, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                 label_names=None):
+    """Write images in CIFAR-10's on-disk format: ``root/cifar-10-batches-py/data_batch_1..5`` (the training set
+    split in five), ``test_batch`` and ``batches.meta``, python pickles of uint8 rows ``(N, 3 * 32 * 32)``
+    (channel-major) and ``labels``. ``train``/``test``: ``(x, y)``, x uint8 ``(N, 3, 32, 32)`` or float in [0, 1].
+    Such copies load with ``verify=False`` (``--no-verify-data``); returns the folder."""
+    import pickle
+    from pathlib import Path
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[1:] != (3, 32, 32):
+            raise UserError(f"CIFAR-10 images are (N, 3, 32, 32), got {x.shape}")
+        x = x if x.dtype == np.uint8 else np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
+        return x.reshape(len(x), -1)
+
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    (x, y), (x_test, y_test) = train, test
+    for i, part in enumerate(np.array_split(np.arange(len(x)), 5), start=1):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"batch_label": f"training batch {i} of 5", "data": rows(x[part]),
+                         "labels": [int(v) for v in np.asarray(y)[part]]}, f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"batch_label": "testing batch 1 of 1", "data": rows(x_test),
+                     "labels": [int(v) for v in y_test]}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(label_names or [str(i) for i in range(10)])}, f)
+    return folder
