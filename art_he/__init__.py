@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from art_he.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -20,13 +20,4 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'art_he' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

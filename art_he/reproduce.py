@@ -19,10 +19,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from art_he.argtypes import positive_int
 from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields, given_options
 from art_he.errors import UserError
 from art_he.recipes import get_recipe
-from art_he.validation import positive_int
 
 #: images of CIFAR-10's training and test sets (the estimate's counts; the data are not read for the plan)
 CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 
@@ -71,14 +70,3 @@ def check_xy(x: ArrayLike, y: ArrayLike | None, input_shape: Sequence[int], nb_c
     if low < 0 or high >= nb_classes:
         raise UserError(f"labels must be in [0, {nb_classes - 1}], got values in [{low}, {high}]")
     return x, y
-
-
-def positive_int(text: str) -> int:
-    """An ``argparse`` type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value

@@ -18,12 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from art_he.argtypes import positive_int
 from art_he.errors import UserError
 from art_he.evaluation.catalog import known_attacks
 from art_he.evaluation.corruptions import check_corruptions, check_severities
 from art_he.evaluation.specs import SUITES, check_suite
 from art_he.evaluation.suite import evaluate
-from art_he.validation import positive_int
 
 EXIT_SANITY = 3
 #: not an attack list: RobustBench's own ``benchmark`` on the model as RobustBench loads it (art_he.robustbench)

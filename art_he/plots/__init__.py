@@ -9,7 +9,7 @@ imported on first use, so that ``import art_he.plots`` loads neither matplotlib 
 
 from __future__ import annotations
 
-import importlib
+from art_he.lazy import lazy_exports
 
 #: public name -> module
 _LAZY = {
@@ -27,13 +27,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'art_he.plots' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,6 +15,7 @@ import argparse
 import math
 from pathlib import Path
 
+from art_he.argtypes import positive_int
 from art_he.errors import UserError
 
 #: kind -> what its inputs are
@@ -26,16 +27,6 @@ KINDS = {
     "diagnostics": "run directories: feature norms, cos(theta_y), class weight norms, input-gradient ratios",
 }
 SUFFIXES = (".png", ".svg")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,14 +41,14 @@ def add_plot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default=None, help="figure title (default: one naming the figure)")
     p.add_argument("--attacks", default=None,
                    help="attacks: comma-separated attack keys to show, in order (default: every attack row)")
-    p.add_argument("--dpi", type=_positive_int, default=150, help="resolution of a PNG (default: 150)")
+    p.add_argument("--dpi", type=positive_int, default=150, help="resolution of a PNG (default: 150)")
     group = p.add_argument_group("diagnostics")
-    group.add_argument("--n", type=_positive_int, default=500, help="test images to measure (default: 500)")
+    group.add_argument("--n", type=positive_int, default=500, help="test images to measure (default: 500)")
     group.add_argument("--data-dir", default=None, help="data root of the runs' data set")
     group.add_argument("--eps", type=float, default=None, help="Linf radius of the PGD (default: the runs' eps)")
     group.add_argument("--eps-step", type=float, default=None, help="PGD step (default: eps / 4)")
-    group.add_argument("--steps", type=_positive_int, default=10, help="PGD iterations (default: 10)")
-    group.add_argument("--batch-size", type=_positive_int, default=256)
+    group.add_argument("--steps", type=positive_int, default=10, help="PGD iterations (default: 10)")
+    group.add_argument("--batch-size", type=positive_int, default=256)
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default=None, choices=("cpu", "gpu"), help="default: gpu when available")
 

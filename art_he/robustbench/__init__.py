@@ -11,15 +11,10 @@
 Names are imported on first use, so that modules that need no torch (the leaderboard) load fast.
 """
 
-from importlib import import_module
+from art_he.lazy import lazy_exports
 
-_NAMES = {"Architecture": "architectures", "architecture_of": "architectures", "to_robustbench": "architectures",
-          "to_robustbench_state_dict": "architectures", "benchmark_run": "benchmark", "export_run": "export",
-          "register": "export"}
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name in _NAMES:
-        return getattr(import_module(f"art_he.robustbench.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'art_he.robustbench' has no attribute {name!r}")
+_MODULES = {"Architecture": "architectures", "architecture_of": "architectures", "to_robustbench": "architectures",
+            "to_robustbench_state_dict": "architectures", "benchmark_run": "benchmark", "export_run": "export",
+            "register": "export"}
+__all__ = sorted(_MODULES)
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"art_he.robustbench.{m}" for name, m in _MODULES.items()})
