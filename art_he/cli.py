@@ -62,12 +62,14 @@ def _recipes(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from art_he.quickstart import QuickstartConfig, run_quickstart
+    from art_he.quickstart import CLOSING, QuickstartConfig, run_quickstart
 
     cfg = QuickstartConfig(epochs=args.epochs, subset=args.subset, n=args.n, seed=args.seed, out=args.out,
                            data_dir=args.data_dir, verbose=not args.quiet)
     table, results = run_quickstart(cfg)
     print(table)
+    print()
+    print(CLOSING)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -59,6 +59,14 @@ def evaluate(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray, eps:
     return results
 
 
+#: printed under the table: what one seed can and cannot say, and what the multi-seed studies found (README)
+CLOSING = """One seed and one short budget: differences of a point or two are within seed noise.
+On Fashion-MNIST, our multi-seed studies have not reproduced the paper's gains so far: HE is level with the
+plain head at the training eps with a larger budget, behind it at small budgets (it learns more slowly at
+first), and FN in the attack objective made PGD-1/2 weaker, not stronger (paper's Table 7; 3 seeds).
+See "Does HE help?" in the README and benchmarks/results/."""
+
+
 def format_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
     """Markdown table: one row per metric, one column per model, plus the HE - plain difference."""
     header = "| accuracy (%) | " + " | ".join(columns) + " | diff |"

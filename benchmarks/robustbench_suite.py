@@ -50,9 +50,9 @@ def fmnist_as_cifar10(root: Path, n_train: int, n_test: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # benchmark argparse boilerplate
     p.add_argument("--n", type=int, default=200)
-    p.add_argument("--n-train", type=int, default=10000)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--model", default="wrn-10-2")
+    p.add_argument("--n-train", type=int, default=5000)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--model", default="wrn-10-1")
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument("--json", default=None)
     args = p.parse_args()
