@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Collection
 
@@ -29,7 +30,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> int:
     from art_he.config import config_from_arguments
     from art_he.recipes import get_recipe
-    from art_he.runs import train_run
+    from art_he.runs import is_main_process, train_run
 
     base = get_recipe(args.recipe).config() if args.recipe else None
     cfg = config_from_arguments(args, base)
@@ -39,7 +40,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UserError("--out DIR is required (the run directory to write)")
     _, history = train_run(cfg, args.out, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
-    if history and not args.quiet:
+    if history and not args.quiet and is_main_process():  # one line per launch, not one per torchrun rank
         print(json.dumps(history[-1]))
     return 0
 
@@ -202,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"art-he {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line
         return 2
+    except BrokenPipeError:  # `art-he recipes | head`: the reader left; no traceback, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit cannot fail too
+        return 141
     except KeyboardInterrupt:
         print(f"art-he {args.command}: interrupted", file=sys.stderr)
         return 130

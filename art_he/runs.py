@@ -231,7 +231,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     """
     cfg = cfg.resolved()
     config = run_config(cfg)
-    if out_dir is not None and _is_main_process():  # distributed: rank 0 checks (and clears) the folder
+    if out_dir is not None and is_main_process():  # distributed: rank 0 checks (and clears) the folder
         done = prepare_run_dir(out_dir, config, resume=resume, overwrite=overwrite)
         if done is not None:
             # metrics.jsonl is rewritten from the checkpoint: a run stopped between the two writes loses no line
@@ -296,6 +296,6 @@ def _metrics_line(cfg: TrainConfig, metrics: dict) -> str:
     return json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}) + "\n"
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     """Rank 0 of a torchrun launch (read from the environment: the process group does not exist yet)."""
     return int(os.environ.get("RANK", "0")) == 0

@@ -42,9 +42,17 @@ def output_texts(nb) -> list[str]:
     return texts
 
 
+def unrendered_figures(nb) -> int:
+    """Results that show a figure only as ``<Figure size ...>`` text (no ``%matplotlib inline``)."""
+    return sum(1 for cell in nb.cells for out in cell.get("outputs", [])
+               if str(out.get("data", {}).get("text/plain", "")).startswith("<Figure") and "image/png" not in
+               out.get("data", {}))
+
+
 def problems(nb) -> list[str]:
     """What in an executed notebook's outputs would not belong in the committed file."""
-    found = []
+    n = unrendered_figures(nb)
+    found = [f"{n} figure(s) shown as text: start the notebook with %matplotlib inline"] if n else []
     for text in output_texts(nb):
         for pattern in FORBIDDEN:
             match = re.search(pattern, text)
