@@ -12,6 +12,7 @@ suite (``tests/test_notebooks.py``) runs the same function.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -72,8 +73,12 @@ def execute(path: Path, save: bool = False, timeout: int = TIME_LIMIT) -> tuple[
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    # one torch thread unless told otherwise: the notebooks' models are small, and on a machine whose cores other
+    # jobs also use, two spinning OpenMP threads made a notebook several times slower than one
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("ART_HE_NOTEBOOK_THREADS", "1")}
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(FOLDER)}}).execute()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(FOLDER)}}).execute(env=env)
     elapsed = time.perf_counter() - start
     if elapsed > timeout:
         raise TimeoutError(f"{path.name} took {elapsed:.0f} s, over the limit of {timeout} s")

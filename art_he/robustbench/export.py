@@ -83,7 +83,7 @@ def submission_text(name: str, paper: Paper, arch: Architecture, result, config:
             ("Additional data", "no"),
             ("Evaluation method", f"AutoAttack standard through `robustbench.eval.benchmark` (robustbench "
                                   f"{result.robustbench_version}) on the first {result.n_examples} test images"),
-            ("Training", f"art-he, framework {config.get('framework')}, {head_text}, {config.get('epochs')} epochs, "
+            ("Training", f"art-he, framework {config.get('framework')}, {head_text}, epochs {config.get('epochs')}, "
                          f"model {config.get('model')}"),
             ("Checkpoint", f"upload `models/{DATASET}/{THREAT_MODEL}/{name}.pt` and give its link here"),
             ("Code", "give the training code's link here (trained and exported with art-he)"),
