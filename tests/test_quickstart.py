@@ -38,3 +38,11 @@ def test_quickstart_evaluation_is_seeded_without_touching_the_global_generators(
     assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
     np.random.rand(5)
     assert evaluate(clf, x, y, eps=0.1, seed=3) == first
+
+
+def test_readme_sample_output_ends_with_the_closing_text_the_quickstart_prints():
+    from pathlib import Path
+
+    from art_he.quickstart import CLOSING
+
+    assert CLOSING in (Path(__file__).resolve().parent.parent / "README.md").read_text()
