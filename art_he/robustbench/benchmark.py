@@ -81,7 +81,8 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
     import torch
 
     from art_he.compat import check_clean_cifar, enable_robustbench
-    from art_he.data import load_cifar
+    from art_he.compat.cifar_reader import local_cifar_class
+    from art_he.compat.layout import CLEAN_TEST_FILES
     from art_he.rng import global_seed
     from art_he.robustbench.architectures import architecture_of, to_robustbench
     from art_he.runs import load_run
@@ -105,7 +106,9 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
                                           data_dir=str(data_dir), device=torch_device, batch_size=batch_size,
                                           eps=eps, log_path=str(log))
     elapsed = time.perf_counter() - start
-    n_used = min(n, len(load_cifar(DATASET, train=False, data_dir=data_dir, verify=False)[1]))
+    labels = local_cifar_class(DATASET)(root=str(data_dir), train=False, download=False, verify=False,
+                                        required=[CLEAN_TEST_FILES[DATASET]]).targets  # counted, not converted
+    n_used = min(n, len(labels))
     result = BenchmarkResult(DATASET, THREAT_MODEL, eps, n_used, float(clean), float(robust), arch.label,
                              version("robustbench"), elapsed)
     path.write_text(json.dumps(asdict(result), indent=2) + "\n")
