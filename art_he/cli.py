@@ -89,28 +89,8 @@ def _add_quickstart_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--quiet", action="store_true")
 
 
-def _add_eval_arguments(e: argparse.ArgumentParser) -> None:
-    from art_he.evaluation.cli import add_eval_arguments
-
-    add_eval_arguments(e)
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from art_he.evaluation.cli import run_eval
-
-    return run_eval(args)
-
-
-def _add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    from art_he.reproduce import add_reproduce_arguments
-
-    add_reproduce_arguments(p)
-
-
-def _reproduce(args: argparse.Namespace) -> int:
-    from art_he.reproduce import run_reproduce
-
-    return run_reproduce(args)
 
 
 def _add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -140,27 +120,18 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
-    from art_he.robustbench.leaderboard import add_leaderboard_arguments
-
-    add_leaderboard_arguments(p)
 
 
-def _leaderboard(args: argparse.Namespace) -> int:
-    from art_he.robustbench.leaderboard import run_leaderboard
+def _lazy(reference: str):
+    """``"module:function"`` as a function that imports its module only when called."""
+    module, function = reference.split(":")
 
-    return run_leaderboard(args)
+    def call(*args, **kwargs):
+        from importlib import import_module
 
-def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
-    from art_he.plots.cli import add_plot_arguments
+        return getattr(import_module(module), function)(*args, **kwargs)
 
-    add_plot_arguments(p)
-
-
-def _plot(args: argparse.Namespace) -> int:
-    from art_he.plots.cli import run_plot
-
-    return run_plot(args)
+    return call
 
 
 #: sub-command -> (help, adds its arguments, runs it); arguments are only built for the command being run, so
@@ -169,16 +140,18 @@ COMMANDS = {
     "quickstart": ("PGD-AT vs PGD-AT+HE on Fashion-MNIST, table of results", _add_quickstart_arguments, _quickstart),
     "train": ("adversarially train one model", _add_train_arguments, _train),
     "recipes": ("list the paper's training recipes", _add_recipes_arguments, _recipes),
-    "eval": ("evaluate a run directory with an attack suite", _add_eval_arguments, _eval),
+    "eval": ("evaluate a run directory with an attack suite", _lazy("art_he.evaluation.cli:add_eval_arguments"),
+             _lazy("art_he.evaluation.cli:run_eval")),
     "export": ("write a RobustBench submission of a run (model file, model card, issue text, AutoAttack log)",
                _add_export_arguments, _export),
     "reproduce": ("train, evaluate and compare a table of the paper (table2, table10, table3) with its numbers",
-                  _add_reproduce_arguments, _reproduce),
+                  _lazy("art_he.reproduce:add_reproduce_arguments"),
+                  _lazy("art_he.reproduce:run_reproduce")),
     "leaderboard": ("rank model cards (ours, RobustBench's model_info) as RobustBench's leaderboard does; "
-                    "Markdown table, --html page", _add_leaderboard_arguments, _leaderboard),
-
+                    "Markdown table, --html page", _lazy("art_he.robustbench.leaderboard:add_leaderboard_arguments"),
+                    _lazy("art_he.robustbench.leaderboard:run_leaderboard")),
     "plot": ("figures of runs and reports: curves, eps, attacks, corruptions, diagnostics (.png or .svg)",
-             _add_plot_arguments, _plot),
+             _lazy("art_he.plots.cli:add_plot_arguments"), _lazy("art_he.plots.cli:run_plot")),
 }
 
 
