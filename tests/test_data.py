@@ -163,3 +163,17 @@ def test_cifar100_reads_the_real_pickle_format_and_trains_one_step(tmp_path, cap
                  "wrn-10-1", "--epochs", "1", "--batch-size", "8", "--max-iter", "1", "--quiet",
                  "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_save_cifar10_writes_what_the_reader_reads_and_refuses_other_shapes(tmp_path):
+    from art_he.data import save_cifar10
+    from art_he.errors import UserError
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((10, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 10)
+    save_cifar10(tmp_path, (x, y), (x[:4], y[:4]))
+    x_read, y_read = load_cifar10(train=False, data_dir=tmp_path, verify=False)
+    assert np.abs(x_read - x[:4]).max() <= 0.5 / 255 + 1e-6 and y_read.tolist() == y[:4].tolist()
+    assert len(load_cifar10(train=True, data_dir=tmp_path, verify=False)[1]) == 10
+    with pytest.raises(UserError, match=r"\(N, 3, 32, 32\)"):
+        save_cifar10(tmp_path / "bad", (x[:, :1], y), (x[:4], y[:4]))
