@@ -70,6 +70,8 @@ class TrainConfig:
     weight_decay: float = option(5e-4, "SGD weight decay")
     schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, others: multistep "
                                         "x0.1 at 75%% and 90%% of the passes)", choices=SCHEDULES)
+    warmup: float = option(0.0, "linear LR warm-up over the first N passes, fractions allowed (0.2: a fifth of "
+                                "the first pass); lifts HE's slow start, see benchmarks/study_convergence.py")
     seed: int = option(0, "seed of the initialisation, batch order, augmentation and attacks")
     augment: bool | None = option(None, "random crop (pad 4) and horizontal flip on the device (default: on for "
                                         "CIFAR, App. C.2; off for Fashion-MNIST)")
@@ -143,6 +145,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             check_number(name, getattr(cfg, name), low=1, integer=True)
         check_number("lr", cfg.lr, low=0.0, strict=True)
+        check_number("warmup", cfg.warmup, low=0.0)
+        if cfg.warmup and cfg.schedule == "cyclic":
+            raise UserError("--warmup does not apply to the cyclic schedule, which ramps up by itself")
         if cfg.subset is not None:
             check_number("subset", cfg.subset, low=1, integer=True)
         if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -17,34 +18,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from art_he.config import SCHEDULES, TrainConfig
+from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
 from art_he.heads import find_head
 from art_he.models import build_model
+from art_he.schedules import make_scheduler
 from art_he.trainers import checkpoint as ckpt
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
-
-
-def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, lr: float):
-    """``multistep``: x0.1 at 75 % and 90 % of training (the paper's 75/90 of 100); ``cyclic``: FastAT's
-    one-cycle triangle per step; ``cosine``; ``constant`` (a scheduler that keeps the LR, so that no trainer
-    substitutes its own default schedule)."""
-    if name not in SCHEDULES:
-        raise UserError(f"unknown schedule {name!r}; choose from {SCHEDULES}")
-    if name == "multistep":
-        milestones = sorted({max(1, int(epochs * 0.75)), max(1, int(epochs * 0.9))} - {epochs})
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if name == "cyclic":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.4, anneal_strategy="linear",
-            cycle_momentum=False,
-        )
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
 def data_shape(config: dict) -> tuple[tuple[int, int, int], int]:
@@ -263,7 +246,8 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
                                  config=config)
     options = {**cfg.trainer_kwargs(), "verbose": verbose, "augment": cfg.augment and not folder}
     trainer = cfg.framework_class()(classifier, **options)
-    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps, cfg.lr)
+    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps, cfg.lr,
+                               warmup_steps=math.ceil(cfg.warmup * steps))
     is_main = ctx.is_main  # distributed: only rank 0 writes files
     if out_dir is not None and is_main:
         out = Path(out_dir)

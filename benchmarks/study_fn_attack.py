@@ -50,13 +50,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from _common import device_name, fmnist
+from _stats import mcnemar_exact, paired_t
+from _stats import sd as _sd
 from torch import nn
 
 from art_he.attacks.train_time import pgd, project
 from art_he.data import dataset_info, load_dataset
 from art_he.heads import normalize_rows
 from art_he.models import build_model
-from art_he.runs import load_run, make_classifier, make_scheduler, save_run
+from art_he.runs import load_run, make_classifier, save_run
+from art_he.schedules import make_scheduler
 from art_he.trainers import ATTrainer
 
 HERE = Path(__file__).resolve().parent
@@ -235,33 +238,6 @@ def evaluate_seed(model: nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor,
 # -- statistics ------------------------------------------------------------------------------------------------
 
 
-def t_quantile_975(dof: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, dof))
-
-
-def paired_t(diffs: list[float]) -> dict:
-    from scipy import stats
-
-    d = np.asarray(diffs, dtype=float)
-    n = len(d)
-    mean = float(d.mean())
-    if n < 2:
-        return {"mean": mean, "sd": None, "ci95": None, "p": None, "dof": n - 1}
-    sd = float(d.std(ddof=1))
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    p = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else (1.0 if mean == 0 else 0.0)
-    return {"mean": mean, "sd": sd, "ci95": [mean - half, mean + half], "p": p, "dof": n - 1}
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: binomial test of ``min(b, c)`` out of ``b + c`` discordant pairs at 1/2."""
-    from scipy import stats
-
-    return 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
-
-
 def summarise(results: dict[int, dict], attacks: list[str]) -> dict:
     seeds = sorted(results)
     n = len(results[seeds[0]]["correct"]["clean"])
@@ -292,10 +268,6 @@ def summarise(results: dict[int, dict], attacks: list[str]) -> dict:
                            "p_mcnemar_exact": mcnemar_exact(bs, cs)},
             }
     return {"cells": cells, "tests": tests}
-
-
-def _sd(values: list[float]) -> float | None:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 # -- output ----------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from art_he.data.augment import crop_flip, draw_crop_flip
 from art_he.errors import UserError
 from art_he.heads import objective_of
 from art_he.progress import progress, say
+from art_he.schedules import WarmupLR
 from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
 from art_he.validation import check_number, check_xy
@@ -44,7 +45,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
 CROP_PAD, AUGMENT_KEY = 4, 0xA06
-PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR, WarmupLR)
 
 
 def native_bf16(device: torch.device) -> bool:

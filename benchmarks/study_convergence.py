@@ -1,0 +1,388 @@
+"""Study: why does HE learn more slowly at first, and does a learning-rate warm-up fix it? (issue 13, study 6)
+
+The cause, measured at initialisation (``init`` in the JSON): HE's loss ``CE(s * (cos - m * onehot(y)), y)``
+back-propagates ``s * (softmax - onehot)`` into the cosines, ``s = 15`` times the size a plain head's CE sends into
+its logits, and FN divides it by ``||z||`` on the way into the body. Per layer we report the relative gradient
+``||dL/dw|| / ||w||`` of the first SGD step, plain against HE (``m = 0.2``) and HE with ``m = 0``, and the initial
+loss and true-class probability. Every weight in front of FN (the last hidden layer), WN (the head) or BatchNorm (the
+convolutions) is scale-invariant: a step orthogonal to ``w`` only makes ``||w||`` grow, and the effective LR of
+such a weight is ``lr / ||w||^2``. Too large first steps therefore inflate the norms, and the effective LR stays low
+until weight decay shrinks them again (a time constant of ``1 / (2 lr wd)`` = 20,000 steps at lr 0.05, wd 5e-4). The
+learning curves record the norms of the head and of the last hidden layer, so that this shows.
+
+Learning curves: PGD-AT on the full Fashion-MNIST training set, the dataset's small CNN, batch 128, SGD lr 0.05,
+momentum 0.9, weight decay 5e-4, constant LR, Linf eps 0.1, training attack PGD-``--train-steps`` (step eps/4, one
+random start), for four arms that share each seed's initial body weights and batch order:
+
+* ``plain``, ``he`` (s = 15, m = 0.2): the package defaults;
+* ``plain+warmup``, ``he+warmup``: the same with ``art-he train --warmup W`` (a linear LR warm-up over the first
+  ``W`` of an epoch, :class:`art_he.schedules.WarmupLR`), the remedy tested here; the plain arm shows whether the
+  warm-up helps HE in particular or any model.
+
+The models are trained by the trainer's own ``fit`` (one call per stretch between two evaluation points, the
+scheduler shared across the calls, the validation that ``fit`` runs after each call: clean and PGD-10 accuracy on the
+first ``--val-n`` test images). After the last step: clean and PGD-20 accuracy (CE, step eps/4, one random start) on
+all 10,000 test images, and with ``--autoattack N`` standard AutoAttack on the first N.
+
+Statistics: mean +- sd over seeds per arm and step; per step the paired difference between arms over seeds (t
+interval); at the end, per image pooled over seeds, McNemar's exact test.
+
+    cd benchmarks && python study_convergence.py [--seeds 0,1,2] [--steps 469] [--warmup 0.1] [--train-steps 3]
+        [--val-n 1000] [--autoattack 0] [--shard 0/1] [--out results] [--name study_convergence]
+
+Each (arm, seed) is cached under ``--work`` when finished; ``--shard i/n`` trains every n-th missing cell (run two
+shards side by side on two cores); the report is written when all cells are there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import device_name
+from _stats import mcnemar_exact, paired_t, sd
+from torch import nn
+
+from art_he.config import TrainConfig
+from art_he.data import dataset_info, load_dataset
+from art_he.heads import find_head
+from art_he.losses import Objective
+from art_he.models import build_model
+from art_he.runs import make_classifier, run_config, save_run
+from art_he.schedules import make_scheduler
+from art_he.trainers import PGDATTrainer
+
+HERE = Path(__file__).resolve().parent
+DATASET = "fashion-mnist"
+ARMS = {"plain": ("plain", False), "he": ("he", False), "plain+warmup": ("plain", True), "he+warmup": ("he", True)}
+COMPARISONS = (("he", "plain"), ("he+warmup", "he"), ("he+warmup", "plain+warmup"), ("plain+warmup", "plain"))
+CHECKPOINTS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 350, 400)
+COLORS = {"plain": "tab:blue", "he": "tab:red", "plain+warmup": "tab:cyan", "he+warmup": "tab:orange"}
+
+
+def build(head: str, seed: int) -> nn.Module:
+    """The dataset's model with ``head``; the body's initial weights depend on the seed only (the same for all arms)."""
+    info = dataset_info(DATASET)
+    torch.manual_seed(seed)
+    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=head)
+
+
+def head_weight(model: nn.Module) -> torch.Tensor:
+    head = find_head(model)
+    return (head if head is not None else model.linear).weight
+
+
+def norms(model: nn.Module) -> dict:
+    """Frobenius norms of the head's weight and of the last hidden layer (``features[-2]``, the ``nn.Linear``
+    before the ReLU that feeds the head)."""
+    hidden = [m for m in model.features if isinstance(m, nn.Linear)][-1]
+    return {"head_norm": float(head_weight(model).detach().norm()), "hidden_norm": float(hidden.weight.detach().norm())}
+
+
+# -- the cause, at initialisation ------------------------------------------------------------------------------
+
+
+def init_diagnostics(seed: int, x: np.ndarray, y: np.ndarray) -> dict:
+    """First-step quantities on ``x``: loss, mean true-class probability, per-sample ``||dL/dz||`` and
+    ``||dL/dw|| / ||w||`` per weight matrix, for plain, HE (m = 0.2) and HE with m = 0 (the same initial body)."""
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long)
+    out = {}
+    for name, head, margin in (("plain", "plain", None), ("he", "he", None), ("he_m0", "he", 0.0)):
+        model = build(head, seed).train()
+        he = find_head(model)
+        if he is not None and margin is not None:
+            he.margin = margin
+        objective = he.objective if he is not None else Objective()
+        grabbed = {}
+        layer = he if he is not None else model.linear
+        handle = layer.register_forward_hook(lambda m, i, o, store=grabbed: store.__setitem__("z", i[0]))
+        raw = model(xt)
+        handle.remove()
+        z = grabbed["z"]
+        z.retain_grad()
+        loss = objective.train_loss(raw, yt)
+        loss.backward()
+        probs = objective.train_logits(raw.detach(), yt).softmax(1)
+        layers = {n: float(p.grad.norm() / p.detach().norm()) for n, p in model.named_parameters() if p.dim() > 1}
+        out[name] = {"loss": float(loss.detach()), "p_true": float(probs.gather(1, yt[:, None]).mean()),
+                     "grad_z_per_sample": float((z.grad.norm(dim=1) * len(xt)).mean()),
+                     "z_norm": float(z.detach().norm(dim=1).mean()), "relative_grad": layers}
+    return out
+
+
+# -- learning curves -------------------------------------------------------------------------------------------
+
+
+def train_cell(arm: str, seed: int, data: dict, args, run_dir: Path) -> dict:
+    """Train one arm for one seed with an evaluation after every checkpoint step, save the model as a run folder in
+    ``run_dir``, and return the curve and the final model's per-image results."""
+    head, warm = ARMS[arm]
+    x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
+    model = build(head, seed)
+    classifier = make_classifier(model, DATASET, lr=args.lr, device="cpu")
+    trainer = PGDATTrainer(classifier, eps=args.eps, max_iter=args.train_steps, precision="fp32", seed=seed,
+                           verbose=False)
+    steps_per_epoch = -(-len(x) // args.batch_size)
+    warmup_steps = int(np.ceil(args.warmup * steps_per_epoch)) if warm else 0
+    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, args.lr,
+                               warmup_steps=warmup_steps)
+    order = np.random.default_rng(seed).permutation(len(x))  # one pass, the same batches for every arm
+    points = [s for s in CHECKPOINTS if s < args.steps] + [args.steps]
+    curve = [{"step": 0, **trainer.evaluate(xv, yv), **norms(model), "lr": 0.0}]
+    start, done = time.perf_counter(), 0
+    for step in points:
+        idx = order[done * args.batch_size : step * args.batch_size]
+        history = trainer.fit(x[idx], y[idx], validation_data=(xv, yv), batch_size=args.batch_size, nb_epochs=1,
+                              scheduler=scheduler)
+        m = history[-1]
+        curve.append({"step": step, "clean_acc": m["val_clean_acc"], "adv_acc": m["val_adv_acc"], **norms(model),
+                      "train_loss": m["loss"], "lr": m["lr"]})
+        done = step
+    train_s = time.perf_counter() - start
+    cfg = TrainConfig(dataset=DATASET, framework="pgd", head=head, epochs=1, lr=args.lr, schedule="constant",
+                      warmup=args.warmup if warm else 0.0, seed=seed, eps=args.eps, max_iter=args.train_steps,
+                      batch_size=args.batch_size, precision="fp32").resolved()
+    save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
+    final = final_eval(trainer, classifier, data, args)
+    return {"arm": arm, "seed": seed, "warmup_steps": warmup_steps, "curve": curve, "train_s": round(train_s, 1),
+            **final}
+
+
+def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
+    """Per-image correctness, clean and under PGD-20 (the trainer's attack, CE, step eps/4, one random start), on
+    the whole test set; AutoAttack on the first ``--autoattack`` images."""
+    xt, yt = trainer._as_tensors(data["xt"], data["yt"])
+    generator = torch.Generator().manual_seed(10_000)
+    trainer.model.eval()
+    clean, pgd20 = [], []
+    for s in range(0, len(xt), 500):
+        xb, yb = xt[s : s + 500], yt[s : s + 500]
+        xa = trainer.attack(xb, yb, trainer.objective.attack_loss, eps=args.eps, eps_step=args.eps / 4, max_iter=20,
+                            generator=generator)
+        clean.append((trainer._predict(xb) == yb).numpy())
+        pgd20.append((trainer._predict(xa) == yb).numpy())
+    out = {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
+    if args.autoattack:
+        from art_he.evaluation.auto_attack import run_autoattack
+
+        n = args.autoattack
+        start = time.perf_counter()
+        result = run_autoattack(classifier, data["xt"][:n], data["yt"][:n], eps=args.eps, seed=0)
+        out["correct"]["autoattack"] = np.asarray(result.correct, dtype=bool).tolist()
+        out["autoattack_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+# -- statistics ------------------------------------------------------------------------------------------------
+
+
+def summarise(cells: dict[tuple[str, int], dict], seeds: list[int]) -> dict:
+    steps = [p["step"] for p in cells[("plain", seeds[0])]["curve"]]
+    curves: dict = {}
+    for arm in ARMS:
+        curves[arm] = {}
+        for key in ("clean_acc", "adv_acc", "head_norm", "hidden_norm"):
+            table = np.array([[p[key] for p in cells[(arm, s)]["curve"]] for s in seeds], dtype=float)
+            scale = 100.0 if key.endswith("acc") else 1.0
+            curves[arm][key] = {"mean": (scale * table.mean(0)).tolist(),
+                                "sd": (scale * table.std(0, ddof=1)).tolist() if len(seeds) > 1 else None}
+    step_tests = {}
+    for a, b in COMPARISONS:
+        for key in ("clean_acc", "adv_acc"):
+            diffs = np.array([[100 * (pa[key] - pb[key]) for pa, pb in
+                               zip(cells[(a, s)]["curve"], cells[(b, s)]["curve"])] for s in seeds])
+            step_tests[f"{a}-{b}/{key}"] = [paired_t(diffs[:, i].tolist()) for i in range(len(steps))]
+    final, final_tests = {}, {}
+    attacks = [k for k in ("clean", "pgd20", "autoattack") if all(k in c["correct"] for c in cells.values())]
+    for arm in ARMS:
+        final[arm] = {}
+        for attack in attacks:
+            acc = [100 * float(np.mean(cells[(arm, s)]["correct"][attack])) for s in seeds]
+            final[arm][attack] = {"per_seed": acc, "mean": float(np.mean(acc)), "sd": sd(acc)}
+    for a, b in COMPARISONS:
+        for attack in attacks:
+            diffs = [final[a][attack]["per_seed"][i] - final[b][attack]["per_seed"][i] for i in range(len(seeds))]
+            ca = np.concatenate([np.asarray(cells[(a, s)]["correct"][attack], bool) for s in seeds])
+            cb = np.concatenate([np.asarray(cells[(b, s)]["correct"][attack], bool) for s in seeds])
+            p = mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum()))
+            final_tests[f"{a}-{b}/{attack}"] = {"seeds": paired_t(diffs), "mcnemar_p": p}
+    return {"steps": steps, "curves": curves, "step_tests": step_tests, "final": final, "final_tests": final_tests,
+            "attacks": attacks}
+
+
+# -- output ----------------------------------------------------------------------------------------------------
+
+ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "autoattack": "AutoAttack"}
+
+
+def _pm(cell: dict) -> str:
+    return f"{cell['mean']:.2f} ± {cell['sd']:.2f}" if cell.get("sd") is not None else f"{cell['mean']:.2f}"
+
+
+def _diff(test: dict) -> str:
+    ci = test["ci95"]
+    text = f"{test['mean']:+.2f}"
+    if ci is not None:
+        text += f" [{ci[0]:+.2f}, {ci[1]:+.2f}], p = {test['p']:.2g}"
+    return text
+
+
+def markdown(payload: dict) -> str:
+    s, summary, init = payload["settings"], payload["summary"], payload["init"]
+    steps = summary["steps"]
+    lines = [f"# {payload['study']}", "",
+             f"Fashion-MNIST, {s['model']}, PGD-AT (training attack PGD-{s['train_steps']}, eps {s['eps']:g}, step "
+             f"eps/4), batch {s['batch_size']}, SGD lr {s['lr']:g} constant, momentum 0.9, weight decay 5e-4, "
+             f"{s['steps']} steps on the full training set ({s['steps'] * s['batch_size']:,} images), seeds "
+             f"{s['seeds']}; warm-up: linear over the first {s['warmup']:g} epoch ({payload['warmup_steps']} steps). "
+             f"Validation: first {s['val_n']} test images, clean and PGD-10. Device: {payload['device']}.", "",
+             "## The cause: the first step (mean over seeds)", "",
+             "| | loss | p(true class) | ‖z‖ | per-sample ‖dL/dz‖ | " +
+             " | ".join(f"‖g‖/‖w‖ {k}" for k in init["layers"]) + " |",
+             "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in init["layers"]) + " |"]
+    for name, label in (("plain", "plain"), ("he", "HE, s 15, m 0.2"), ("he_m0", "HE, s 15, m 0")):
+        row = init["mean"][name]
+        lines.append(f"| {label} | {row['loss']:.3f} | {row['p_true']:.3f} | {row['z_norm']:.2f} | "
+                     f"{row['grad_z_per_sample']:.3f} | " +
+                     " | ".join(f"{row['relative_grad'][k]:.3f}" for k in init["layers"]) + " |")
+    lines += ["", "## Learning curves (accuracy in %, mean ± sd over seeds)", "",
+              "| step | " + " | ".join(f"{arm} clean | {arm} PGD-10" for arm in ARMS) + " | ‖W‖ head: " +
+              " / ".join(ARMS) + " |",
+              "| ---: | " + " | ".join("---: | ---:" for _ in ARMS) + " | ---: |"]
+    curves = summary["curves"]
+    for i, step in enumerate(steps):
+        cells = []
+        for arm in ARMS:
+            for key in ("clean_acc", "adv_acc"):
+                c = curves[arm][key]
+                cells.append(_pm({"mean": c["mean"][i], "sd": c["sd"][i] if c["sd"] else None}))
+        head = " / ".join(f"{curves[arm]['head_norm']['mean'][i]:.1f}" for arm in ARMS)
+        lines.append(f"| {step} | " + " | ".join(cells) + f" | {head} |")
+    lines += ["", "## Paired differences per step (PGD-10 accuracy points; 95 % t interval over seeds)", "",
+              "| step | " + " | ".join(f"{a} − {b}" for a, b in COMPARISONS) + " |",
+              "| ---: | " + " | ".join("---:" for _ in COMPARISONS) + " |"]
+    for i, step in enumerate(steps[1:], start=1):
+        lines.append(f"| {step} | " + " | ".join(_diff(summary["step_tests"][f"{a}-{b}/adv_acc"][i])
+                                             for a, b in COMPARISONS) + " |")
+    attacks = summary["attacks"]
+    n_aa = s.get("autoattack") or 0
+    lines += ["", f"## After {s['steps']} steps: the first {s['test_n']:,} test images" +
+              (f" (AutoAttack: the first {n_aa})" if "autoattack" in attacks else ""), "",
+              "| arm | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
+              "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
+    for arm in ARMS:
+        lines.append(f"| {arm} | " + " | ".join(_pm(summary["final"][arm][a]) for a in attacks) + " |")
+    lines += ["", "| difference | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
+              "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
+    for a, b in COMPARISONS:
+        tests = [summary["final_tests"][f"{a}-{b}/{k}"] for k in attacks]
+        lines.append(f"| {a} − {b} | " + " | ".join(f"{_diff(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}"
+                                                   for t in tests) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(payload: dict, path: Path) -> None:
+    from art_he.plots.figures import new_figure, save
+
+    summary = payload["summary"]
+    steps = np.array(summary["steps"], dtype=float)
+    fig = new_figure(figsize=(14, 4.4))
+    axes = fig.subplots(1, 3)
+    panels = (("clean_acc", "clean accuracy (%)"), ("adv_acc", "PGD-10 accuracy (%)"), ("head_norm", "‖W‖ of the head"))
+    for ax, (key, label) in zip(axes, panels):
+        for arm in ARMS:
+            c = summary["curves"][arm][key]
+            mean = np.array(c["mean"])
+            ax.plot(steps, mean, marker="o", ms=3, color=COLORS[arm], label=arm,
+                    ls="--" if arm.endswith("warmup") else "-")
+            if c["sd"]:
+                sdv = np.array(c["sd"])
+                ax.fill_between(steps, mean - sdv, mean + sdv, color=COLORS[arm], alpha=0.15, lw=0)
+        ax.axvline(payload["warmup_steps"], color="grey", ls=":", lw=1)
+        ax.set_xlabel("SGD steps (batch 128)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(loc="lower right", fontsize=8)
+    s = payload["settings"]
+    fig.suptitle(f"PGD-AT on Fashion-MNIST: plain vs HE, with and without a {payload['warmup_steps']}-step LR warm-up "
+                 f"(dotted line); mean ± sd over {len(s['seeds'])} seeds, validation on {s['val_n']} test images",
+                 fontsize=10)
+    save(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=469, help="SGD steps (469: one epoch of 60,000 at batch 128)")
+    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up length in epochs (the --warmup option)")
+    parser.add_argument("--train-steps", type=int, default=3, help="PGD steps of the training attack")
+    parser.add_argument("--eps", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--val-n", type=int, default=1000)
+    parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
+    parser.add_argument("--autoattack", type=int, default=0, help="standard AutoAttack on the first N test images")
+    parser.add_argument("--shard", default="0/1", help="i/n: train every n-th missing cell, starting at the i-th")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--name", default="study_convergence")
+    parser.add_argument("--work", default=None, help="cache of finished cells (default: OUT/NAME/cells)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    work = Path(args.work) if args.work else out / args.name / "cells"
+    work.mkdir(parents=True, exist_ok=True)
+    tag = (f"n{args.steps}-w{args.warmup:g}-k{args.train_steps}-lr{args.lr:g}-v{args.val_n}-t{args.test_n}"
+           f"-aa{args.autoattack}")
+    x, y = load_dataset(DATASET, train=True)
+    xt, yt = load_dataset(DATASET, train=False)
+    data = {"x": x, "y": y, "xv": xt[: args.val_n], "yv": yt[: args.val_n], "xt": xt[: args.test_n],
+            "yt": yt[: args.test_n]}
+    todo = [(arm, s) for s in seeds for arm in ARMS if not (work / f"{arm}-s{s}-{tag}.json").is_file()]
+    shard, n_shards = (int(v) for v in args.shard.split("/"))
+    for arm, seed in todo[shard::n_shards]:
+        print(f"training {arm} seed {seed}", flush=True)
+        result = train_cell(arm, seed, data, args, work / f"{arm}-s{seed}-{tag}")
+        (work / f"{arm}-s{seed}-{tag}.json").write_text(json.dumps(result))
+        print(f"  {arm} seed {seed}: {result['curve'][-1]} in {result['train_s']} s", flush=True)
+    missing = [f"{arm} seed {s}" for s in seeds for arm in ARMS if not (work / f"{arm}-s{s}-{tag}.json").is_file()]
+    if missing:
+        print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
+        return
+    cells = {(arm, s): json.loads((work / f"{arm}-s{s}-{tag}.json").read_text()) for s in seeds for arm in ARMS}
+    init_runs = [init_diagnostics(s, x[:1024], y[:1024]) for s in seeds]
+    layers = list(init_runs[0]["plain"]["relative_grad"])
+    init_mean = {name: {k: float(np.mean([r[name][k] for r in init_runs])) for k in ("loss", "p_true", "z_norm",
+                                                                                   "grad_z_per_sample")}
+                 for name in init_runs[0]}
+    for name in init_mean:
+        init_mean[name]["relative_grad"] = {k: float(np.mean([r[name]["relative_grad"][k] for r in init_runs]))
+                                            for k in layers}
+    payload = {
+        "study": "Study 6: HE's slow start, its cause and an LR warm-up (issue 13)",
+        "device": device_name(torch.device("cpu")),
+        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "shard", "threads")},
+                     "seeds": seeds, "model": dataset_info(DATASET).model, "n_train": len(x)},
+        "warmup_steps": cells[("he+warmup", seeds[0])]["warmup_steps"],
+        "init": {"per_seed": init_runs, "mean": init_mean, "layers": layers},
+        "summary": summarise(cells, seeds),
+        "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in ARMS for s in seeds},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps(payload, indent=1))
+    md_path = out / f"{args.name}.md"
+    kept = ""
+    if md_path.is_file() and "## Interpretation" in md_path.read_text():
+        kept = "\n## Interpretation" + md_path.read_text().split("## Interpretation", 1)[1]
+    md_path.write_text(markdown(payload) + kept)
+    figure(payload, out / f"{args.name}.png")
+    print(md_path.read_text())
+
+
+if __name__ == "__main__":
+    main()
