@@ -8,6 +8,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,3 +77,17 @@ def report(title: str, payload: dict, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as f:
             json.dump(payload, f, indent=2)
+
+
+#: heading of the hand-written part of a study's Markdown report, kept when the report is regenerated
+NOTES = "## Interpretation"
+
+
+def write_markdown(path: Path, text: str) -> str:
+    """Write a study's generated Markdown to ``path``, keeping the hand-written section headed :data:`NOTES` of the
+    file already there; returns what was written."""
+    if path.is_file() and NOTES in path.read_text():
+        old = path.read_text()
+        text = text + "\n" + old[old.index(NOTES):]
+    path.write_text(text)
+    return text

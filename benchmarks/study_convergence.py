@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import device_name
+from _common import device_name, write_markdown
 from _stats import mcnemar_exact, paired_t, sd
 from torch import nn
 
@@ -375,13 +375,9 @@ def main() -> None:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(payload, indent=1))
-    md_path = out / f"{args.name}.md"
-    kept = ""
-    if md_path.is_file() and "## Interpretation" in md_path.read_text():
-        kept = "\n## Interpretation" + md_path.read_text().split("## Interpretation", 1)[1]
-    md_path.write_text(markdown(payload) + kept)
+    text = write_markdown(out / f"{args.name}.md", markdown(payload))
     figure(payload, out / f"{args.name}.png")
-    print(md_path.read_text())
+    print(text)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import device_name, fmnist
+from _common import device_name, fmnist, write_markdown
 from _stats import mcnemar_exact, paired_t
 from _stats import sd as _sd
 from torch import nn
@@ -276,8 +276,6 @@ LABELS = {"logits": "(a) no FN: CE(Wz+b, y)", "fn": "(b) FN: CE(Wz~, y), Eq. 12"
           "fn_bias": "(c) FN + bias: CE(Wz~+b, y)",
           "fn_rescaled": "(d) FN direction, logits' scale: CE(sg(||z||) Wz~+b, y)"}
 SHORT = {"logits": "(a)", "fn": "(b)", "fn_bias": "(c)", "fn_rescaled": "(d)"}
-#: heading of the hand-written part of the Markdown report, kept when the report is regenerated
-NOTES = "## Interpretation"
 COLORS = {"logits": "tab:blue", "fn": "tab:red", "fn_bias": "tab:orange", "fn_rescaled": "tab:green"}
 
 
@@ -541,11 +539,7 @@ def main() -> None:
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     shown = [a for a in attacks if a not in ("pgd4",)] if args.steps == 5 else attacks
     text = markdown(payload, shown)
-    md_path = out / f"{args.name}.md"
-    if md_path.is_file() and NOTES in md_path.read_text():  # a hand-written section survives regeneration
-        old = md_path.read_text()
-        text = text + "\n" + old[old.index(NOTES):]
-    md_path.write_text(text)
+    text = write_markdown(out / f"{args.name}.md", text)
     figure(payload, args.steps, out / f"{args.name}.png")
     print(text)
 
