@@ -3,13 +3,14 @@
 Same budget within a framework (data, epochs, attack, optimizer, seeds); clean and PGD-20 accuracy on held-out
 test images, and time per epoch; mean and standard deviation over seeds.
     python benchmarks/frameworks_table.py [--n-train 6000] [--epochs 2] [--seeds 3] [--n-test 1000] [--width 16]
-        [--threads 1] [--json FILE] [--md FILE]   (default: benchmarks/results/frameworks_table.{json,md})
+        [--warmup 0] [--threads 1] [--json FILE] [--md FILE]   (default: benchmarks/results/frameworks_table.{json,md})
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from _common import classifier_for, device_name, fmnist, small_cnn
 
 from art_he.data import load_dataset
+from art_he.schedules import make_scheduler
 from art_he.trainers import FRAMEWORKS
 
 HEADS = ("plain", "he", "mhe")
@@ -39,8 +41,13 @@ def run_one(name: str, head: str, seed: int, args, data, test) -> dict:
     clf = classifier_for(small_cnn(head, args.width, seed), args.device, lr=args.lr)
     trainer = FRAMEWORKS[name](clf, seed=seed, verbose=False, precision="fp32",
                                **framework_options(name, args.eps, args.pgd_steps))
+    scheduler = None  # the trainer's default
+    if args.warmup and name != "fast":  # FastAT's cyclic LR ramps up by itself
+        steps = -(-len(x) // args.batch_size)
+        scheduler = make_scheduler("constant", clf.optimizer, args.epochs, steps, args.lr,
+                                   warmup_steps=math.ceil(args.warmup * steps))
     start = time.perf_counter()
-    history = trainer.fit(x, y, batch_size=args.batch_size, nb_epochs=args.epochs)
+    history = trainer.fit(x, y, batch_size=args.batch_size, nb_epochs=args.epochs, scheduler=scheduler)
     train_s = time.perf_counter() - start
     xt, yt = trainer._as_tensors(*test)
     generator = torch.Generator(device=trainer.device).manual_seed(10_000 + seed)
@@ -70,7 +77,9 @@ def summarise(rows: list[dict]) -> list[dict]:
 def markdown(table: list[dict], meta: dict) -> str:
     lines = [f"Fashion-MNIST, eps = {meta['eps']}, {meta['n_train']} training images, {meta['epochs']} epochs, "
              f"small-cnn width {meta['width']}, {meta['seeds']} seeds, PGD-20 (step eps/8) on {meta['n_test']} "
-             f"test images; {meta['device']}. Mean +- sd over seeds.", "",
+             f"test images; {meta['device']}. Mean +- sd over seeds."
+             + (f" LR warm-up over the first {meta['warmup']:g} epoch (FastAT: its cyclic LR)." if meta.get("warmup")
+                else ""), "",
              "| defense | clean % | PGD-20 % | s / epoch |", "| --- | --- | --- | --- |"]
     for e in table:
         label = LABEL[e["framework"]] + {"plain": "", "he": " + HE", "mhe": " + m-HE"}[e["head"]]
@@ -90,6 +99,8 @@ def main() -> None:
     p.add_argument("--pgd-steps", type=int, default=7)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--warmup", type=float, default=0.0,
+                   help="linear LR warm-up over this many epochs (not FastAT, whose cyclic LR ramps up)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -104,7 +115,7 @@ def main() -> None:
     test = (xt[: args.n_test], yt[: args.n_test])
     meta = {"eps": args.eps, "n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs,
             "seeds": args.seeds, "width": args.width, "pgd_steps": args.pgd_steps, "batch_size": args.batch_size,
-            "lr": args.lr, "device": device_name(torch.device(args.device))}
+            "lr": args.lr, "warmup": args.warmup, "device": device_name(torch.device(args.device))}
     rows: list[dict] = []
     for seed in range(args.seeds):  # seeds outermost: a partial run still covers every configuration
         for name in args.frameworks.split(","):

@@ -102,9 +102,18 @@ def context(device: str | torch.device = "cpu") -> DistContext:
 
 
 def cleanup() -> None:
-    """Leave the process group (no-op when none is initialised)."""
+    """Leave the process group after a barrier (no-op when none is initialised).
+
+    The barrier makes every rank finish its last collective before any rank tears gloo's connections down: a
+    rank that destroys the group while a peer still sends to it can abort that peer with "terminate called
+    without an active exception" (the remedy of mosaicml/streaming#186; seen once in our 2-process test).
+    """
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if dist.get_world_size() > 1:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def failure(ctx: DistContext, what: str, error: BaseException) -> DistributedError:
