@@ -4,6 +4,9 @@ Same budget within a framework (data, epochs, attack, optimizer, seeds); clean a
 test images, and time per epoch; mean and standard deviation over seeds.
     python benchmarks/frameworks_table.py [--n-train 6000] [--epochs 2] [--seeds 3] [--n-test 1000] [--width 16]
         [--warmup 0] [--threads 1] [--json FILE] [--md FILE]   (default: benchmarks/results/frameworks_table.{json,md})
+    python benchmarks/frameworks_table.py --render [--json FILE] [--md FILE]   (rewrite the table from the runs)
+The HE and m-HE rows give their PGD-20 minus plain's, paired by seed (same initial body and batch order).
+``frameworks_table_warmup.*``: ``--n-train 3000 --frameworks pgd,alp,trades --warmup 0.5`` (12 of the 48 steps).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import torch
 from _common import classifier_for, device_name, fmnist, small_cnn
+from _stats import paired_t
 
 from art_he.data import load_dataset
 from art_he.schedules import make_scheduler
@@ -70,6 +74,10 @@ def summarise(rows: list[dict]) -> list[dict]:
                 values = [r[key] for r in sel]
                 entry[key] = statistics.mean(values)
                 entry[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            plain = {r["seed"]: r["pgd20"] for r in rows if r["framework"] == name and r["head"] == "plain"}
+            diffs = [r["pgd20"] - plain[r["seed"]] for r in sel if r["seed"] in plain]
+            if head != "plain" and diffs:  # paired by seed: the same initial body and batch order
+                entry["pgd20_minus_plain"] = paired_t(diffs)
             table.append(entry)
     return table
 
@@ -80,11 +88,16 @@ def markdown(table: list[dict], meta: dict) -> str:
              f"test images; {meta['device']}. Mean +- sd over seeds."
              + (f" LR warm-up over the first {meta['warmup']:g} epoch (FastAT: its cyclic LR)." if meta.get("warmup")
                 else ""), "",
-             "| defense | clean % | PGD-20 % | s / epoch |", "| --- | --- | --- | --- |"]
+             "| defense | clean % | PGD-20 % | PGD-20 minus plain, paired by seed [95 % t interval] | s / epoch |",
+             "| --- | --- | --- | --- | --- |"]
     for e in table:
         label = LABEL[e["framework"]] + {"plain": "", "he": " + HE", "mhe": " + m-HE"}[e["head"]]
+        t = e.get("pgd20_minus_plain")
+        diff = ""
+        if t:
+            diff = f"{t['mean']:+.1f}" + (f" [{t['ci95'][0]:+.1f}, {t['ci95'][1]:+.1f}]" if t["ci95"] else "")
         lines.append(f"| {label} | {e['clean']:.1f} +- {e['clean_sd']:.1f} | {e['pgd20']:.1f} +- {e['pgd20_sd']:.1f} "
-                     f"| {e['epoch_s']:.1f} +- {e['epoch_s_sd']:.1f} |")
+                     f"| {diff} | {e['epoch_s']:.1f} +- {e['epoch_s_sd']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +120,14 @@ def main() -> None:
     results = Path(__file__).resolve().parent / "results"
     p.add_argument("--json", default=str(results / "frameworks_table.json"))
     p.add_argument("--md", default=str(results / "frameworks_table.md"))
+    p.add_argument("--render", action="store_true", help="only rewrite --md from the runs in --json")
     args = p.parse_args()
+    if args.render:
+        saved = json.loads(Path(args.json).read_text())
+        table = summarise(saved["runs"])
+        Path(args.json).write_text(json.dumps({**saved, "table": table}, indent=2))
+        Path(args.md).write_text(markdown(table, saved["meta"]))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     data = fmnist(args.n_train)

@@ -51,15 +51,16 @@ def run_dir(cells: Path, arm: str, seed: int) -> Path:
     return found[0]
 
 
-def evaluate_cell(run: Path, eps: float, args) -> dict:
-    """Clean, CE-PGD-20 and margin PGD-20 on ``--n`` test images and AutoAttack on the first ``--aa-n``."""
+def evaluate_cell(run: Path, eps: float, args, autoattack: bool) -> dict:
+    """Clean, CE-PGD-20 and margin PGD-20 on ``--n`` test images and (``autoattack``) AutoAttack on the first
+    ``--aa-n``."""
     _, classifier, config = load_run(run, device="cpu")
     x, y = load_dataset(config["dataset"], train=False, n=max(args.n, args.aa_n))
     out = {}
     report = evaluate(classifier, x, y, attacks="pgd20,cw20", eps=eps, n=args.n, sweep=(), seed=0)
     for row in report.rows:
         out[row.attack] = {"accuracy": row.accuracy, "n": row.n, "time_s": row.time_s}
-    if args.aa_n:
+    if autoattack and args.aa_n:
         report = evaluate(classifier, x, y, attacks="autoattack", eps=eps, n=args.aa_n, sweep=(), seed=0)
         aa = report.row("autoattack")
         out["autoattack"] = {"accuracy": aa.accuracy, "n": aa.n, "time_s": aa.time_s,
@@ -71,6 +72,8 @@ def summarise(results: dict, seeds: list[int], multiples: list[float], attacks: 
     cells, tests = {}, {}
     for m in multiples:
         for attack in ["clean", *attacks]:
+            if not all(attack in results[(arm, s, m)] for arm in ARMS for s in seeds):
+                continue
             for arm in ARMS:
                 acc = [100 * results[(arm, s, m)][attack]["accuracy"] for s in seeds]
                 cells[f"{arm}/{attack}/{m:g}"] = {"per_seed": acc, "mean": float(np.mean(acc)), "sd": sd(acc)}
@@ -90,12 +93,15 @@ def markdown(payload: dict) -> str:
     lines = [f"# {payload['study']}", "",
              f"Models: {payload['models']}. Training eps {s['eps']:g}; seeds {s['seeds']}. CE-PGD-20 and margin "
              f"PGD-20 (step eps/10, one random start) on the first {s['n']:,} test images"
-             + (f", standard AutoAttack on the first {s['aa_n']:,}" if s["aa_n"] else "") +
+             + (f", standard AutoAttack on the first {s['aa_n']:,} at "
+                f"{', '.join(f'{m:g}x' for m in s['aa_multiples'])}" if s["aa_n"] else "") +
              f". Accuracy in %, mean ± sd over seeds. Device: {payload['device']}.", "",
              "| eps (x training) | attack | plain | HE | HE − plain [95 % t interval], p |",
              "| ---: | --- | ---: | ---: | ---: |"]
     for m in s["multiples"]:
         for attack in ["clean", *attacks]:
+            if f"{attack}/{m:g}" not in summary["tests"]:
+                continue
             t = summary["tests"][f"{attack}/{m:g}"]
             ci = f" [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}], p = {t['p']:.2g}" if t["ci95"] else ""
             plain, he = (_pm(summary["cells"][f"{arm}/{attack}/{m:g}"]) for arm in ARMS)
@@ -108,15 +114,15 @@ def figure(payload: dict, path: Path) -> None:
     from art_he.plots.figures import new_figure, save
 
     s, cells = payload["settings"], payload["summary"]["cells"]
-    eps = np.array(s["multiples"]) * s["eps"]
     fig = new_figure(figsize=(7.5, 4.8))
     ax = fig.subplots()
     for arm in ARMS:
         for attack in payload["attacks"]:
-            mean = np.array([cells[f"{arm}/{attack}/{m:g}"]["mean"] for m in s["multiples"]])
-            err = np.array([cells[f"{arm}/{attack}/{m:g}"]["sd"] or 0.0 for m in s["multiples"]])
-            ax.errorbar(eps, mean, yerr=err, color=COLORS[arm], ls=STYLES[attack], marker="o", ms=4, capsize=3,
-                        label=f"{'HE' if arm == 'he' else 'plain'}: {ATTACKS[attack]}")
+            ms = [m for m in s["multiples"] if f"{arm}/{attack}/{m:g}" in cells]
+            mean = np.array([cells[f"{arm}/{attack}/{m:g}"]["mean"] for m in ms])
+            err = np.array([cells[f"{arm}/{attack}/{m:g}"]["sd"] or 0.0 for m in ms])
+            ax.errorbar(np.array(ms) * s["eps"], mean, yerr=err, color=COLORS[arm], ls=STYLES[attack], marker="o",
+                        ms=4, capsize=3, label=f"{'HE' if arm == 'he' else 'plain'}: {ATTACKS[attack]}")
     ax.axvline(s["eps"], color="grey", lw=1, ls=":")
     ax.set_xlabel("Linf eps (pixel units in [0, 1]); dotted: the training eps")
     ax.set_ylabel("test accuracy under attack (%)")
@@ -136,6 +142,7 @@ def main() -> None:
     parser.add_argument("--multiples", default="0.5,1,1.5,2")
     parser.add_argument("--n", type=int, default=2000, help="test images of CE-PGD-20 and margin PGD-20")
     parser.add_argument("--aa-n", type=int, default=1000, help="test images of AutoAttack (0: none)")
+    parser.add_argument("--aa-multiples", default=None, help="the multiples AutoAttack runs at (default: all)")
     parser.add_argument("--shard", default="0/1")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(HERE / "results"))
@@ -145,6 +152,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     multiples = [float(m) for m in args.multiples.split(",")]
     cells, out = Path(args.cells), Path(args.out)
+    aa_multiples = multiples if args.aa_multiples is None else [float(m) for m in args.aa_multiples.split(",")]
     work = out / args.name / f"n{args.n}-aa{args.aa_n}"
     work.mkdir(parents=True, exist_ok=True)
 
@@ -155,20 +163,21 @@ def main() -> None:
     shard, n_shards = (int(v) for v in args.shard.split("/"))
     for arm, seed, m in todo[shard::n_shards]:
         print(f"{arm} seed {seed} at {m:g}x eps", flush=True)
-        result = evaluate_cell(run_dir(cells, arm, seed), m * args.eps, args)
+        result = evaluate_cell(run_dir(cells, arm, seed), m * args.eps, args, m in aa_multiples)
         path(arm, seed, m).write_text(json.dumps(result))
         print("  " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in result.items()), flush=True)
     if any(not path(arm, s, m).is_file() for m in multiples for s in seeds for arm in ARMS):
         print("not all cells are there yet; no report written")
         return
     results = {(arm, s, m): json.loads(path(arm, s, m).read_text()) for m in multiples for s in seeds for arm in ARMS}
-    attacks = [a for a in ATTACKS if all(a in r for r in results.values())]
+    attacks = [a for a in ATTACKS if any(a in r for r in results.values())]
     payload = {
         "study": "Study 5: plain vs HE beyond the training eps (issue 13)",
         "device": device_name(torch.device("cpu")),
         "models": f"the plain and he cells of study_convergence.py in {cells.name}/ "
                   f"({', '.join(run_dir(cells, 'he', seeds[0]).name.split('-')[2:])})",
-        "settings": {"seeds": seeds, "eps": args.eps, "multiples": multiples, "n": args.n, "aa_n": args.aa_n},
+        "settings": {"seeds": seeds, "eps": args.eps, "multiples": multiples, "n": args.n, "aa_n": args.aa_n,
+                     "aa_multiples": aa_multiples},
         "attacks": attacks,
         "summary": summarise(results, seeds, multiples, attacks),
         "runtime_s": round(sum(v["time_s"] for r in results.values() for v in r.values()), 1),
