@@ -91,3 +91,15 @@ def write_markdown(path: Path, text: str) -> str:
         text = text + "\n" + old[old.index(NOTES):]
     path.write_text(text)
     return text
+
+
+def publish(out: Path, name: str, payload: dict, markdown: Callable[[dict], str],
+            figure: Callable[[dict, Path], None]) -> str:
+    """A study's results: ``OUT/NAME.json`` (the payload), ``.md`` (generated, hand-written notes kept) and
+    ``.png``; prints and returns the Markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=1))
+    text = write_markdown(out / f"{name}.md", markdown(payload))
+    figure(payload, out / f"{name}.png")
+    print(text)
+    return text

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import device_name, write_markdown
+from _common import device_name, publish
 from _stats import paired_t, sd
 
 from art_he.data import load_dataset
@@ -182,10 +182,7 @@ def main() -> None:
         "summary": summarise(results, seeds, multiples, attacks),
         "runtime_s": round(sum(v["time_s"] for r in results.values() for v in r.values()), 1),
     }
-    (out / f"{args.name}.json").write_text(json.dumps(payload, indent=1))
-    text = write_markdown(out / f"{args.name}.md", markdown(payload))
-    figure(payload, out / f"{args.name}.png")
-    print(text)
+    publish(out, args.name, payload, markdown, figure)
 
 
 if __name__ == "__main__":

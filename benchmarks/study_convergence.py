@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import device_name, write_markdown
+from _common import device_name, publish
 from _stats import mcnemar_exact, paired_t, sd
 from torch import nn
 
@@ -374,11 +374,7 @@ def main() -> None:
         "summary": summarise(cells, seeds),
         "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in ARMS for s in seeds},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(payload, indent=1))
-    text = write_markdown(out / f"{args.name}.md", markdown(payload))
-    figure(payload, out / f"{args.name}.png")
-    print(text)
+    publish(out, args.name, payload, markdown, figure)
 
 
 if __name__ == "__main__":
