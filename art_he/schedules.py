@@ -49,7 +49,6 @@ class WarmupLR(torch.optim.lr_scheduler.LambdaLR):
                  warmup_steps: int) -> None:
         per_epoch = epoch_factor(name, epochs)
         steps_per_epoch, warmup_steps = max(1, steps_per_epoch), max(1, warmup_steps)
-        self.warmup_steps = warmup_steps
 
         def factor(t: int) -> float:
             return min(1.0, (t + 1) / warmup_steps) * per_epoch(t // steps_per_epoch)

@@ -36,3 +36,8 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 def sd(values: list[float]) -> float | None:
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def pm(cell: dict) -> str:
+    """``mean ± sd`` of a summary cell (just the mean when there is no sd)."""
+    return f"{cell['mean']:.2f} ± {cell['sd']:.2f}" if cell.get("sd") is not None else f"{cell['mean']:.2f}"

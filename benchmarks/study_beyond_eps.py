@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import device_name, publish
-from _stats import paired_t, sd
+from _stats import paired_t, pm, sd
 
 from art_he.data import load_dataset
 from art_he.evaluation import evaluate
@@ -77,10 +77,6 @@ def summarise(results: dict, seeds: list[int], multiples: list[float], attacks: 
     return {"cells": cells, "tests": tests}
 
 
-def _pm(cell: dict) -> str:
-    return f"{cell['mean']:.2f} ± {cell['sd']:.2f}" if cell.get("sd") is not None else f"{cell['mean']:.2f}"
-
-
 def markdown(payload: dict) -> str:
     s, summary = payload["settings"], payload["summary"]
     attacks = payload["attacks"]
@@ -98,7 +94,7 @@ def markdown(payload: dict) -> str:
                 continue
             t = summary["tests"][f"{attack}/{m:g}"]
             ci = f" [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}], p = {t['p']:.2g}" if t["ci95"] else ""
-            plain, he = (_pm(summary["cells"][f"{arm}/{attack}/{m:g}"]) for arm in ARMS)
+            plain, he = (pm(summary["cells"][f"{arm}/{attack}/{m:g}"]) for arm in ARMS)
             lines.append(f"| {m * s['eps']:g} ({m:g}x) | {ATTACKS.get(attack, 'clean')} | {plain} | {he} | "
                          f"{t['mean']:+.2f}{ci} |")
     return "\n".join(lines) + "\n"

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import device_name, publish
-from _stats import mcnemar_exact, paired_t, sd
+from _stats import mcnemar_exact, paired_t, pm, sd
 from torch import nn
 
 from art_he.config import TrainConfig
@@ -219,10 +219,6 @@ def summarise(cells: dict[tuple[str, int], dict], seeds: list[int]) -> dict:
 ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "autoattack": "AutoAttack"}
 
 
-def _pm(cell: dict) -> str:
-    return f"{cell['mean']:.2f} ± {cell['sd']:.2f}" if cell.get("sd") is not None else f"{cell['mean']:.2f}"
-
-
 def _diff(test: dict) -> str:
     ci = test["ci95"]
     text = f"{test['mean']:+.2f}"
@@ -260,7 +256,7 @@ def markdown(payload: dict) -> str:
         for arm in ARMS:
             for key in ("clean_acc", "adv_acc"):
                 c = curves[arm][key]
-                cells.append(_pm({"mean": c["mean"][i], "sd": c["sd"][i] if c["sd"] else None}))
+                cells.append(pm({"mean": c["mean"][i], "sd": c["sd"][i] if c["sd"] else None}))
         head = " / ".join(f"{curves[arm]['head_norm']['mean'][i]:.1f}" for arm in ARMS)
         lines.append(f"| {step} | " + " | ".join(cells) + f" | {head} |")
     lines += ["", "## Paired differences per step (PGD-10 accuracy points; 95 % t interval over seeds)", "",
@@ -276,7 +272,7 @@ def markdown(payload: dict) -> str:
               "| arm | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
               "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
     for arm in ARMS:
-        lines.append(f"| {arm} | " + " | ".join(_pm(summary["final"][arm][a]) for a in attacks) + " |")
+        lines.append(f"| {arm} | " + " | ".join(pm(summary["final"][arm][a]) for a in attacks) + " |")
     lines += ["", "| difference | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
               "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
     for a, b in COMPARISONS:

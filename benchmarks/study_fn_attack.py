@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from _common import device_name, fmnist, write_markdown
-from _stats import mcnemar_exact, paired_t
+from _stats import mcnemar_exact, paired_t, pm
 from _stats import sd as _sd
 from torch import nn
 
@@ -279,10 +279,6 @@ SHORT = {"logits": "(a)", "fn": "(b)", "fn_bias": "(c)", "fn_rescaled": "(d)"}
 COLORS = {"logits": "tab:blue", "fn": "tab:red", "fn_bias": "tab:orange", "fn_rescaled": "tab:green"}
 
 
-def _pm(cell: dict) -> str:
-    return f"{cell['mean']:.2f} ± {cell['sd']:.2f}" if cell["sd"] is not None else f"{cell['mean']:.2f}"
-
-
 def _p(p: float | None) -> str:
     if p is None:
         return "–"
@@ -340,12 +336,12 @@ def markdown(payload: dict, attacks: list[str]) -> str:
         "",
         "| Attack | " + " | ".join(LABELS[o] for o in OBJECTIVES) + " | paper: no FN → FN |",
         "| --- | " + " | ".join("---:" for _ in OBJECTIVES) + " | ---: |",
-        f"| clean | {_pm(cells['clean'])} | " + " | ".join("" for _ in list(OBJECTIVES)[1:]) + " | |",
+        f"| clean | {pm(cells['clean'])} | " + " | ".join("" for _ in list(OBJECTIVES)[1:]) + " | |",
     ]
     for attack in attacks:
         paper = PAPER.get(attack)
         ref = f"{paper[0]:.2f} → {paper[1]:.2f} ({paper[1] - paper[0]:+.2f})" if paper else ""
-        lines.append(f"| {attack_label(attack)} | " + " | ".join(_pm(cells[f"{attack}/{o}"]) for o in OBJECTIVES)
+        lines.append(f"| {attack_label(attack)} | " + " | ".join(pm(cells[f"{attack}/{o}"]) for o in OBJECTIVES)
                      + f" | {ref} |")
     lines += [
         "",
@@ -387,7 +383,7 @@ def markdown(payload: dict, attacks: list[str]) -> str:
     lines += [
         "Models: final-epoch training accuracy "
         + ", ".join(f"seed {k} {100 * v['final_epoch']['clean_acc']:.2f} %" for k, v in tr.items())
-        + f"; clean test accuracy {_pm(cells['clean'])} %.",
+        + f"; clean test accuracy {pm(cells['clean'])} %.",
         "",
         f"Wall-clock runtime ({payload['device']}, a 2-core machine shared with other jobs): training "
         f"{', '.join(f'{t:.0f}' for t in rt['train_s_first_run'])} s per model, attacks "
