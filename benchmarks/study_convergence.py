@@ -28,59 +28,31 @@ Statistics: mean +- sd over seeds per arm and step; per step the paired differen
 interval); at the end, per image pooled over seeds, McNemar's exact test.
 
     cd benchmarks && python study_convergence.py [--seeds 0,1,2] [--steps 469] [--warmup 0.1] [--train-steps 3]
-        [--val-n 1000] [--autoattack 0] [--shard 0/1] [--out results] [--name study_convergence]
+        [--val-n 1000] [--autoattack 0] [--out results] [--name study_convergence]
 
-Each (arm, seed) is cached under ``--work`` when finished; ``--shard i/n`` trains every n-th missing cell (run two
-shards side by side on two cores); the report is written when all cells are there.
+Each (arm, seed) is a cell of ``_cells.py``, cached under ``--work`` when finished; workers started side by side
+(one per core) share the missing cells; the report is written when all cells are there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _cells import DATASET, add_cell_arguments, build, run_cells
 from _common import device_name, publish
 from _stats import mcnemar_exact, paired_t, pm, sd
-from torch import nn
 
-from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.heads import find_head
 from art_he.losses import Objective
-from art_he.models import build_model
-from art_he.runs import make_classifier, run_config, save_run
-from art_he.schedules import make_scheduler
-from art_he.trainers import PGDATTrainer
 
 HERE = Path(__file__).resolve().parent
-DATASET = "fashion-mnist"
-ARMS = {"plain": ("plain", False), "he": ("he", False), "plain+warmup": ("plain", True), "he+warmup": ("he", True)}
+ARMS = ("plain", "he", "plain+warmup", "he+warmup")
 COMPARISONS = (("he", "plain"), ("he+warmup", "he"), ("he+warmup", "plain+warmup"), ("plain+warmup", "plain"))
-CHECKPOINTS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 350, 400)
 COLORS = {"plain": "tab:blue", "he": "tab:red", "plain+warmup": "tab:cyan", "he+warmup": "tab:orange"}
-
-
-def build(head: str, seed: int) -> nn.Module:
-    """The dataset's model with ``head``; the body's initial weights depend on the seed only (the same for all arms)."""
-    info = dataset_info(DATASET)
-    torch.manual_seed(seed)
-    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=head)
-
-
-def head_weight(model: nn.Module) -> torch.Tensor:
-    head = find_head(model)
-    return (head if head is not None else model.linear).weight
-
-
-def norms(model: nn.Module) -> dict:
-    """Frobenius norms of the head's weight and of the last hidden layer (``features[-2]``, the ``nn.Linear``
-    before the ReLU that feeds the head)."""
-    hidden = [m for m in model.features if isinstance(m, nn.Linear)][-1]
-    return {"head_norm": float(head_weight(model).detach().norm()), "hidden_norm": float(hidden.weight.detach().norm())}
 
 
 # -- the cause, at initialisation ------------------------------------------------------------------------------
@@ -111,69 +83,6 @@ def init_diagnostics(seed: int, x: np.ndarray, y: np.ndarray) -> dict:
         out[name] = {"loss": float(loss.detach()), "p_true": float(probs.gather(1, yt[:, None]).mean()),
                      "grad_z_per_sample": float((z.grad.norm(dim=1) * len(xt)).mean()),
                      "z_norm": float(z.detach().norm(dim=1).mean()), "relative_grad": layers}
-    return out
-
-
-# -- learning curves -------------------------------------------------------------------------------------------
-
-
-def train_cell(arm: str, seed: int, data: dict, args, run_dir: Path) -> dict:
-    """Train one arm for one seed with an evaluation after every checkpoint step, save the model as a run folder in
-    ``run_dir``, and return the curve and the final model's per-image results."""
-    head, warm = ARMS[arm]
-    x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
-    model = build(head, seed)
-    classifier = make_classifier(model, DATASET, lr=args.lr, device="cpu")
-    trainer = PGDATTrainer(classifier, eps=args.eps, max_iter=args.train_steps, precision="fp32", seed=seed,
-                           verbose=False)
-    steps_per_epoch = -(-len(x) // args.batch_size)
-    warmup_steps = int(np.ceil(args.warmup * steps_per_epoch)) if warm else 0
-    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, args.lr,
-                               warmup_steps=warmup_steps)
-    order = np.random.default_rng(seed).permutation(len(x))  # one pass, the same batches for every arm
-    points = [s for s in CHECKPOINTS if s < args.steps] + [args.steps]
-    curve = [{"step": 0, **trainer.evaluate(xv, yv), **norms(model), "lr": 0.0}]
-    start, done = time.perf_counter(), 0
-    for step in points:
-        idx = order[done * args.batch_size : step * args.batch_size]
-        history = trainer.fit(x[idx], y[idx], validation_data=(xv, yv), batch_size=args.batch_size, nb_epochs=1,
-                              scheduler=scheduler)
-        m = history[-1]
-        curve.append({"step": step, "clean_acc": m["val_clean_acc"], "adv_acc": m["val_adv_acc"], **norms(model),
-                      "train_loss": m["loss"], "lr": m["lr"]})
-        done = step
-    train_s = time.perf_counter() - start
-    cfg = TrainConfig(dataset=DATASET, framework="pgd", head=head, epochs=1, lr=args.lr, schedule="constant",
-                      warmup=args.warmup if warm else 0.0, seed=seed, eps=args.eps, max_iter=args.train_steps,
-                      batch_size=args.batch_size, precision="fp32").resolved()
-    save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
-    final = final_eval(trainer, classifier, data, args)
-    return {"arm": arm, "seed": seed, "warmup_steps": warmup_steps, "curve": curve, "train_s": round(train_s, 1),
-            **final}
-
-
-def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
-    """Per-image correctness, clean and under PGD-20 (the trainer's attack, CE, step eps/4, one random start), on
-    the whole test set; AutoAttack on the first ``--autoattack`` images."""
-    xt, yt = trainer._as_tensors(data["xt"], data["yt"])
-    generator = torch.Generator().manual_seed(10_000)
-    trainer.model.eval()
-    clean, pgd20 = [], []
-    for s in range(0, len(xt), 500):
-        xb, yb = xt[s : s + 500], yt[s : s + 500]
-        xa = trainer.attack(xb, yb, trainer.objective.attack_loss, eps=args.eps, eps_step=args.eps / 4, max_iter=20,
-                            generator=generator)
-        clean.append((trainer._predict(xb) == yb).numpy())
-        pgd20.append((trainer._predict(xa) == yb).numpy())
-    out = {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
-    if args.autoattack:
-        from art_he.evaluation.auto_attack import run_autoattack
-
-        n = args.autoattack
-        start = time.perf_counter()
-        result = run_autoattack(classifier, data["xt"][:n], data["yt"][:n], eps=args.eps, seed=0)
-        out["correct"]["autoattack"] = np.asarray(result.correct, dtype=bool).tolist()
-        out["autoattack_s"] = round(time.perf_counter() - start, 1)
     return out
 
 
@@ -313,45 +222,17 @@ def figure(payload: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=469, help="SGD steps (469: one epoch of 60,000 at batch 128)")
-    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up length in epochs (the --warmup option)")
+    add_cell_arguments(parser)
     parser.add_argument("--train-steps", type=int, default=3, help="PGD steps of the training attack")
-    parser.add_argument("--eps", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--val-n", type=int, default=1000)
-    parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
-    parser.add_argument("--autoattack", type=int, default=0, help="standard AutoAttack on the first N test images")
-    parser.add_argument("--shard", default="0/1", help="i/n: train every n-th missing cell, starting at the i-th")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--name", default="study_convergence")
-    parser.add_argument("--work", default=None, help="cache of finished cells (default: OUT/NAME/cells)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
-    out = Path(args.out)
-    work = Path(args.work) if args.work else out / args.name / "cells"
-    work.mkdir(parents=True, exist_ok=True)
-    tag = (f"n{args.steps}-w{args.warmup:g}-k{args.train_steps}-lr{args.lr:g}-v{args.val_n}-t{args.test_n}"
-           f"-aa{args.autoattack}")
-    x, y = load_dataset(DATASET, train=True)
-    xt, yt = load_dataset(DATASET, train=False)
-    data = {"x": x, "y": y, "xv": xt[: args.val_n], "yv": yt[: args.val_n], "xt": xt[: args.test_n],
-            "yt": yt[: args.test_n]}
-    todo = [(arm, s) for s in seeds for arm in ARMS if not (work / f"{arm}-s{s}-{tag}.json").is_file()]
-    shard, n_shards = (int(v) for v in args.shard.split("/"))
-    for arm, seed in todo[shard::n_shards]:
-        print(f"training {arm} seed {seed}", flush=True)
-        result = train_cell(arm, seed, data, args, work / f"{arm}-s{seed}-{tag}")
-        (work / f"{arm}-s{seed}-{tag}.json").write_text(json.dumps(result))
-        print(f"  {arm} seed {seed}: {result['curve'][-1]} in {result['train_s']} s", flush=True)
-    missing = [f"{arm} seed {s}" for s in seeds for arm in ARMS if not (work / f"{arm}-s{s}-{tag}.json").is_file()]
-    if missing:
-        print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
+    found = run_cells([(arm, s, args.train_steps) for s in seeds for arm in ARMS], args)
+    if found is None:
         return
-    cells = {(arm, s): json.loads((work / f"{arm}-s{s}-{tag}.json").read_text()) for s in seeds for arm in ARMS}
+    cells = {(arm, s): cell for (arm, s, _), cell in found.items()}
+    x, y = load_dataset(DATASET, train=True)
     init_runs = [init_diagnostics(s, x[:1024], y[:1024]) for s in seeds]
     layers = list(init_runs[0]["plain"]["relative_grad"])
     init_mean = {name: {k: float(np.mean([r[name][k] for r in init_runs])) for k in ("loss", "p_true", "z_norm",
@@ -363,14 +244,14 @@ def main() -> None:
     payload = {
         "study": "Study 6: HE's slow start, its cause and an LR warm-up (issue 13)",
         "device": device_name(torch.device("cpu")),
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "shard", "threads")},
+        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")},
                      "seeds": seeds, "model": dataset_info(DATASET).model, "n_train": len(x)},
         "warmup_steps": cells[("he+warmup", seeds[0])]["warmup_steps"],
         "init": {"per_seed": init_runs, "mean": init_mean, "layers": layers},
         "summary": summarise(cells, seeds),
         "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in ARMS for s in seeds},
     }
-    publish(out, args.name, payload, markdown, figure)
+    publish(Path(args.out), args.name, payload, markdown, figure)
 
 
 if __name__ == "__main__":

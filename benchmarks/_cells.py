@@ -1,0 +1,234 @@
+"""One training cell of the studies of issue 13: PGD-AT on the full Fashion-MNIST training set for one arm and seed,
+learning curve and final per-image results, cached so that studies share cells and survive an interruption.
+
+A cell trains the dataset's small CNN with an arm's head (:data:`ARMS`) through the trainer's own ``fit`` (one call
+per stretch between two :data:`CHECKPOINTS`, the scheduler shared across the calls, the validation that ``fit``
+runs after each call: clean and PGD-10 accuracy on the first ``--val-n`` test images), saves the model as an
+``art-he`` run folder, then records per-image correctness, clean and under PGD-20 (CE, step eps/4, one random start)
+on the first ``--test-n`` test images, and with ``--autoattack N`` standard AutoAttack on the first N. All arms of a
+seed share the initial body weights and the batch order. The cache key (:func:`cell_name`) holds every setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from art_he.config import TrainConfig
+from art_he.data import dataset_info, load_dataset
+from art_he.heads import find_head
+from art_he.models import build_model
+from art_he.runs import make_classifier, run_config, save_run
+from art_he.schedules import make_scheduler
+from art_he.trainers import PGDATTrainer
+
+HERE = Path(__file__).resolve().parent
+DATASET = "fashion-mnist"
+CELLS = HERE / "results" / "study_convergence" / "cells"  # study 6 made the first cells; the others reuse them
+CHECKPOINTS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 350, 400)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A model to train: the head (``"plain"`` or ``"he"``), options of the HE head, and whether the LR warms up."""
+
+    head: str
+    head_kwargs: dict = field(default_factory=dict)
+    warmup: bool = False
+
+
+ARMS = {
+    "plain": Arm("plain"),
+    "he": Arm("he"),  # s = 15, m = 0.2: the package's defaults
+    "plain+warmup": Arm("plain", warmup=True),
+    "he+warmup": Arm("he", warmup=True),
+    # the ablation (study 4): no angular margin but in full HE; s = 15 where FN removes the feature norm, s = 1 for WN
+    # alone, where ||z|| still sets the logits' scale (the authors, too, name s "the s in FN"; s = 15 on top of ||z||
+    # diverged within 3 steps: loss 282)
+    "fn": Arm("he", {"weight_norm": False, "margin": 0.0}),
+    "wn": Arm("he", {"feature_norm": False, "margin": 0.0, "scale": 1.0}),
+    "fn+wn": Arm("he", {"margin": 0.0}),
+}
+
+
+def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that define a cell (and its cache key), plus where the cells live and how to share the work."""
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=469, help="SGD steps (469: one epoch of 60,000 at batch 128)")
+    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up length in epochs of the +warmup arms")
+    parser.add_argument("--eps", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--val-n", type=int, default=1000)
+    parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
+    parser.add_argument("--autoattack", type=int, default=0, help="standard AutoAttack on the first N test images")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", default=str(CELLS), help="cache of finished cells (JSON and run folder)")
+
+
+def cell_name(arm: str, seed: int, train_steps: int, args) -> str:
+    return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"
+            f"-t{args.test_n}-aa{args.autoattack}")
+
+
+def build(arm: str, seed: int) -> nn.Module:
+    """The dataset's model with the arm's head; the body's initial weights depend on the seed only."""
+    info = dataset_info(DATASET)
+    spec = ARMS[arm]
+    torch.manual_seed(seed)
+    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=spec.head, **spec.head_kwargs)
+
+
+def head_weight(model: nn.Module) -> torch.Tensor:
+    head = find_head(model)
+    return (head if head is not None else model.linear).weight
+
+
+def norms(model: nn.Module) -> dict:
+    """Frobenius norms of the head's weight and of the last hidden layer (the ``nn.Linear`` that feeds the head)."""
+    hidden = [m for m in model.features if isinstance(m, nn.Linear)][-1]
+    return {"head_norm": float(head_weight(model).detach().norm()), "hidden_norm": float(hidden.weight.detach().norm())}
+
+
+def load_data(args) -> dict:
+    x, y = load_dataset(DATASET, train=True)
+    xt, yt = load_dataset(DATASET, train=False)
+    return {"x": x, "y": y, "xv": xt[: args.val_n], "yv": yt[: args.val_n], "xt": xt[: args.test_n],
+            "yt": yt[: args.test_n]}
+
+
+def train_cell(arm: str, seed: int, train_steps: int, data: dict, args, run_dir: Path) -> dict:
+    """Train one arm for one seed with PGD-``train_steps`` in training, an evaluation after every checkpoint step;
+    save the model as a run folder in ``run_dir``; return the curve and the final model's per-image results."""
+    spec = ARMS[arm]
+    x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
+    model = build(arm, seed)
+    classifier = make_classifier(model, DATASET, lr=args.lr, device="cpu")
+    trainer = PGDATTrainer(classifier, eps=args.eps, max_iter=train_steps, precision="fp32", seed=seed,
+                           verbose=False)
+    steps_per_epoch = -(-len(x) // args.batch_size)
+    warmup_steps = int(np.ceil(args.warmup * steps_per_epoch)) if spec.warmup else 0
+    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, args.lr,
+                               warmup_steps=warmup_steps)
+    order = np.random.default_rng(seed).permutation(len(x))  # one pass, the same batches for every arm
+    points = [s for s in CHECKPOINTS if s < args.steps] + [args.steps]
+    curve = [{"step": 0, **trainer.evaluate(xv, yv), **norms(model), "lr": 0.0}]
+    start, done = time.perf_counter(), 0
+    for step in points:
+        idx = order[done * args.batch_size : step * args.batch_size]
+        history = trainer.fit(x[idx], y[idx], validation_data=(xv, yv), batch_size=args.batch_size, nb_epochs=1,
+                              scheduler=scheduler)
+        m = history[-1]
+        curve.append({"step": step, "clean_acc": m["val_clean_acc"], "adv_acc": m["val_adv_acc"], **norms(model),
+                      "train_loss": m["loss"], "lr": m["lr"]})
+        done = step
+    train_s = time.perf_counter() - start
+    cfg = TrainConfig(dataset=DATASET, framework="pgd", head=spec.head, scale=spec.head_kwargs.get("scale"),
+                      margin=spec.head_kwargs.get("margin"),
+                      epochs=1, lr=args.lr, schedule="constant", warmup=args.warmup if spec.warmup else 0.0,
+                      seed=seed, eps=args.eps, max_iter=train_steps, batch_size=args.batch_size,
+                      precision="fp32").resolved()
+    save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
+    final = final_eval(trainer, classifier, data, args)
+    return {"arm": arm, "seed": seed, "train_steps": train_steps, "warmup_steps": warmup_steps, "curve": curve,
+            "train_s": round(train_s, 1), **final}
+
+
+def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
+    """Per-image correctness, clean and under PGD-20 (the trainer's attack, CE, step eps/4, one random start), on
+    the first ``--test-n`` test images; AutoAttack on the first ``--autoattack`` images."""
+    xt, yt = trainer._as_tensors(data["xt"], data["yt"])
+    generator = torch.Generator().manual_seed(10_000)
+    trainer.model.eval()
+    clean, pgd20 = [], []
+    for s in range(0, len(xt), 500):
+        xb, yb = xt[s : s + 500], yt[s : s + 500]
+        xa = trainer.attack(xb, yb, trainer.objective.attack_loss, eps=args.eps, eps_step=args.eps / 4, max_iter=20,
+                            generator=generator)
+        clean.append((trainer._predict(xb) == yb).numpy())
+        pgd20.append((trainer._predict(xa) == yb).numpy())
+    out = {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
+    if args.autoattack:
+        from art_he.evaluation.auto_attack import run_autoattack
+
+        n = args.autoattack
+        start = time.perf_counter()
+        result = run_autoattack(classifier, data["xt"][:n], data["yt"][:n], eps=args.eps, seed=0)
+        out["correct"]["autoattack"] = np.asarray(result.correct, dtype=bool).tolist()
+        out["autoattack_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def claim(lock: Path) -> bool:
+    """Take ``lock`` for this process (a file holding its pid), unless a live process holds it: workers started side
+    by side on the same machine share the missing cells without doing one twice, and a lock left by a killed worker
+    is taken over."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return claim(lock)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def run_cells(wanted: list[tuple[str, int, int]], args) -> dict[tuple[str, int, int], dict] | None:
+    """Train the missing ``(arm, seed, train_steps)`` cells that no other worker holds, then return all of them, or
+    ``None`` (after saying which are missing) while some are not there yet. Start one worker per core."""
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    path = {c: work / f"{cell_name(*c, args)}.json" for c in wanted}
+    data = None
+    for cell in wanted:
+        lock = path[cell].with_suffix(".lock")
+        if path[cell].is_file() or not claim(lock):
+            continue
+        try:
+            if path[cell].is_file():  # finished by another worker between the check and the claim
+                continue
+            data = data or load_data(args)
+            arm, seed, k = cell
+            print(f"training {arm} seed {seed} PGD-{k}", flush=True)
+            result = train_cell(arm, seed, k, data, args, work / cell_name(arm, seed, k, args))
+            path[cell].write_text(json.dumps(result))
+            print(f"  {arm} seed {seed} PGD-{k}: {result['curve'][-1]} in {result['train_s']} s", flush=True)
+        finally:
+            lock.unlink(missing_ok=True)
+    missing = [f"{arm} seed {s} PGD-{k}" for (arm, s, k) in wanted if not path[(arm, s, k)].is_file()]
+    if missing:
+        print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
+        return None
+    return {c: json.loads(path[c].read_text()) for c in wanted}
+
+
+def main() -> None:
+    """``python _cells.py --arms fn,wn --ks 1,3``: train cells ahead of the studies that report them."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    add_cell_arguments(parser)
+    parser.add_argument("--arms", required=True, help=f"comma-separated, from {', '.join(ARMS)}")
+    parser.add_argument("--ks", default="3", help="PGD steps of the training attack, comma-separated")
+    args = parser.parse_args()
+    arms = args.arms.split(",")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    run_cells([(arm, s, int(k)) for k in args.ks.split(",") for s in seeds for arm in arms], args)
+
+
+if __name__ == "__main__":
+    main()
