@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _stats import mcnemar_exact, paired_t, pm, sd
 from torch import nn
 
 from art_he.config import TrainConfig
@@ -213,6 +214,75 @@ def run_cells(wanted: list[tuple[str, int, int]], args) -> dict[tuple[str, int, 
         print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
         return None
     return {c: json.loads(path[c].read_text()) for c in wanted}
+
+
+# -- summaries ------------------------------------------------------------------------------------------------
+
+ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "autoattack": "AutoAttack"}
+
+
+def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, comparisons) -> dict:
+    """Per arm and checkpoint the curves' mean and sd over seeds; per comparison ``(a, b)`` and checkpoint the paired
+    t-test of ``a - b`` over seeds; at the end per arm and attack the accuracy per seed, and per comparison the
+    paired t-test over seeds and McNemar's exact test over the images pooled across seeds. ``cells`` are keyed
+    ``(arm, seed)``."""
+    steps = [p["step"] for p in cells[(arms[0], seeds[0])]["curve"]]
+    curves: dict = {}
+    for arm in arms:
+        curves[arm] = {}
+        for key in ("clean_acc", "adv_acc", "head_norm", "hidden_norm"):
+            table = np.array([[p[key] for p in cells[(arm, s)]["curve"]] for s in seeds], dtype=float)
+            scale = 100.0 if key.endswith("acc") else 1.0
+            curves[arm][key] = {"mean": (scale * table.mean(0)).tolist(),
+                                "sd": (scale * table.std(0, ddof=1)).tolist() if len(seeds) > 1 else None}
+    step_tests = {}
+    for a, b in comparisons:
+        for key in ("clean_acc", "adv_acc"):
+            diffs = np.array([[100 * (pa[key] - pb[key]) for pa, pb in
+                               zip(cells[(a, s)]["curve"], cells[(b, s)]["curve"])] for s in seeds])
+            step_tests[f"{a}-{b}/{key}"] = [paired_t(diffs[:, i].tolist()) for i in range(len(steps))]
+    final, final_tests = {}, {}
+    attacks = [k for k in ("clean", "pgd20", "autoattack") if all(k in c["correct"] for c in cells.values())]
+    for arm in arms:
+        final[arm] = {}
+        for attack in attacks:
+            acc = [100 * float(np.mean(cells[(arm, s)]["correct"][attack])) for s in seeds]
+            final[arm][attack] = {"per_seed": acc, "mean": float(np.mean(acc)), "sd": sd(acc)}
+    for a, b in comparisons:
+        for attack in attacks:
+            diffs = [final[a][attack]["per_seed"][i] - final[b][attack]["per_seed"][i] for i in range(len(seeds))]
+            ca = np.concatenate([np.asarray(cells[(a, s)]["correct"][attack], bool) for s in seeds])
+            cb = np.concatenate([np.asarray(cells[(b, s)]["correct"][attack], bool) for s in seeds])
+            p = mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum()))
+            final_tests[f"{a}-{b}/{attack}"] = {"seeds": paired_t(diffs), "mcnemar_p": p}
+    return {"steps": steps, "curves": curves, "step_tests": step_tests, "final": final, "final_tests": final_tests,
+            "attacks": attacks}
+
+
+def diff_text(test: dict) -> str:
+    """``+d [lo, hi], p = ...`` of a paired t-test (just ``+d`` without an interval)."""
+    ci = test["ci95"]
+    text = f"{test['mean']:+.2f}"
+    if ci is not None:
+        text += f" [{ci[0]:+.2f}, {ci[1]:+.2f}], p = {test['p']:.2g}"
+    return text
+
+
+def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list[str]:
+    """Markdown lines: accuracy per arm and attack (mean ± sd), then each comparison's paired difference."""
+    attacks = summary["attacks"]
+    lines = [""] + ([f"AutoAttack: the first {n_autoattack:,} test images.", ""] if "autoattack" in attacks else [])
+    lines += ["| arm | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
+              "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
+    for arm in arms:
+        lines.append(f"| {arm} | " + " | ".join(pm(summary["final"][arm][a]) for a in attacks) + " |")
+    lines += ["", "| difference | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
+              "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
+    for a, b in comparisons:
+        tests = [summary["final_tests"][f"{a}-{b}/{k}"] for k in attacks]
+        lines.append(f"| {a} − {b} | " + " | ".join(f"{diff_text(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}"
+                                                   for t in tests) + " |")
+    return lines
 
 
 def main() -> None:

@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import DATASET, add_cell_arguments, build, run_cells
+from _cells import DATASET, add_cell_arguments, build, diff_text, final_table, run_cells, summarise
 from _common import device_name, publish
-from _stats import mcnemar_exact, paired_t, pm, sd
+from _stats import pm
 
 from art_he.data import dataset_info, load_dataset
 from art_he.heads import find_head
@@ -89,52 +89,7 @@ def init_diagnostics(seed: int, x: np.ndarray, y: np.ndarray) -> dict:
 # -- statistics ------------------------------------------------------------------------------------------------
 
 
-def summarise(cells: dict[tuple[str, int], dict], seeds: list[int]) -> dict:
-    steps = [p["step"] for p in cells[("plain", seeds[0])]["curve"]]
-    curves: dict = {}
-    for arm in ARMS:
-        curves[arm] = {}
-        for key in ("clean_acc", "adv_acc", "head_norm", "hidden_norm"):
-            table = np.array([[p[key] for p in cells[(arm, s)]["curve"]] for s in seeds], dtype=float)
-            scale = 100.0 if key.endswith("acc") else 1.0
-            curves[arm][key] = {"mean": (scale * table.mean(0)).tolist(),
-                                "sd": (scale * table.std(0, ddof=1)).tolist() if len(seeds) > 1 else None}
-    step_tests = {}
-    for a, b in COMPARISONS:
-        for key in ("clean_acc", "adv_acc"):
-            diffs = np.array([[100 * (pa[key] - pb[key]) for pa, pb in
-                               zip(cells[(a, s)]["curve"], cells[(b, s)]["curve"])] for s in seeds])
-            step_tests[f"{a}-{b}/{key}"] = [paired_t(diffs[:, i].tolist()) for i in range(len(steps))]
-    final, final_tests = {}, {}
-    attacks = [k for k in ("clean", "pgd20", "autoattack") if all(k in c["correct"] for c in cells.values())]
-    for arm in ARMS:
-        final[arm] = {}
-        for attack in attacks:
-            acc = [100 * float(np.mean(cells[(arm, s)]["correct"][attack])) for s in seeds]
-            final[arm][attack] = {"per_seed": acc, "mean": float(np.mean(acc)), "sd": sd(acc)}
-    for a, b in COMPARISONS:
-        for attack in attacks:
-            diffs = [final[a][attack]["per_seed"][i] - final[b][attack]["per_seed"][i] for i in range(len(seeds))]
-            ca = np.concatenate([np.asarray(cells[(a, s)]["correct"][attack], bool) for s in seeds])
-            cb = np.concatenate([np.asarray(cells[(b, s)]["correct"][attack], bool) for s in seeds])
-            p = mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum()))
-            final_tests[f"{a}-{b}/{attack}"] = {"seeds": paired_t(diffs), "mcnemar_p": p}
-    return {"steps": steps, "curves": curves, "step_tests": step_tests, "final": final, "final_tests": final_tests,
-            "attacks": attacks}
-
-
 # -- output ----------------------------------------------------------------------------------------------------
-
-ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "autoattack": "AutoAttack"}
-
-
-def _diff(test: dict) -> str:
-    ci = test["ci95"]
-    text = f"{test['mean']:+.2f}"
-    if ci is not None:
-        text += f" [{ci[0]:+.2f}, {ci[1]:+.2f}], p = {test['p']:.2g}"
-    return text
-
 
 def markdown(payload: dict) -> str:
     s, summary, init = payload["settings"], payload["summary"], payload["init"]
@@ -172,22 +127,10 @@ def markdown(payload: dict) -> str:
               "| step | " + " | ".join(f"{a} − {b}" for a, b in COMPARISONS) + " |",
               "| ---: | " + " | ".join("---:" for _ in COMPARISONS) + " |"]
     for i, step in enumerate(steps[1:], start=1):
-        lines.append(f"| {step} | " + " | ".join(_diff(summary["step_tests"][f"{a}-{b}/adv_acc"][i])
+        lines.append(f"| {step} | " + " | ".join(diff_text(summary["step_tests"][f"{a}-{b}/adv_acc"][i])
                                              for a, b in COMPARISONS) + " |")
-    attacks = summary["attacks"]
-    n_aa = s.get("autoattack") or 0
-    lines += ["", f"## After {s['steps']} steps: the first {s['test_n']:,} test images" +
-              (f" (AutoAttack: the first {n_aa})" if "autoattack" in attacks else ""), "",
-              "| arm | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
-              "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
-    for arm in ARMS:
-        lines.append(f"| {arm} | " + " | ".join(pm(summary["final"][arm][a]) for a in attacks) + " |")
-    lines += ["", "| difference | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
-              "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
-    for a, b in COMPARISONS:
-        tests = [summary["final_tests"][f"{a}-{b}/{k}"] for k in attacks]
-        lines.append(f"| {a} − {b} | " + " | ".join(f"{_diff(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}"
-                                                   for t in tests) + " |")
+    lines += ["", f"## After {s['steps']} steps: the first {s['test_n']:,} test images"] + final_table(
+        summary, ARMS, COMPARISONS, s.get("autoattack") or 0)
     return "\n".join(lines) + "\n"
 
 
@@ -248,7 +191,7 @@ def main() -> None:
                      "seeds": seeds, "model": dataset_info(DATASET).model, "n_train": len(x)},
         "warmup_steps": cells[("he+warmup", seeds[0])]["warmup_steps"],
         "init": {"per_seed": init_runs, "mean": init_mean, "layers": layers},
-        "summary": summarise(cells, seeds),
+        "summary": summarise(cells, seeds, ARMS, COMPARISONS),
         "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in ARMS for s in seeds},
     }
     publish(Path(args.out), args.name, payload, markdown, figure)
