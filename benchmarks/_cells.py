@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,22 @@ ARMS = {
 }
 
 
+def arm_spec(arm: str) -> Arm:
+    """An arm of :data:`ARMS`, or ``he-s<S>-m<M>``: HE with scale S and margin M (study 3's grid)."""
+    if arm in ARMS:
+        return ARMS[arm]
+    match = re.fullmatch(r"he-s([0-9.]+)-m([0-9.]+)", arm)
+    if match is None:
+        raise SystemExit(f"unknown arm {arm!r}; choose from {list(ARMS)} or he-s<scale>-m<margin>")
+    return Arm("he", {"scale": float(match[1]), "margin": float(match[2])})
+
+
+def he_arm(scale: float, margin: float) -> str:
+    """The arm name of HE with ``scale`` and ``margin`` (the named arms where they exist, so that cells are shared)."""
+    named = {(15.0, 0.2): "he", (15.0, 0.0): "fn+wn"}
+    return named.get((float(scale), float(margin)), f"he-s{scale:g}-m{margin:g}")
+
+
 def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that define a cell (and its cache key), plus where the cells live and how to share the work."""
     parser.add_argument("--seeds", default="0,1,2")
@@ -72,6 +89,7 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
     parser.add_argument("--autoattack", type=int, default=0, help="standard AutoAttack on the first N test images")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each cell)")
     parser.add_argument("--work", default=str(CELLS), help="cache of finished cells (JSON and run folder)")
 
 
@@ -83,7 +101,7 @@ def cell_name(arm: str, seed: int, train_steps: int, args) -> str:
 def build(arm: str, seed: int) -> nn.Module:
     """The dataset's model with the arm's head; the body's initial weights depend on the seed only."""
     info = dataset_info(DATASET)
-    spec = ARMS[arm]
+    spec = arm_spec(arm)
     torch.manual_seed(seed)
     return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=spec.head, **spec.head_kwargs)
 
@@ -109,10 +127,10 @@ def load_data(args) -> dict:
 def train_cell(arm: str, seed: int, train_steps: int, data: dict, args, run_dir: Path) -> dict:
     """Train one arm for one seed with PGD-``train_steps`` in training, an evaluation after every checkpoint step;
     save the model as a run folder in ``run_dir``; return the curve and the final model's per-image results."""
-    spec = ARMS[arm]
+    spec = arm_spec(arm)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
     model = build(arm, seed)
-    classifier = make_classifier(model, DATASET, lr=args.lr, device="cpu")
+    classifier = make_classifier(model, DATASET, lr=args.lr, device=args.device)
     trainer = PGDATTrainer(classifier, eps=args.eps, max_iter=train_steps, precision="fp32", seed=seed,
                            verbose=False)
     steps_per_epoch = -(-len(x) // args.batch_size)
@@ -139,23 +157,23 @@ def train_cell(arm: str, seed: int, train_steps: int, data: dict, args, run_dir:
                       precision="fp32").resolved()
     save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
     final = final_eval(trainer, classifier, data, args)
-    return {"arm": arm, "seed": seed, "train_steps": train_steps, "warmup_steps": warmup_steps, "curve": curve,
-            "train_s": round(train_s, 1), **final}
+    return {"arm": arm, "seed": seed, "device": args.device, "train_steps": train_steps, "warmup_steps": warmup_steps,
+            "curve": curve, "train_s": round(train_s, 1), **final}
 
 
 def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
     """Per-image correctness, clean and under PGD-20 (the trainer's attack, CE, step eps/4, one random start), on
     the first ``--test-n`` test images; AutoAttack on the first ``--autoattack`` images."""
     xt, yt = trainer._as_tensors(data["xt"], data["yt"])
-    generator = torch.Generator().manual_seed(10_000)
+    generator = torch.Generator(device=trainer.device).manual_seed(10_000)
     trainer.model.eval()
     clean, pgd20 = [], []
     for s in range(0, len(xt), 500):
         xb, yb = xt[s : s + 500], yt[s : s + 500]
         xa = trainer.attack(xb, yb, trainer.objective.attack_loss, eps=args.eps, eps_step=args.eps / 4, max_iter=20,
                             generator=generator)
-        clean.append((trainer._predict(xb) == yb).numpy())
-        pgd20.append((trainer._predict(xa) == yb).numpy())
+        clean.append((trainer._predict(xb) == yb).cpu().numpy())
+        pgd20.append((trainer._predict(xa) == yb).cpu().numpy())
     out = {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
     if args.autoattack:
         from art_he.evaluation.auto_attack import run_autoattack
@@ -289,13 +307,12 @@ def main() -> None:
     """``python _cells.py --arms fn,wn --ks 1,3``: train cells ahead of the studies that report them."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     add_cell_arguments(parser)
-    parser.add_argument("--arms", required=True, help=f"comma-separated, from {', '.join(ARMS)}")
+    parser.add_argument("--arms", required=True, help=f"comma-separated: {', '.join(ARMS)} or he-s<S>-m<M>")
     parser.add_argument("--ks", default="3", help="PGD steps of the training attack, comma-separated")
     args = parser.parse_args()
     arms = args.arms.split(",")
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown:
-        raise SystemExit(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    for arm in arms:
+        arm_spec(arm)
     seeds = [int(s) for s in args.seeds.split(",")]
     run_cells([(arm, s, int(k)) for k in args.ks.split(",") for s in seeds for arm in arms], args)
 
