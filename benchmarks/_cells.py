@@ -30,7 +30,7 @@ from art_he.heads import find_head
 from art_he.models import build_model
 from art_he.runs import make_classifier, run_config, save_run
 from art_he.schedules import make_scheduler
-from art_he.trainers import PGDATTrainer
+from art_he.trainers import FRAMEWORKS, PGDATTrainer
 
 HERE = Path(__file__).resolve().parent
 DATASET = "fashion-mnist"
@@ -93,9 +93,10 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default=str(CELLS), help="cache of finished cells (JSON and run folder)")
 
 
-def cell_name(arm: str, seed: int, train_steps: int, args) -> str:
+def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
+    """The cache key of a cell (PGD-AT cells carry no framework suffix)."""
     return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"
-            f"-t{args.test_n}-aa{args.autoattack}")
+            f"-t{args.test_n}-aa{args.autoattack}" + ("" if framework == "pgd" else f"-{framework}"))
 
 
 def build(arm: str, seed: int) -> nn.Module:
@@ -124,15 +125,16 @@ def load_data(args) -> dict:
             "yt": yt[: args.test_n]}
 
 
-def train_cell(arm: str, seed: int, train_steps: int, data: dict, args, run_dir: Path) -> dict:
-    """Train one arm for one seed with PGD-``train_steps`` in training, an evaluation after every checkpoint step;
+def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict, args, run_dir: Path) -> dict:
+    """Train one arm for one seed by ``framework`` (``"pgd"``: PGD-AT, ``"trades"``, ``"alp"``: their defaults)
+    with PGD-``train_steps`` in training, an evaluation after every checkpoint step;
     save the model as a run folder in ``run_dir``; return the curve and the final model's per-image results."""
     spec = arm_spec(arm)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
     model = build(arm, seed)
     classifier = make_classifier(model, DATASET, lr=args.lr, device=args.device)
-    trainer = PGDATTrainer(classifier, eps=args.eps, max_iter=train_steps, precision="fp32", seed=seed,
-                           verbose=False)
+    trainer = FRAMEWORKS[framework](classifier, eps=args.eps, max_iter=train_steps, precision="fp32", seed=seed,
+                                    verbose=False)
     steps_per_epoch = -(-len(x) // args.batch_size)
     warmup_steps = int(np.ceil(args.warmup * steps_per_epoch)) if spec.warmup else 0
     scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, args.lr,
@@ -150,15 +152,15 @@ def train_cell(arm: str, seed: int, train_steps: int, data: dict, args, run_dir:
                       "train_loss": m["loss"], "lr": m["lr"]})
         done = step
     train_s = time.perf_counter() - start
-    cfg = TrainConfig(dataset=DATASET, framework="pgd", head=spec.head, scale=spec.head_kwargs.get("scale"),
+    cfg = TrainConfig(dataset=DATASET, framework=framework, head=spec.head, scale=spec.head_kwargs.get("scale"),
                       margin=spec.head_kwargs.get("margin"),
                       epochs=1, lr=args.lr, schedule="constant", warmup=args.warmup if spec.warmup else 0.0,
                       seed=seed, eps=args.eps, max_iter=train_steps, batch_size=args.batch_size,
                       precision="fp32").resolved()
     save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
     final = final_eval(trainer, classifier, data, args)
-    return {"arm": arm, "seed": seed, "device": args.device, "train_steps": train_steps, "warmup_steps": warmup_steps,
-            "curve": curve, "train_s": round(train_s, 1), **final}
+    return {"arm": arm, "seed": seed, "framework": framework, "device": args.device, "train_steps": train_steps,
+            "warmup_steps": warmup_steps, "curve": curve, "train_s": round(train_s, 1), **final}
 
 
 def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
@@ -204,13 +206,15 @@ def claim(lock: Path) -> bool:
     return True
 
 
-def run_cells(wanted: list[tuple[str, int, int]], args) -> dict[tuple[str, int, int], dict] | None:
-    """Train the missing ``(arm, seed, train_steps)`` cells that no other worker holds, then return all of them, or
-    ``None`` (after saying which are missing) while some are not there yet. Start one worker per core."""
+def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
+    """Train the missing cells ``(arm, seed, train_steps[, framework])`` (framework default ``"pgd"``) that no other
+    worker holds, then return all of them keyed as given, or ``None`` (after saying which are missing) while some
+    are not there yet. Start one worker per core."""
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    path = {c: work / f"{cell_name(*c, args)}.json" for c in wanted}
+    full = {c: (*c, "pgd")[:4] for c in wanted}
+    path = {c: work / f"{cell_name(*full[c], args)}.json" for c in wanted}
     data = None
     for cell in wanted:
         lock = path[cell].with_suffix(".lock")
@@ -220,14 +224,15 @@ def run_cells(wanted: list[tuple[str, int, int]], args) -> dict[tuple[str, int, 
             if path[cell].is_file():  # finished by another worker between the check and the claim
                 continue
             data = data or load_data(args)
-            arm, seed, k = cell
-            print(f"training {arm} seed {seed} PGD-{k}", flush=True)
-            result = train_cell(arm, seed, k, data, args, work / cell_name(arm, seed, k, args))
+            arm, seed, k, framework = full[cell]
+            print(f"training {arm} seed {seed} PGD-{k} {framework}", flush=True)
+            result = train_cell(arm, seed, k, framework, data, args, path[cell].with_suffix(""))
             path[cell].write_text(json.dumps(result))
-            print(f"  {arm} seed {seed} PGD-{k}: {result['curve'][-1]} in {result['train_s']} s", flush=True)
+            print(f"  {arm} seed {seed} PGD-{k} {framework}: {result['curve'][-1]} in {result['train_s']} s",
+                  flush=True)
         finally:
             lock.unlink(missing_ok=True)
-    missing = [f"{arm} seed {s} PGD-{k}" for (arm, s, k) in wanted if not path[(arm, s, k)].is_file()]
+    missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
     if missing:
         print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
         return None
@@ -309,12 +314,13 @@ def main() -> None:
     add_cell_arguments(parser)
     parser.add_argument("--arms", required=True, help=f"comma-separated: {', '.join(ARMS)} or he-s<S>-m<M>")
     parser.add_argument("--ks", default="3", help="PGD steps of the training attack, comma-separated")
+    parser.add_argument("--framework", default="pgd", choices=("pgd", "alp", "trades"))
     args = parser.parse_args()
     arms = args.arms.split(",")
     for arm in arms:
         arm_spec(arm)
     seeds = [int(s) for s in args.seeds.split(",")]
-    run_cells([(arm, s, int(k)) for k in args.ks.split(",") for s in seeds for arm in arms], args)
+    run_cells([(arm, s, int(k), args.framework) for k in args.ks.split(",") for s in seeds for arm in arms], args)
 
 
 if __name__ == "__main__":
