@@ -93,6 +93,20 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default=str(CELLS), help="cache of finished cells (JSON and run folder)")
 
 
+def study_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """A study's command line: the cells' options, ``--out`` and ``--name`` (the report's folder and file stem)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    add_cell_arguments(parser)
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--name", default=name)
+    return parser
+
+
+def settings_of(args, **extra) -> dict:
+    """What a study's report records of its command line (not where files go), plus ``extra``."""
+    return {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")}, **extra}
+
+
 def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
     """The cache key of a cell (PGD-AT cells carry no framework suffix)."""
     return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"

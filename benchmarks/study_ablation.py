@@ -25,12 +25,11 @@ cells are there. The plain and he cells are study 6's.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import add_cell_arguments, final_table, run_cells, summarise
+from _cells import final_table, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
@@ -98,10 +97,7 @@ def figure(payload: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_cell_arguments(parser)
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--name", default="study_ablation")
+    parser = study_parser(__doc__, "study_ablation")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     found = run_cells([(arm, s, TRAIN_STEPS) for s in seeds for arm in ARMS], args)
@@ -110,9 +106,8 @@ def main() -> None:
     cells = {(arm, s): cell for (arm, s, _), cell in found.items()}
     payload = {
         "study": "Study 4: which part of HE does the work? (issue 13)",
-        "device": device_name(torch.device("cpu")),
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")},
-                     "seeds": seeds, "train_steps": TRAIN_STEPS, "model": "small-cnn"},
+        "device": device_name(torch.device(args.device)),
+        "settings": settings_of(args, seeds=seeds, train_steps=TRAIN_STEPS, model="small-cnn"),
         "summary": summarise(cells, seeds, ARMS, COMPARISONS),
         "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in ARMS for s in seeds},
     }

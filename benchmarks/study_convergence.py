@@ -36,12 +36,11 @@ Each (arm, seed) is a cell of ``_cells.py``, cached under ``--work`` when finish
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import DATASET, add_cell_arguments, build, diff_text, final_table, run_cells, summarise
+from _cells import DATASET, build, diff_text, final_table, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
@@ -164,11 +163,8 @@ def figure(payload: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_cell_arguments(parser)
+    parser = study_parser(__doc__, "study_convergence")
     parser.add_argument("--train-steps", type=int, default=3, help="PGD steps of the training attack")
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--name", default="study_convergence")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     found = run_cells([(arm, s, args.train_steps) for s in seeds for arm in ARMS], args)
@@ -186,9 +182,8 @@ def main() -> None:
                                             for k in layers}
     payload = {
         "study": "Study 6: HE's slow start, its cause and an LR warm-up (issue 13)",
-        "device": device_name(torch.device("cpu")),
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")},
-                     "seeds": seeds, "model": dataset_info(DATASET).model, "n_train": len(x)},
+        "device": device_name(torch.device(args.device)),
+        "settings": settings_of(args, seeds=seeds, model=dataset_info(DATASET).model, n_train=len(x)),
         "warmup_steps": cells[("he+warmup", seeds[0])]["warmup_steps"],
         "init": {"per_seed": init_runs, "mean": init_mean, "layers": layers},
         "summary": summarise(cells, seeds, ARMS, COMPARISONS),

@@ -19,11 +19,10 @@ The PGD-AT cells of (15, 0.2) and (15, 0) are study 6's ``he`` and study 4's ``f
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
-from _cells import ATTACK_LABELS, add_cell_arguments, final_table, he_arm, run_cells, summarise
+from _cells import ATTACK_LABELS, final_table, he_arm, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
@@ -101,11 +100,8 @@ def figure(payload: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_cell_arguments(parser)
+    parser = study_parser(__doc__, "study_scale_margin")
     parser.add_argument("--frameworks", default="pgd,trades")
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--name", default="study_scale_margin")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     frameworks = args.frameworks.split(",")
@@ -121,8 +117,7 @@ def main() -> None:
     payload = {
         "study": "Study 3: HE's (s, m) trade-off (issue 13)",
         "device": device_name(torch.device(args.device)),
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")},
-                     "seeds": seeds, "frameworks": frameworks, "train_steps": TRAIN_STEPS, "model": "small-cnn"},
+        "settings": settings_of(args, seeds=seeds, frameworks=frameworks, train_steps=TRAIN_STEPS, model="small-cnn"),
         "summary": summarise(cells, seeds, labels, comparisons(frameworks)),
         "runtime": {f"{a}/s{s}": cells[(a, s)]["train_s"] for a in labels for s in seeds},
     }

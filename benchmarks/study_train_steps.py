@@ -19,12 +19,11 @@ all cells are there. The k = 3 cells are study 6's.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import add_cell_arguments, final_table, run_cells, summarise
+from _cells import final_table, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
@@ -90,11 +89,8 @@ def figure(payload: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_cell_arguments(parser)
+    parser = study_parser(__doc__, "study_train_steps")
     parser.add_argument("--ks", default="1,2,3", help="PGD steps of the training attack, comma-separated")
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--name", default="study_train_steps")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     ks = sorted(int(k) for k in args.ks.split(","))
@@ -105,9 +101,8 @@ def main() -> None:
     arms = [label(h, k) for k in ks for h in HEADS]
     payload = {
         "study": "Study 2: does HE need fewer attack steps in training? (issue 13)",
-        "device": device_name(torch.device("cpu")),
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")},
-                     "seeds": seeds, "ks": ks, "model": "small-cnn"},
+        "device": device_name(torch.device(args.device)),
+        "settings": settings_of(args, seeds=seeds, ks=ks, model="small-cnn"),
         "summary": summarise(cells, seeds, arms, comparisons(ks)),
         "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in arms for s in seeds},
     }
