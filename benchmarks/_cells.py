@@ -108,9 +108,11 @@ def settings_of(args, **extra) -> dict:
 
 
 def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
-    """The cache key of a cell (PGD-AT cells carry no framework suffix)."""
+    """The cache key of a cell (PGD-AT cells carry no framework suffix, CPU cells no device suffix: the float sums of
+    another device differ, so its cells are kept apart)."""
     return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"
-            f"-t{args.test_n}-aa{args.autoattack}" + ("" if framework == "pgd" else f"-{framework}"))
+            f"-t{args.test_n}-aa{args.autoattack}" + ("" if framework == "pgd" else f"-{framework}")
+            + ("" if args.device == "cpu" else f"-{args.device.split(':')[0]}"))
 
 
 def build(arm: str, seed: int) -> nn.Module:
