@@ -35,6 +35,7 @@ from art_he.trainers import FRAMEWORKS, PGDATTrainer
 HERE = Path(__file__).resolve().parent
 DATASET = "fashion-mnist"
 CELLS = HERE / "results" / "study_convergence" / "cells"  # study 6 made the first cells; the others reuse them
+TRAIN_STEPS = 3  # PGD steps of the training attack of study 6, whose cells the other studies reuse
 CHECKPOINTS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 350, 400)
 
 

@@ -29,12 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import final_table, run_cells, settings_of, study_parser, summarise
+from _cells import TRAIN_STEPS, final_table, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
 HERE = Path(__file__).resolve().parent
-TRAIN_STEPS = 3  # study 6's training attack, so that its plain and he cells are reused
 ARMS = ("plain", "fn", "wn", "fn+wn", "he")
 COMPARISONS = (("fn", "plain"), ("wn", "plain"), ("fn+wn", "plain"), ("he", "plain"), ("fn+wn", "fn"),
                ("fn+wn", "wn"), ("he", "fn+wn"))

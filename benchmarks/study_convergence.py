@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import DATASET, build, diff_text, final_table, run_cells, settings_of, study_parser, summarise
+from _cells import DATASET, TRAIN_STEPS, build, diff_text, final_table, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
@@ -164,7 +164,7 @@ def figure(payload: dict, path: Path) -> None:
 
 def main() -> None:
     parser = study_parser(__doc__, "study_convergence")
-    parser.add_argument("--train-steps", type=int, default=3, help="PGD steps of the training attack")
+    parser.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="PGD steps of the training attack")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     found = run_cells([(arm, s, args.train_steps) for s in seeds for arm in ARMS], args)

@@ -22,12 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from _cells import ATTACK_LABELS, final_table, he_arm, run_cells, settings_of, study_parser, summarise
+from _cells import ATTACK_LABELS, TRAIN_STEPS, final_table, he_arm, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
 HERE = Path(__file__).resolve().parent
-TRAIN_STEPS = 3
 SCALES = (1.0, 5.0, 10.0, 15.0, 20.0)  # at MARGIN
 MARGINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # at SCALE
 SCALE, MARGIN = 15.0, 0.2
