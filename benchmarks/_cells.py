@@ -5,8 +5,10 @@ A cell trains the dataset's small CNN with an arm's head (:data:`ARMS`) through 
 per stretch between two :data:`CHECKPOINTS`, the scheduler shared across the calls, the validation that ``fit``
 runs after each call: clean and PGD-10 accuracy on the first ``--val-n`` test images), saves the model as an
 ``art-he`` run folder, then records per-image correctness, clean and under PGD-20 (CE, step eps/4, one random start)
-on the first ``--test-n`` test images, and with ``--autoattack N`` standard AutoAttack on the first N. All arms of a
-seed share the initial body weights and the batch order. The cache key (:func:`cell_name`) holds every setting.
+on the first ``--test-n`` test images. All arms of a seed share the initial body weights and the batch order. The
+cache key (:func:`cell_name`) holds every setting. ``--autoattack N`` adds standard AutoAttack on the first N test
+images to the finished cells, from their run folders, stage by stage (:func:`autoattack_stage`), cached beside
+each cell (``<cell>.aa<N>.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +31,7 @@ from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.heads import find_head
 from art_he.models import build_model
-from art_he.runs import make_classifier, run_config, save_run
+from art_he.runs import load_run, make_classifier, run_config, save_run
 from art_he.schedules import make_scheduler
 from art_he.trainers import FRAMEWORKS, PGDATTrainer
 
@@ -88,7 +91,8 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--val-n", type=int, default=1000)
     parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
-    parser.add_argument("--autoattack", type=int, default=0, help="standard AutoAttack on the first N test images")
+    parser.add_argument("--autoattack", type=int, default=0,
+                        help="add standard AutoAttack on the first N test images to each cell (0: none)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each cell)")
     parser.add_argument("--work", default=str(CELLS), help="cache of finished cells (JSON and run folder)")
@@ -112,7 +116,7 @@ def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> st
     """The cache key of a cell (PGD-AT cells carry no framework suffix, CPU cells no device suffix: the float sums of
     another device differ, so its cells are kept apart)."""
     return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"
-            f"-t{args.test_n}-aa{args.autoattack}" + ("" if framework == "pgd" else f"-{framework}")
+            f"-t{args.test_n}" + ("" if framework == "pgd" else f"-{framework}")
             + ("" if args.device == "cpu" else f"-{args.device.split(':')[0]}"))
 
 
@@ -175,14 +179,14 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
                       seed=seed, eps=args.eps, max_iter=train_steps, batch_size=args.batch_size,
                       precision="fp32").resolved()
     save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
-    final = final_eval(trainer, classifier, data, args)
+    final = final_eval(trainer, data, args)
     return {"arm": arm, "seed": seed, "framework": framework, "device": args.device, "train_steps": train_steps,
             "warmup_steps": warmup_steps, "curve": curve, "train_s": round(train_s, 1), **final}
 
 
-def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
+def final_eval(trainer: PGDATTrainer, data: dict, args) -> dict:
     """Per-image correctness, clean and under PGD-20 (the trainer's attack, CE, step eps/4, one random start), on
-    the first ``--test-n`` test images; AutoAttack on the first ``--autoattack`` images."""
+    the first ``--test-n`` test images."""
     xt, yt = trainer._as_tensors(data["xt"], data["yt"])
     generator = torch.Generator(device=trainer.device).manual_seed(10_000)
     trainer.model.eval()
@@ -193,15 +197,71 @@ def final_eval(trainer: PGDATTrainer, classifier, data: dict, args) -> dict:
                             generator=generator)
         clean.append((trainer._predict(xb) == yb).cpu().numpy())
         pgd20.append((trainer._predict(xa) == yb).cpu().numpy())
-    out = {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
-    if args.autoattack:
-        from art_he.evaluation.auto_attack import run_autoattack
+    return {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
 
-        n = args.autoattack
-        start = time.perf_counter()
-        result = run_autoattack(classifier, data["xt"][:n], data["yt"][:n], eps=args.eps, seed=0)
-        out["correct"]["autoattack"] = np.asarray(result.correct, dtype=bool).tolist()
-        out["autoattack_s"] = round(time.perf_counter() - start, 1)
+
+AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square", "raw apgd-ce")  # the last for hypersphere heads only
+
+
+def autoattack_stage(run: Path, stage: str, done: dict, n: int, args) -> list[bool] | None:
+    """One stage of standard AutoAttack at ``--eps`` on the first ``n`` test images, on the model of the run folder
+    ``run``: the attack ``stage`` on the images that survived the stages in ``done`` (``{stage: per-image
+    robust}``), as ``art_he.evaluation.run_autoattack`` runs them one after another (the same settings and seeds,
+    and for HE APGD-CE on the raw cosines last), so that the stages together give its result exactly and a CPU run
+    can stop between them. Per-image robustness after the stage; ``None`` where it does not apply (the raw pass of
+    a model without a hypersphere head)."""
+    from art_he.evaluation import run_autoattack
+    from art_he.evaluation.views import objective_for
+
+    _, classifier, _ = load_run(run, device=args.device)
+    raw = stage.startswith("raw ")
+    if raw and not objective_for(classifier).hypersphere:
+        return None
+    x, y = load_dataset(DATASET, train=False)
+    robust = np.ones(n, bool)
+    for previous in AA_STAGES[: AA_STAGES.index(stage)]:
+        if done.get(previous) is not None:
+            robust = np.asarray(done[previous], bool)
+    idx = np.flatnonzero(robust)
+    if len(idx):
+        result = run_autoattack(classifier, x[:n][idx], y[:n][idx], eps=args.eps, seed=0, raw_apgd=False,
+                                attacks=(stage.removeprefix("raw "),), logits=not raw)
+        robust[idx] = np.asarray(result.correct, bool)
+    return robust.tolist()
+
+
+def autoattack_cells(paths: list[Path], n: int, args) -> None:
+    """Run the missing AutoAttack stages of the cells at ``paths`` (stage by stage over all cells, so that the
+    gradient attacks are done everywhere first), each recorded in ``<cell>.aa<n>.json`` under a lock."""
+    for stage in AA_STAGES:
+        for path in paths:
+            aa_path, lock = path.with_suffix(f".aa{n}.json"), path.with_suffix(f".aa{n}.lock")
+            if not claim(lock):
+                continue
+            try:
+                aa = json.loads(aa_path.read_text()) if aa_path.is_file() else {"n": n, "eps": args.eps,
+                                                                                 "robust": {}, "time_s": {}}
+                if stage in aa["robust"]:
+                    continue
+                print(f"AutoAttack {stage} on {n} images: {path.stem}", flush=True)
+                start = time.perf_counter()
+                aa["robust"][stage] = autoattack_stage(path.with_suffix(""), stage, aa["robust"], n, args)
+                aa["time_s"][stage] = round(time.perf_counter() - start, 1)
+                aa_path.write_text(json.dumps(aa))
+                robust = aa["robust"][stage]
+                print(f"  {'n/a' if robust is None else f'robust {np.mean(robust):.3f}'} in {aa['time_s'][stage]} s",
+                      flush=True)
+            finally:
+                lock.unlink(missing_ok=True)
+
+
+def autoattack_results(aa: dict) -> dict:
+    """Per-image correctness under the finished stages: ``apgd`` (APGD-CE then APGD-T on the logits) and, once all
+    stages are done, ``autoattack``."""
+    robust = aa["robust"]
+    out = {"apgd": robust["apgd-t"]} if "apgd-t" in robust else {}
+    if all(stage in robust for stage in AA_STAGES):
+        out["autoattack"] = next(robust[s] for s in reversed(AA_STAGES) if robust[s] is not None)
     return out
 
 
@@ -225,8 +285,9 @@ def claim(lock: Path) -> bool:
 
 def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
     """Train the missing cells ``(arm, seed, train_steps[, framework])`` (framework default ``"pgd"``) that no other
-    worker holds, then return all of them keyed as given, or ``None`` (after saying which are missing) while some
-    are not there yet. Start one worker per core."""
+    worker holds and, with ``--autoattack N``, add AutoAttack to those that lack it; then return all of them keyed
+    as given (AutoAttack merged into ``correct`` where it is there), or ``None`` (after saying which are missing)
+    while some cells are not trained yet. Start one worker per core."""
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -234,31 +295,44 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
     path = {c: work / f"{cell_name(*full[c], args)}.json" for c in wanted}
     data = None
     for cell in wanted:
-        lock = path[cell].with_suffix(".lock")
-        if path[cell].is_file() or not claim(lock):
-            continue
-        try:
-            if path[cell].is_file():  # finished by another worker between the check and the claim
-                continue
+        label = " ".join(map(str, full[cell]))
+        if not path[cell].is_file():
             data = data or load_data(args)
-            arm, seed, k, framework = full[cell]
-            print(f"training {arm} seed {seed} PGD-{k} {framework}", flush=True)
-            result = train_cell(arm, seed, k, framework, data, args, path[cell].with_suffix(""))
-            path[cell].write_text(json.dumps(result))
-            print(f"  {arm} seed {seed} PGD-{k} {framework}: {result['curve'][-1]} in {result['train_s']} s",
-                  flush=True)
-        finally:
-            lock.unlink(missing_ok=True)
+            _once(path[cell], f"training {label}",
+                  partial(train_cell, *full[cell], data, args, path[cell].with_suffix("")))
+    if args.autoattack:
+        autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args)
     missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
     if missing:
         print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
         return None
-    return {c: json.loads(path[c].read_text()) for c in wanted}
+    cells = {c: json.loads(path[c].read_text()) for c in wanted}
+    for c, cell in cells.items():
+        aa_path = path[c].with_suffix(f".aa{args.autoattack}.json")
+        if args.autoattack and aa_path.is_file():
+            cell["correct"].update(autoattack_results(json.loads(aa_path.read_text())))
+    return cells
+
+
+def _once(path: Path, what: str, make) -> None:
+    """Write ``make()`` as JSON to ``path`` unless it is there or another worker holds ``path``'s lock."""
+    lock = path.with_suffix(".lock")
+    if path.is_file() or not claim(lock):
+        return
+    try:
+        if path.is_file():  # finished by another worker between the check and the claim
+            return
+        print(what, flush=True)
+        start = time.perf_counter()
+        path.write_text(json.dumps(make()))
+        print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 # -- summaries ------------------------------------------------------------------------------------------------
 
-ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "autoattack": "AutoAttack"}
+ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "apgd": "APGD-CE+T", "autoattack": "AutoAttack"}
 
 
 def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, comparisons) -> dict:
@@ -282,14 +356,14 @@ def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, compar
                                zip(cells[(a, s)]["curve"], cells[(b, s)]["curve"])] for s in seeds])
             step_tests[f"{a}-{b}/{key}"] = [paired_t(diffs[:, i].tolist()) for i in range(len(steps))]
     final, final_tests = {}, {}
-    attacks = [k for k in ("clean", "pgd20", "autoattack") if all(k in c["correct"] for c in cells.values())]
+    attacks = [k for k in ATTACK_LABELS if any(k in c["correct"] for c in cells.values())]
     for arm in arms:
         final[arm] = {}
-        for attack in attacks:
+        for attack in (a for a in attacks if all(a in cells[(arm, s)]["correct"] for s in seeds)):
             acc = [100 * float(np.mean(cells[(arm, s)]["correct"][attack])) for s in seeds]
             final[arm][attack] = {"per_seed": acc, "mean": float(np.mean(acc)), "sd": sd(acc)}
     for a, b in comparisons:
-        for attack in attacks:
+        for attack in (k for k in attacks if k in final[a] and k in final[b]):
             diffs = [final[a][attack]["per_seed"][i] - final[b][attack]["per_seed"][i] for i in range(len(seeds))]
             ca = np.concatenate([np.asarray(cells[(a, s)]["correct"][attack], bool) for s in seeds])
             cb = np.concatenate([np.asarray(cells[(b, s)]["correct"][attack], bool) for s in seeds])
@@ -309,19 +383,23 @@ def diff_text(test: dict) -> str:
 
 
 def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list[str]:
-    """Markdown lines: accuracy per arm and attack (mean ± sd), then each comparison's paired difference."""
-    attacks = summary["attacks"]
-    lines = [""] + ([f"AutoAttack: the first {n_autoattack:,} test images.", ""] if "autoattack" in attacks else [])
+    """Markdown lines: accuracy per arm and attack (mean ± sd), then each comparison's paired difference (– where
+    an arm lacks an attack)."""
+    attacks, final, tests = summary["attacks"], summary["final"], summary["final_tests"]
+    lines = [""]
+    if {"apgd", "autoattack"} & set(attacks):
+        lines += [f"APGD-CE+T (AutoAttack's APGD-CE, then APGD-T on the survivors) and AutoAttack (all of it): the "
+                  f"first {n_autoattack:,} test images; – where not run yet.", ""]
     lines += ["| arm | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
               "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
     for arm in arms:
-        lines.append(f"| {arm} | " + " | ".join(pm(summary["final"][arm][a]) for a in attacks) + " |")
+        lines.append(f"| {arm} | " + " | ".join(pm(final[arm][a]) if a in final[arm] else "–" for a in attacks) + " |")
     lines += ["", "| difference | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
               "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
     for a, b in comparisons:
-        tests = [summary["final_tests"][f"{a}-{b}/{k}"] for k in attacks]
-        lines.append(f"| {a} − {b} | " + " | ".join(f"{diff_text(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}"
-                                                   for t in tests) + " |")
+        cells = [tests.get(f"{a}-{b}/{k}") for k in attacks]
+        lines.append(f"| {a} − {b} | " + " | ".join(
+            f"{diff_text(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}" if t else "–" for t in cells) + " |")
     return lines
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _cells import TRAIN_STEPS, add_cell_arguments, cell_name
 from _common import device_name, publish
 from _stats import paired_t, pm, sd
 
@@ -45,10 +46,13 @@ STYLES = {"pgd20": "-", "cw20": "--", "autoattack": ":"}
 
 
 def run_dir(cells: Path, arm: str, seed: int) -> Path:
-    found = sorted(p for p in cells.glob(f"{arm}-s{seed}-*") if p.is_dir())
-    if not found:
-        raise SystemExit(f"no run folder for {arm} seed {seed} in {cells}; run study_convergence.py first")
-    return found[0]
+    """The run folder of study 6's ``arm`` cell for ``seed`` (the cells' default settings, PGD-3 in training)."""
+    parser = argparse.ArgumentParser()
+    add_cell_arguments(parser)
+    run = cells / cell_name(arm, seed, TRAIN_STEPS, "pgd", parser.parse_args([]))
+    if not run.is_dir():
+        raise SystemExit(f"no run folder {run.name} in {cells}; run study_convergence.py first")
+    return run
 
 
 def evaluate_cell(run: Path, eps: float, kind: str, n: int) -> dict:

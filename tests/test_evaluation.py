@@ -358,6 +358,20 @@ def test_autoattack_runner_reports_parts_and_flags(he_clf, fmnist):
         run_autoattack(he_clf, x[:4], y[:4], eps=EPS, attacks=("pgd",))
 
 
+def test_autoattack_part_by_part_gives_the_one_run(he_clf, fmnist):
+    _, _, x, y = fmnist
+    x, y = x[:16], y[:16]
+    kwargs = dict(eps=EPS, n_iter=4, seed=0)
+    whole = run_autoattack(he_clf, x, y, attacks=("apgd-ce", "apgd-t"), **kwargs)
+    robust = np.ones(len(x), bool)
+    for part, logits in (("apgd-ce", True), ("apgd-t", True), ("apgd-ce", False)):  # the raw-cosine pass last
+        idx = np.flatnonzero(robust)
+        result = run_autoattack(he_clf, x[idx], y[idx], attacks=(part,), raw_apgd=False, logits=logits, **kwargs)
+        robust[idx] = result.correct
+        assert set(result.broken_by) == {"logits" if logits else "raw"}
+    assert robust.tolist() == whole.correct.tolist()
+
+
 def test_autoattack_accuracies_come_from_its_results_and_the_logger_level_is_left_alone(plain_clf, fmnist):
     _, _, x, y = fmnist
     logger, seen = logging.getLogger("auto-attack"), []

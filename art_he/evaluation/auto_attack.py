@@ -103,13 +103,16 @@ def run_autoattack(
     batch_size: int = 250,
     seed: int = 0,
     raw_apgd: bool | None = None,
+    logits: bool = True,
     n_iter: int | None = None,
     n_queries: int | None = None,
 ) -> AutoAttackResult:
     """Run AutoAttack (``attacks=None``: the standard version) on ``classifier``; ``y`` are integer labels.
 
     ``raw_apgd`` (default: when the model has a hypersphere head) adds APGD-CE on the raw outputs on the
-    survivors. ``n_iter``/``n_queries`` cap APGD/FAB iterations and Square queries (smoke tests only).
+    survivors. ``logits=False`` runs the attacks on the raw outputs instead (no extra pass): with
+    ``attacks=("apgd-ce",)`` on the survivors of the standard attacks, that extra pass alone, so that a long run
+    can go part by part. ``n_iter``/``n_queries`` cap APGD/FAB iterations and Square queries (smoke tests only).
     """
     if attacks is not None:
         unknown = set(attacks) - set(PARTS)
@@ -127,12 +130,12 @@ def run_autoattack(
     start = time.perf_counter()
     with global_seed(seed):  # pyautoattack reseeds torch's global generator: restored afterwards
         try:
-            module = as_torch_module(classifier, logits=True)
+            module = as_torch_module(classifier, logits=logits)
             x_adv, robust, per_attack = _run(module, x, y, attacks=attacks, **kwargs)
             clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
             checks.check_square_sr({"clean": clean, **per_attack}, logger=logger)
-            broken = {"logits": int((~robust).sum())}
-            if raw_apgd and he and (attacks is None or "apgd-ce" in attacks):
+            broken = {"logits" if logits else "raw": int((~robust).sum())}
+            if raw_apgd and he and logits and (attacks is None or "apgd-ce" in attacks):
                 idx = np.flatnonzero(robust)
                 if len(idx):
                     raw = as_torch_module(classifier, logits=False)
