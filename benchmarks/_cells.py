@@ -93,6 +93,8 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
     parser.add_argument("--autoattack", type=int, default=0,
                         help="add standard AutoAttack on the first N test images to each cell (0: none)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing and run no attack: report the cells and AutoAttack stages there are")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each cell)")
     parser.add_argument("--work", default=str(CELLS), help="cache of finished cells (JSON and run folder)")
@@ -109,7 +111,7 @@ def study_parser(doc: str, name: str) -> argparse.ArgumentParser:
 
 def settings_of(args, **extra) -> dict:
     """What a study's report records of its command line (not where files go), plus ``extra``."""
-    return {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads")}, **extra}
+    return {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads", "report_only")}, **extra}
 
 
 def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
@@ -296,11 +298,11 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
     data = None
     for cell in wanted:
         label = " ".join(map(str, full[cell]))
-        if not path[cell].is_file():
+        if not path[cell].is_file() and not args.report_only:
             data = data or load_data(args)
             _once(path[cell], f"training {label}",
                   partial(train_cell, *full[cell], data, args, path[cell].with_suffix("")))
-    if args.autoattack:
+    if args.autoattack and not args.report_only:
         autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args)
     missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
     if missing:
@@ -310,7 +312,8 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
     for c, cell in cells.items():
         aa_path = path[c].with_suffix(f".aa{args.autoattack}.json")
         if args.autoattack and aa_path.is_file():
-            cell["correct"].update(autoattack_results(json.loads(aa_path.read_text())))
+            aa = autoattack_results(json.loads(aa_path.read_text()))
+            cell["correct"].update(aa, **({"pgd20_aa": cell["correct"]["pgd20"][: args.autoattack]} if aa else {}))
     return cells
 
 
@@ -332,7 +335,8 @@ def _once(path: Path, what: str, make) -> None:
 
 # -- summaries ------------------------------------------------------------------------------------------------
 
-ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "apgd": "APGD-CE+T", "autoattack": "AutoAttack"}
+ATTACK_LABELS = {"clean": "clean", "pgd20": "PGD-20", "pgd20_aa": "PGD-20 (AA images)", "apgd": "APGD-CE+T",
+                 "autoattack": "AutoAttack"}
 
 
 def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, comparisons) -> dict:
@@ -388,8 +392,8 @@ def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list
     attacks, final, tests = summary["attacks"], summary["final"], summary["final_tests"]
     lines = [""]
     if {"apgd", "autoattack"} & set(attacks):
-        lines += [f"APGD-CE+T (AutoAttack's APGD-CE, then APGD-T on the survivors) and AutoAttack (all of it): the "
-                  f"first {n_autoattack:,} test images; – where not run yet.", ""]
+        lines += [f"APGD-CE+T (AutoAttack's APGD-CE, then APGD-T on the survivors), AutoAttack (all of it) and "
+                  f"PGD-20 (AA images): the first {n_autoattack:,} test images; – where not run yet.", ""]
     lines += ["| arm | " + " | ".join(ATTACK_LABELS[a] for a in attacks) + " |",
               "| --- | " + " | ".join("---:" for _ in attacks) + " |"]
     for arm in arms:
