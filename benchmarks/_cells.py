@@ -220,10 +220,8 @@ def autoattack_stage(run: Path, stage: str, done: dict, n: int, args) -> list[bo
     if raw and not objective_for(classifier).hypersphere:
         return None
     x, y = load_dataset(DATASET, train=False)
-    robust = np.ones(n, bool)
-    for previous in AA_STAGES[: AA_STAGES.index(stage)]:
-        if done.get(previous) is not None:
-            robust = np.asarray(done[previous], bool)
+    earlier = [done[p] for p in AA_STAGES[: AA_STAGES.index(stage)] if done[p] is not None]
+    robust = np.asarray(earlier[-1] if earlier else np.ones(n), bool)
     idx = np.flatnonzero(robust)
     if len(idx):
         result = run_autoattack(classifier, x[:n][idx], y[:n][idx], eps=args.eps, seed=0, raw_apgd=False,
@@ -243,8 +241,8 @@ def autoattack_cells(paths: list[Path], n: int, args) -> None:
             try:
                 aa = json.loads(aa_path.read_text()) if aa_path.is_file() else {"n": n, "eps": args.eps,
                                                                                  "robust": {}, "time_s": {}}
-                if stage in aa["robust"]:
-                    continue
+                if stage in aa["robust"] or not all(p in aa["robust"] for p in AA_STAGES[: AA_STAGES.index(stage)]):
+                    continue  # done, or an earlier stage is not (its worker was stopped): a later run does it
                 print(f"AutoAttack {stage} on {n} images: {path.stem}", flush=True)
                 start = time.perf_counter()
                 aa["robust"][stage] = autoattack_stage(path.with_suffix(""), stage, aa["robust"], n, args)
