@@ -19,7 +19,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -293,13 +293,11 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
     work.mkdir(parents=True, exist_ok=True)
     full = {c: (*c, "pgd")[:4] for c in wanted}
     path = {c: work / f"{cell_name(*full[c], args)}.json" for c in wanted}
-    data = None
+    data = cache(partial(load_data, args))  # loaded once, and only by a worker that trains a cell
     for cell in wanted:
-        label = " ".join(map(str, full[cell]))
         if not path[cell].is_file() and not args.report_only:
-            data = data or load_data(args)
-            _once(path[cell], f"training {label}",
-                  partial(train_cell, *full[cell], data, args, path[cell].with_suffix("")))
+            _once(path[cell], f"training {' '.join(map(str, full[cell]))}",
+                  lambda c=cell: train_cell(*full[c], data(), args, path[c].with_suffix("")))
     if args.autoattack and not args.report_only:
         autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args)
     missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
@@ -311,7 +309,8 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
         aa_path = path[c].with_suffix(f".aa{args.autoattack}.json")
         if args.autoattack and aa_path.is_file():
             aa = autoattack_results(json.loads(aa_path.read_text()))
-            cell["correct"].update(aa, **({"pgd20_aa": cell["correct"]["pgd20"][: args.autoattack]} if aa else {}))
+            if aa:
+                cell["correct"].update(aa, pgd20_aa=cell["correct"]["pgd20"][: args.autoattack])
     return cells
 
 
