@@ -205,8 +205,8 @@ def final_eval(trainer: PGDATTrainer, data: dict, args) -> dict:
 AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square", "raw apgd-ce")  # the last for hypersphere heads only
 
 
-def autoattack_stage(run: Path, stage: str, done: dict, n: int, args) -> list[bool] | None:
-    """One stage of standard AutoAttack at ``--eps`` on the first ``n`` test images, on the model of the run folder
+def autoattack_stage(run: Path, stage: str, done: dict, n: int, eps: float, device: str) -> list[bool] | None:
+    """One stage of standard AutoAttack at ``eps`` on the first ``n`` test images, on the model of the run folder
     ``run``: the attack ``stage`` on the images that survived the stages in ``done`` (``{stage: per-image
     robust}``), as ``art_he.evaluation.run_autoattack`` runs them one after another (the same settings and seeds,
     and for HE APGD-CE on the raw cosines last), so that the stages together give its result exactly and a CPU run
@@ -215,7 +215,7 @@ def autoattack_stage(run: Path, stage: str, done: dict, n: int, args) -> list[bo
     from art_he.evaluation import run_autoattack
     from art_he.evaluation.views import objective_for
 
-    _, classifier, _ = load_run(run, device=args.device)
+    _, classifier, _ = load_run(run, device=device)
     raw = stage.startswith("raw ")
     if raw and not objective_for(classifier).hypersphere:
         return None
@@ -224,30 +224,37 @@ def autoattack_stage(run: Path, stage: str, done: dict, n: int, args) -> list[bo
     robust = np.asarray(earlier[-1] if earlier else np.ones(n), bool)
     idx = np.flatnonzero(robust)
     if len(idx):
-        result = run_autoattack(classifier, x[:n][idx], y[:n][idx], eps=args.eps, seed=0, raw_apgd=False,
+        result = run_autoattack(classifier, x[:n][idx], y[:n][idx], eps=eps, seed=0, raw_apgd=False,
                                 attacks=(stage.removeprefix("raw "),), logits=not raw)
         robust[idx] = np.asarray(result.correct, bool)
     return robust.tolist()
 
 
-def autoattack_cells(paths: list[Path], n: int, args) -> None:
-    """Run the missing AutoAttack stages of the cells at ``paths`` (stage by stage over all cells, so that the
-    gradient attacks are done everywhere first), each recorded in ``<cell>.aa<n>.json`` under a lock."""
-    for stage in AA_STAGES:
+def aa_path(cell: Path, n: int, eps_tag: str = "") -> Path:
+    """Where the AutoAttack stages on the first ``n`` test images of the cell whose JSON is ``cell`` are cached:
+    ``<cell>.aa<n>.json`` at the training eps, ``<cell>.aa<n><eps_tag>.json`` at another eps (study 5)."""
+    return cell.with_suffix(f".aa{n}{eps_tag}.json")
+
+
+def autoattack_cells(paths: list[Path], n: int, eps: float, device: str, stages=AA_STAGES, eps_tag: str = "") -> None:
+    """Run the missing AutoAttack ``stages`` at ``eps`` of the cells at ``paths`` (stage by stage over all cells, so
+    that the gradient attacks are done everywhere first), each recorded in :func:`aa_path` under a lock."""
+    for stage in (s for s in AA_STAGES if s in stages):
         for path in paths:
-            aa_path, lock = path.with_suffix(f".aa{n}.json"), path.with_suffix(f".aa{n}.lock")
+            cached = aa_path(path, n, eps_tag)
+            lock = cached.with_suffix(".lock")
             if not claim(lock):
                 continue
             try:
-                aa = json.loads(aa_path.read_text()) if aa_path.is_file() else {"n": n, "eps": args.eps,
-                                                                                 "robust": {}, "time_s": {}}
+                aa = json.loads(cached.read_text()) if cached.is_file() else {"n": n, "eps": eps, "robust": {},
+                                                                              "time_s": {}}
                 if stage in aa["robust"] or not all(p in aa["robust"] for p in AA_STAGES[: AA_STAGES.index(stage)]):
                     continue  # done, or an earlier stage is not (its worker was stopped): a later run does it
-                print(f"AutoAttack {stage} on {n} images: {path.stem}", flush=True)
+                print(f"AutoAttack {stage} at eps {eps:g} on {n} images: {path.stem}", flush=True)
                 start = time.perf_counter()
-                aa["robust"][stage] = autoattack_stage(path.with_suffix(""), stage, aa["robust"], n, args)
+                aa["robust"][stage] = autoattack_stage(path.with_suffix(""), stage, aa["robust"], n, eps, device)
                 aa["time_s"][stage] = round(time.perf_counter() - start, 1)
-                aa_path.write_text(json.dumps(aa))
+                cached.write_text(json.dumps(aa))
                 robust = aa["robust"][stage]
                 print(f"  {'n/a' if robust is None else f'robust {np.mean(robust):.3f}'} in {aa['time_s'][stage]} s",
                       flush=True)
@@ -299,16 +306,16 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
             _once(path[cell], f"training {' '.join(map(str, full[cell]))}",
                   lambda c=cell: train_cell(*full[c], data(), args, path[c].with_suffix("")))
     if args.autoattack and not args.report_only:
-        autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args)
+        autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args.eps, args.device)
     missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
     if missing:
         print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
         return None
     cells = {c: json.loads(path[c].read_text()) for c in wanted}
     for c, cell in cells.items():
-        aa_path = path[c].with_suffix(f".aa{args.autoattack}.json")
-        if args.autoattack and aa_path.is_file():
-            aa = autoattack_results(json.loads(aa_path.read_text()))
+        cached = aa_path(path[c], args.autoattack)
+        if args.autoattack and cached.is_file():
+            aa = autoattack_results(json.loads(cached.read_text()))
             if aa:
                 cell["correct"].update(aa, pgd20_aa=cell["correct"]["pgd20"][: args.autoattack])
     return cells

@@ -7,7 +7,10 @@ training eps with
 
 * CE-PGD-20 (``pgd20``: ART's PGD on CE of the attack logits, ``s * cos`` for HE; step eps/10, one random start),
 * margin-loss PGD-20 (``cw20``: the C&W margin on the same logits, which no softmax temperature can flatten),
-* standard AutoAttack (``autoattack``; for HE with APGD-CE on the raw cosines for the survivors),
+* standard AutoAttack on the first ``--aa-n`` images, stage by stage (``_cells.autoattack_cells``: APGD-CE,
+  APGD-T, FAB-T, Square, and for HE APGD-CE on the raw cosines for the survivors), cached beside each cell
+  (at 1x the cache is study 6's); the report shows APGD-CE+T once the first two stages are done and AutoAttack
+  once all are,
 
 so that a gradient-masking effect on either side shows up as a gap between the attacks. The models are the
 ``plain`` and ``he`` cells of ``study_convergence.py`` (one epoch of PGD-AT on the full training set, saved as run
@@ -16,10 +19,11 @@ folders) unless ``--runs`` names others.
 Statistics: mean +- sd over seeds per arm, attack and radius; HE minus plain per seed with a paired t interval.
 
     cd benchmarks && python study_beyond_eps.py [--cells results/study_convergence/cells] [--seeds 0,1,2]
-        [--multiples 0.5,1,1.5,2] [--n 2000] [--aa-n 1000] [--shard 0/1] [--out results] [--name study_beyond_eps]
+        [--multiples 0.5,1,1.5,2] [--n 2000] [--aa-n 1000] [--aa-multiples 1.5,2] [--aa-stages apgd-ce,apgd-t]
+        [--shard 0/1] [--report-only] [--out results] [--name study_beyond_eps]
 
-Each (arm, seed, radius) report is cached under ``--work`` (an ``art-he eval`` JSON report); ``--shard i/n`` runs
-every n-th missing one.
+Each (arm, seed, radius) PGD report is cached under ``<out>/<name>/`` (an ``art-he eval`` JSON report);
+``--shard i/n`` runs every n-th missing one. AutoAttack's stages are shared under locks: start one worker per core.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import TRAIN_STEPS, add_cell_arguments, cell_name
+from _cells import AA_STAGES, TRAIN_STEPS, aa_path, add_cell_arguments, autoattack_cells, autoattack_results, cell_name
 from _common import device_name, publish
 from _stats import paired_t, pm, sd
 
@@ -40,9 +44,9 @@ from art_he.runs import load_run
 
 HERE = Path(__file__).resolve().parent
 ARMS = ("plain", "he")
-ATTACKS = {"pgd20": "CE-PGD-20", "cw20": "margin PGD-20", "autoattack": "AutoAttack"}
+ATTACKS = {"pgd20": "CE-PGD-20", "cw20": "margin PGD-20", "apgd": "APGD-CE+T", "autoattack": "AutoAttack"}
 COLORS = {"plain": "tab:blue", "he": "tab:red"}
-STYLES = {"pgd20": "-", "cw20": "--", "autoattack": ":"}
+STYLES = {"pgd20": "-", "cw20": "--", "apgd": "-.", "autoattack": ":"}
 
 
 def run_dir(cells: Path, arm: str, seed: int) -> Path:
@@ -55,15 +59,32 @@ def run_dir(cells: Path, arm: str, seed: int) -> Path:
     return run
 
 
-def evaluate_cell(run: Path, eps: float, kind: str, n: int) -> dict:
-    """``kind`` "pgd": clean, CE-PGD-20 and margin PGD-20 on the first ``n`` test images; "aa": standard AutoAttack
-    (and its clean row, as ``clean_aa``) on the first ``n``."""
+def evaluate_cell(run: Path, eps: float, n: int) -> dict:
+    """Clean, CE-PGD-20 and margin PGD-20 accuracy on the first ``n`` test images."""
     _, classifier, config = load_run(run, device="cpu")
-    x, y = load_dataset(config["dataset"], train=False, n=n)
-    attacks = "pgd20,cw20" if kind == "pgd" else "autoattack"
-    report = evaluate(classifier, x, y, attacks=attacks, eps=eps, n=n, sweep=(), seed=0)
-    return {("clean_aa" if kind == "aa" and row.attack == "clean" else row.attack):
-            {"accuracy": row.accuracy, "n": row.n, "time_s": row.time_s} for row in report.rows}
+    x, y = load_dataset(config["dataset"], train=False)
+    report = evaluate(classifier, x[:n], y[:n], attacks="pgd20,cw20", eps=eps, n=n, sweep=(), seed=0)
+    return {row.attack: {"accuracy": row.accuracy, "n": row.n, "time_s": row.time_s} for row in report.rows}
+
+
+def eps_tag(multiple: float) -> str:
+    """The AutoAttack cache's tag at ``multiple`` x the training eps (none at 1x: study 6's own cache)."""
+    return "" if multiple == 1 else f"-x{multiple:g}"
+
+
+def autoattack_of(cells: Path, arm: str, seed: int, multiple: float, n: int) -> dict:
+    """APGD-CE+T and AutoAttack accuracy (those whose stages are done) of a cell at ``multiple`` x eps."""
+    cached = aa_path(cell_json(cells, arm, seed), n, eps_tag(multiple))
+    if not cached.is_file():
+        return {}
+    aa = json.loads(cached.read_text())
+    return {attack: {"accuracy": float(np.mean(robust)), "n": len(robust),
+                     "time_s": sum(aa["time_s"].values())} for attack, robust in autoattack_results(aa).items()}
+
+
+def cell_json(cells: Path, arm: str, seed: int) -> Path:
+    run = run_dir(cells, arm, seed)
+    return run.parent / f"{run.name}.json"
 
 
 def summarise(results: dict, seeds: list[int], multiples: list[float], attacks: list[str]) -> dict:
@@ -87,8 +108,10 @@ def markdown(payload: dict) -> str:
     lines = [f"# {payload['study']}", "", "Generated by `benchmarks/study_beyond_eps.py`.",
              f"Models: {payload['models']}. Training eps {s['eps']:g}; seeds {s['seeds']}. CE-PGD-20 and margin "
              f"PGD-20 (step eps/10, one random start) on the first {s['n']:,} test images"
-             + (f", standard AutoAttack on the first {s['aa_n']:,} at "
-                f"{', '.join(f'{m:g}x' for m in s['aa_multiples'])}" if s["aa_n"] else "") +
+             + (f"; AutoAttack's stages on the first {s['aa_n']:,} at "
+                f"{', '.join(f'{m:g}x' for m in s['aa_multiples'])} (APGD-CE+T: APGD-CE, then APGD-T on the "
+                f"survivors; AutoAttack: all stages; a row appears once its stages are done for every model)"
+                if s["aa_n"] else "") +
              f". Accuracy in %, mean ± sd over seeds. Device: {payload['device']}.", "",
              "| eps (x training) | attack | plain | HE | HE − plain [95 % t interval], p |",
              "| ---: | --- | ---: | ---: | ---: |"]
@@ -137,7 +160,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="test images of CE-PGD-20 and margin PGD-20")
     parser.add_argument("--aa-n", type=int, default=1000, help="test images of AutoAttack (0: none)")
     parser.add_argument("--aa-multiples", default=None, help="the multiples AutoAttack runs at (default: all)")
+    parser.add_argument("--aa-stages", default=",".join(AA_STAGES),
+                        help="the AutoAttack stages to run now (each runs once the earlier ones are done)")
     parser.add_argument("--shard", default="0/1")
+    parser.add_argument("--report-only", action="store_true", help="attack nothing: report what is cached")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--name", default="study_beyond_eps")
@@ -147,29 +173,34 @@ def main() -> None:
     multiples = [float(m) for m in args.multiples.split(",")]
     cells, out = Path(args.cells), Path(args.out)
     aa_multiples = multiples if args.aa_multiples is None else [float(m) for m in args.aa_multiples.split(",")]
+    stages = args.aa_stages.split(",")
+    if unknown := set(stages) - set(AA_STAGES):
+        raise SystemExit(f"unknown --aa-stages {sorted(unknown)}; choose from {', '.join(AA_STAGES)}")
     work = out / args.name
-    sizes = {"pgd": args.n, "aa": args.aa_n}
 
-    def path(kind, arm, seed, m):
-        return work / f"{kind}-n{sizes[kind]}" / f"{arm}-s{seed}-x{m:g}.json"
+    def path(arm, seed, m):
+        return work / f"pgd-n{args.n}" / f"{arm}-s{seed}-x{m:g}.json"
 
-    jobs = [("pgd", arm, s, m) for m in multiples for s in seeds for arm in ARMS]
-    if args.aa_n:
-        jobs += [("aa", arm, s, m) for m in aa_multiples for s in seeds for arm in ARMS]
-    todo = [job for job in jobs if not path(*job).is_file()]
+    jobs = [(arm, s, m) for m in multiples for s in seeds for arm in ARMS]
     shard, n_shards = (int(v) for v in args.shard.split("/"))
-    for kind, arm, seed, m in todo[shard::n_shards]:
-        print(f"{kind}: {arm} seed {seed} at {m:g}x eps", flush=True)
-        result = evaluate_cell(run_dir(cells, arm, seed), m * args.eps, kind, sizes[kind])
-        path(kind, arm, seed, m).parent.mkdir(parents=True, exist_ok=True)
-        path(kind, arm, seed, m).write_text(json.dumps(result))
+    for arm, seed, m in [] if args.report_only else [job for job in jobs if not path(*job).is_file()][shard::n_shards]:
+        print(f"pgd: {arm} seed {seed} at {m:g}x eps", flush=True)
+        result = evaluate_cell(run_dir(cells, arm, seed), m * args.eps, args.n)
+        path(arm, seed, m).parent.mkdir(parents=True, exist_ok=True)
+        path(arm, seed, m).write_text(json.dumps(result))
         print("  " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in result.items()), flush=True)
+    if args.aa_n and not args.report_only:
+        paths = [cell_json(cells, arm, s) for s in seeds for arm in ARMS]
+        for stage in (s for s in AA_STAGES if s in stages):  # stage-major: the gradient attacks everywhere first
+            for m in aa_multiples:
+                autoattack_cells(paths, args.aa_n, m * args.eps, "cpu", stages=(stage,), eps_tag=eps_tag(m))
     if any(not path(*job).is_file() for job in jobs):
-        print("not all cells are there yet; no report written")
+        print("not all PGD cells are there yet; no report written")
         return
-    results = {(arm, s, m): {} for m in multiples for s in seeds for arm in ARMS}
-    for kind, arm, s, m in jobs:
-        results[(arm, s, m)].update(json.loads(path(kind, arm, s, m).read_text()))
+    results = {(arm, s, m): json.loads(path(arm, s, m).read_text()) for arm, s, m in jobs}
+    for arm, s, m in jobs:
+        if args.aa_n and m in aa_multiples:
+            results[(arm, s, m)].update(autoattack_of(cells, arm, s, m, args.aa_n))
     attacks = [a for a in ATTACKS if any(a in r for r in results.values())]
     payload = {
         "study": "Study 5: plain vs HE beyond the training eps (issue 13)",
