@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 DATASET = "fashion-mnist"
 CELLS = HERE / "results" / "study_convergence" / "cells"  # study 6 made the first cells; the others reuse them
 TRAIN_STEPS = 3  # PGD steps of the training attack of study 6, whose cells the other studies reuse
+AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square", "raw apgd-ce")  # the last for hypersphere heads only
 CHECKPOINTS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 350, 400)
 
 
@@ -93,6 +94,8 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
     parser.add_argument("--autoattack", type=int, default=0,
                         help="add standard AutoAttack on the first N test images to each cell (0: none)")
+    parser.add_argument("--aa-stages", default=",".join(AA_STAGES),
+                        help="the AutoAttack stages to run now (each runs once the earlier ones are done)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing and run no attack: report the cells and AutoAttack stages there are")
     parser.add_argument("--threads", type=int, default=1)
@@ -111,7 +114,8 @@ def study_parser(doc: str, name: str) -> argparse.ArgumentParser:
 
 def settings_of(args, **extra) -> dict:
     """What a study's report records of its command line (not where files go), plus ``extra``."""
-    return {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads", "report_only")}, **extra}
+    skip = ("out", "work", "threads", "report_only", "aa_stages")
+    return {**{k: v for k, v in vars(args).items() if k not in skip}, **extra}
 
 
 def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
@@ -202,9 +206,6 @@ def final_eval(trainer: PGDATTrainer, data: dict, args) -> dict:
     return {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
 
 
-AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square", "raw apgd-ce")  # the last for hypersphere heads only
-
-
 def autoattack_stage(run: Path, stage: str, done: dict, n: int, eps: float, device: str) -> list[bool] | None:
     """One stage of standard AutoAttack at ``eps`` on the first ``n`` test images, on the model of the run folder
     ``run``: the attack ``stage`` on the images that survived the stages in ``done`` (``{stage: per-image
@@ -228,6 +229,14 @@ def autoattack_stage(run: Path, stage: str, done: dict, n: int, eps: float, devi
                                 attacks=(stage.removeprefix("raw "),), logits=not raw)
         robust[idx] = np.asarray(result.correct, bool)
     return robust.tolist()
+
+
+def aa_stages(text: str) -> list[str]:
+    """The stages named in ``--aa-stages`` (comma-separated), checked against :data:`AA_STAGES`."""
+    stages = text.split(",")
+    if unknown := set(stages) - set(AA_STAGES):
+        raise SystemExit(f"unknown AutoAttack stages {sorted(unknown)}; choose from {', '.join(AA_STAGES)}")
+    return stages
 
 
 def aa_path(cell: Path, n: int, eps_tag: str = "") -> Path:
@@ -306,7 +315,8 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
             _once(path[cell], f"training {' '.join(map(str, full[cell]))}",
                   lambda c=cell: train_cell(*full[c], data(), args, path[c].with_suffix("")))
     if args.autoattack and not args.report_only:
-        autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args.eps, args.device)
+        autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args.eps, args.device,
+                         stages=aa_stages(args.aa_stages))
     missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
     if missing:
         print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")

@@ -34,7 +34,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import AA_STAGES, TRAIN_STEPS, aa_path, add_cell_arguments, autoattack_cells, autoattack_results, cell_name
+from _cells import (
+    AA_STAGES,
+    TRAIN_STEPS,
+    aa_path,
+    aa_stages,
+    add_cell_arguments,
+    autoattack_cells,
+    autoattack_results,
+    cell_name,
+)
 from _common import device_name, publish
 from _stats import paired_t, pm, sd
 
@@ -173,9 +182,7 @@ def main() -> None:
     multiples = [float(m) for m in args.multiples.split(",")]
     cells, out = Path(args.cells), Path(args.out)
     aa_multiples = multiples if args.aa_multiples is None else [float(m) for m in args.aa_multiples.split(",")]
-    stages = args.aa_stages.split(",")
-    if unknown := set(stages) - set(AA_STAGES):
-        raise SystemExit(f"unknown --aa-stages {sorted(unknown)}; choose from {', '.join(AA_STAGES)}")
+    stages = aa_stages(args.aa_stages)
     work = out / args.name
 
     def path(arm, seed, m):
