@@ -94,8 +94,7 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-n", type=int, default=10000, help="test images of the final PGD-20 evaluation")
     parser.add_argument("--autoattack", type=int, default=0,
                         help="add standard AutoAttack on the first N test images to each cell (0: none)")
-    parser.add_argument("--aa-stages", default=",".join(AA_STAGES),
-                        help="the AutoAttack stages to run now (each runs once the earlier ones are done)")
+    add_aa_stages_argument(parser)
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing and run no attack: report the cells and AutoAttack stages there are")
     parser.add_argument("--threads", type=int, default=1)
@@ -229,6 +228,12 @@ def autoattack_stage(run: Path, stage: str, done: dict, n: int, eps: float, devi
                                 attacks=(stage.removeprefix("raw "),), logits=not raw)
         robust[idx] = np.asarray(result.correct, bool)
     return robust.tolist()
+
+
+def add_aa_stages_argument(parser: argparse.ArgumentParser) -> None:
+    """``--aa-stages``: the AutoAttack stages a run may do (parsed by :func:`aa_stages`)."""
+    parser.add_argument("--aa-stages", default=",".join(AA_STAGES),
+                        help="the AutoAttack stages to run now (each runs once the earlier ones are done)")
 
 
 def aa_stages(text: str) -> list[str]:

@@ -39,6 +39,7 @@ from _cells import (
     TRAIN_STEPS,
     aa_path,
     aa_stages,
+    add_aa_stages_argument,
     add_cell_arguments,
     autoattack_cells,
     autoattack_results,
@@ -169,8 +170,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="test images of CE-PGD-20 and margin PGD-20")
     parser.add_argument("--aa-n", type=int, default=1000, help="test images of AutoAttack (0: none)")
     parser.add_argument("--aa-multiples", default=None, help="the multiples AutoAttack runs at (default: all)")
-    parser.add_argument("--aa-stages", default=",".join(AA_STAGES),
-                        help="the AutoAttack stages to run now (each runs once the earlier ones are done)")
+    add_aa_stages_argument(parser)
     parser.add_argument("--shard", default="0/1")
     parser.add_argument("--report-only", action="store_true", help="attack nothing: report what is cached")
     parser.add_argument("--threads", type=int, default=1)
