@@ -11,9 +11,11 @@ seeds, and per setting the paired HE - plain difference (t interval over seeds, 
 seeds): does the paper's trade-off shape hold, and is there a setting where HE beats plain at the training eps?
 
     cd benchmarks && python study_scale_margin.py [--frameworks pgd,trades] [--seeds 0,1,2] [--device cpu]
-        [--out results] [--name study_scale_margin]
+        [--scales 1,5,10,15,20] [--margins 0,0.1,0.2,0.3,0.4,0.5] [--out results] [--name study_scale_margin]
 
 Run one worker per core (or one on a GPU with ``--device cuda``); the report is written when all cells are there.
+Cells are trained sweep by sweep (every seed of one setting before the next); ``--scales``/``--margins`` report
+(and train) part of the paper's grid.
 The PGD-AT cells of (15, 0.2) and (15, 0) are study 6's ``he`` and study 4's ``fn+wn``.
 """
 
@@ -33,9 +35,9 @@ SCALE, MARGIN = 15.0, 0.2
 FRAMEWORK_NAMES = {"pgd": "PGD-AT", "trades": "TRADES", "alp": "ALP"}
 
 
-def settings() -> list[tuple[float, float]]:
+def settings(scales=SCALES, margins=MARGINS) -> list[tuple[float, float]]:
     """The (s, m) pairs of both sweeps, each once."""
-    pairs = [(s, MARGIN) for s in SCALES] + [(SCALE, m) for m in MARGINS]
+    pairs = [(s, MARGIN) for s in scales] + [(SCALE, m) for m in margins]
     return list(dict.fromkeys(pairs))
 
 
@@ -43,8 +45,8 @@ def label(framework: str, arm: str) -> str:
     return f"{framework}/{arm}"
 
 
-def comparisons(frameworks: list[str]) -> list[tuple[str, str]]:
-    return [(label(f, he_arm(s, m)), label(f, "plain")) for f in frameworks for s, m in settings()]
+def comparisons(frameworks: list[str], pairs: list[tuple[float, float]]) -> list[tuple[str, str]]:
+    return [(label(f, he_arm(s, m)), label(f, "plain")) for f in frameworks for s, m in pairs]
 
 
 def markdown(payload: dict) -> str:
@@ -54,22 +56,26 @@ def markdown(payload: dict) -> str:
              f"Fashion-MNIST, {st['model']}, training attack PGD-{TRAIN_STEPS} (eps {st['eps']:g}, step eps/4), batch "
              f"{st['batch_size']}, SGD lr {st['lr']:g} constant, momentum 0.9, weight decay 5e-4, {st['steps']} steps "
              f"on the full training set, seeds {st['seeds']}. Evaluation: CE-PGD-20 (step eps/4, one random start) on "
-             f"the first {st['test_n']:,} test images. Device: {payload['device']}."]
+             f"the first {st['test_n']:,} test images. Device: {payload['device']}.", "",
+             f"Grid: s in {{{', '.join(f'{v:g}' for v in st['scales'])}}} at m = {MARGIN:g}, m in "
+             f"{{{', '.join(f'{v:g}' for v in st['margins'])}}} at s = {SCALE:g} (the paper's Table 9: s in "
+             f"{{{', '.join(f'{v:g}' for v in SCALES)}}}, m in {{{', '.join(f'{v:g}' for v in MARGINS)}}})."]
     for f in frameworks:
         plain = final[label(f, "plain")]
         lines += ["", f"## {FRAMEWORK_NAMES[f]}: accuracy (%, mean ± sd over seeds) and HE − plain", "",
                   f"Plain: clean {pm(plain['clean'])}, PGD-20 {pm(plain['pgd20'])}.", "",
                   "| s | m | clean | PGD-20 | HE − plain clean | HE − plain PGD-20 |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for s, m in settings():
+        for s, m in settings(st["scales"], st["margins"]):
             arm = label(f, he_arm(s, m))
             tests = [summary["final_tests"][f"{arm}-{label(f, 'plain')}/{k}"]["seeds"] for k in ("clean", "pgd20")]
             diffs = [f"{t['mean']:+.2f}" + (f" [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}]" if t["ci95"] else "")
                      for t in tests]
             lines.append(f"| {s:g} | {m:g} | {pm(final[arm]['clean'])} | {pm(final[arm]['pgd20'])} | "
                          f"{diffs[0]} | {diffs[1]} |")
-    arms = [label(f, a) for f in frameworks for a in ["plain"] + [he_arm(s, m) for s, m in settings()]]
-    lines += ["", "## All arms and comparisons"] + final_table(summary, arms, comparisons(frameworks),
+    pairs = settings(st["scales"], st["margins"])
+    arms = [label(f, a) for f in frameworks for a in ["plain"] + [he_arm(s, m) for s, m in pairs]]
+    lines += ["", "## All arms and comparisons"] + final_table(summary, arms, comparisons(frameworks, pairs),
                                                               st.get("autoattack") or 0)
     return "\n".join(lines) + "\n"
 
@@ -77,12 +83,13 @@ def markdown(payload: dict) -> str:
 def figure(payload: dict, path: Path) -> None:
     from art_he.plots.figures import new_figure, save
 
-    summary, frameworks = payload["summary"], payload["settings"]["frameworks"]
+    summary, st = payload["summary"], payload["settings"]
+    frameworks, scales, margins = st["frameworks"], st["scales"], st["margins"]
     fig = new_figure(figsize=(11, 4 * len(frameworks)))
     axes = fig.subplots(len(frameworks), 2, squeeze=False)
     for row, f in zip(axes, frameworks):
-        for ax, values, name, pairs in ((row[0], SCALES, "scale s (m = 0.2)", [(s, MARGIN) for s in SCALES]),
-                                        (row[1], MARGINS, "margin m (s = 15)", [(SCALE, m) for m in MARGINS])):
+        for ax, values, name, pairs in ((row[0], scales, "scale s (m = 0.2)", [(s, MARGIN) for s in scales]),
+                                        (row[1], margins, "margin m (s = 15)", [(SCALE, m) for m in margins])):
             for attack, color in (("clean", "tab:green"), ("pgd20", "tab:red")):
                 cells = [summary["final"][label(f, he_arm(s, m))][attack] for s, m in pairs]
                 ax.errorbar(values, [c["mean"] for c in cells], yerr=[c["sd"] or 0 for c in cells], marker="o",
@@ -101,14 +108,18 @@ def figure(payload: dict, path: Path) -> None:
 def main() -> None:
     parser = study_parser(__doc__, "study_scale_margin")
     parser.add_argument("--frameworks", default="pgd,trades")
+    parser.add_argument("--scales", default=",".join(f"{s:g}" for s in SCALES), help=f"the s sweep, at m = {MARGIN:g}")
+    parser.add_argument("--margins", default=",".join(f"{m:g}" for m in MARGINS), help=f"the m sweep, at s = {SCALE:g}")
     args = parser.parse_args()
+    scales, margins = (sorted(float(v) for v in text.split(",")) for text in (args.scales, args.margins))
     seeds = [int(s) for s in args.seeds.split(",")]
     frameworks = args.frameworks.split(",")
     unknown = [f for f in frameworks if f not in FRAMEWORK_NAMES]
     if unknown:
         raise SystemExit(f"unknown frameworks {unknown}; choose from {list(FRAMEWORK_NAMES)}")
-    arms = ["plain"] + [he_arm(s, m) for s, m in settings()]
-    found = run_cells([(a, s, TRAIN_STEPS, f) for f in frameworks for s in seeds for a in arms], args)
+    pairs = settings(scales, margins)
+    arms = ["plain"] + [he_arm(s, m) for s, m in pairs]
+    found = run_cells([(a, s, TRAIN_STEPS, f) for f in frameworks for a in arms for s in seeds], args)  # sweep order
     if found is None:
         return
     cells = {(label(f, a), s): cell for (a, s, _, f), cell in found.items()}
@@ -116,8 +127,9 @@ def main() -> None:
     payload = {
         "study": "Study 3: HE's (s, m) trade-off (issue 13)",
         "device": device_name(torch.device(args.device)),
-        "settings": settings_of(args, seeds=seeds, frameworks=frameworks, train_steps=TRAIN_STEPS, model="small-cnn"),
-        "summary": summarise(cells, seeds, labels, comparisons(frameworks)),
+        "settings": settings_of(args, seeds=seeds, frameworks=frameworks, train_steps=TRAIN_STEPS, model="small-cnn",
+                                scales=scales, margins=margins),
+        "summary": summarise(cells, seeds, labels, comparisons(frameworks, pairs)),
         "runtime": {f"{a}/s{s}": cells[(a, s)]["train_s"] for a in labels for s in seeds},
     }
     publish(Path(args.out), args.name, payload, markdown, figure)
