@@ -46,7 +46,11 @@ def label(framework: str, arm: str) -> str:
 
 
 def comparisons(frameworks: list[str], pairs: list[tuple[float, float]]) -> list[tuple[str, str]]:
-    return [(label(f, he_arm(s, m)), label(f, "plain")) for f in frameworks for s, m in pairs]
+    """Each HE setting against plain, then (where the grid has it) against the package's default (s, m)."""
+    arms = [(f, he_arm(s, m)) for f in frameworks for s, m in pairs]
+    default = he_arm(SCALE, MARGIN) if (SCALE, MARGIN) in pairs else None
+    return ([(label(f, a), label(f, "plain")) for f, a in arms]
+            + [(label(f, a), label(f, default)) for f, a in arms if default and a != default])
 
 
 def markdown(payload: dict) -> str:
