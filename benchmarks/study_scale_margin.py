@@ -41,6 +41,11 @@ def settings(scales=SCALES, margins=MARGINS) -> list[tuple[float, float]]:
     return list(dict.fromkeys(pairs))
 
 
+def numbers(text: str) -> list[float]:
+    """``"1,5,10"`` as sorted floats (argparse turns the ValueError of a bad one into a one-line usage error)."""
+    return sorted(float(v) for v in text.split(","))
+
+
 def label(framework: str, arm: str) -> str:
     return f"{framework}/{arm}"
 
@@ -112,14 +117,12 @@ def figure(payload: dict, path: Path) -> None:
 def main() -> None:
     parser = study_parser(__doc__, "study_scale_margin")
     parser.add_argument("--frameworks", default="pgd,trades")
-    parser.add_argument("--scales", default=",".join(f"{s:g}" for s in SCALES), help=f"the s sweep, at m = {MARGIN:g}")
-    parser.add_argument("--margins", default=",".join(f"{m:g}" for m in MARGINS), help=f"the m sweep, at s = {SCALE:g}")
+    parser.add_argument("--scales", type=numbers, default=",".join(f"{s:g}" for s in SCALES),
+                        help=f"the s sweep, at m = {MARGIN:g}")
+    parser.add_argument("--margins", type=numbers, default=",".join(f"{m:g}" for m in MARGINS),
+                        help=f"the m sweep, at s = {SCALE:g}")
     args = parser.parse_args()
-    try:
-        scales, margins = (sorted(float(v) for v in text.split(",")) for text in (args.scales, args.margins))
-    except ValueError:
-        raise SystemExit(f"--scales and --margins take comma-separated numbers: {args.scales!r}, {args.margins!r}") \
-            from None
+    scales, margins = args.scales, args.margins
     seeds = [int(s) for s in args.seeds.split(",")]
     frameworks = args.frameworks.split(",")
     unknown = [f for f in frameworks if f not in FRAMEWORK_NAMES]
