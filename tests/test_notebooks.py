@@ -31,9 +31,19 @@ def test_committed_outputs_are_complete_and_clean(path):
     assert not run.problems(nb)
 
 
+@pytest.fixture(scope="module")
+def executions(request):
+    """The selected notebooks, all started at the first use, one per CPU core at a time (the slowest part of the
+    suite); ``{path: future}``."""
+    selected = [item.callspec.params["path"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_notebook_executes"]
+    return run.execute_all(selected)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path):
-    nb, elapsed = run.execute(path)  # raises on an error, a warning or a local path in the outputs, or the limit
+def test_notebook_executes(path, executions):
+    # raises on an error, a warning or a local path in the outputs, or past the limit
+    nb, elapsed = executions[path].result()
     assert elapsed <= run.TIME_LIMIT
 
 

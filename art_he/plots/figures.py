@@ -325,7 +325,7 @@ def attacks_figure(reports, labels: Sequence[str] | None = None, *, attacks: Seq
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    fig.legend(loc="outside right upper")
+    fig.legend(loc="outside lower center", ncols=min(n, 6), frameon=False)  # not beside a long title
     eps = shared_eps(reports)
     note = f" ($\\epsilon$ = {format_eps(eps)})" if eps is not None else ""
     ax.set_title(title or f"Accuracy per attack{note}")
