@@ -14,13 +14,15 @@ seeds): does the paper's trade-off shape hold, and is there a setting where HE b
         [--scales 1,5,10,15,20] [--margins 0,0.1,0.2,0.3,0.4,0.5] [--out results] [--name study_scale_margin]
 
 Run one worker per core (or one on a GPU with ``--device cuda``); the report is written when all cells are there.
-Cells are trained sweep by sweep (every seed of one setting before the next); ``--scales``/``--margins`` report
-(and train) part of the paper's grid.
+Cells are trained sweep by sweep (every seed of one setting before the next); ``--scales``, ``--margins`` and
+``--frameworks`` train part of the grid; a report is not replaced by one that leaves out part of its grid (give such
+a part a ``--name`` of its own).
 The PGD-AT cells of (15, 0.2) and (15, 0) are study 6's ``he`` and study 4's ``fn+wn``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -114,6 +116,15 @@ def figure(payload: dict, path: Path) -> None:
     save(fig, path)
 
 
+def dropped_from_report(path: Path, **grid: list) -> list[str]:
+    """What of the grid of the report at ``path`` (``frameworks``, ``scales``, ``margins``) ``grid`` leaves out."""
+    if not path.is_file():
+        return []
+    before = json.loads(path.read_text())["settings"]
+    return [f"{key} {', '.join(f'{v:g}' if isinstance(v, float) else v for v in sorted(set(before[key]) - set(new)))}"
+            for key, new in grid.items() if set(before[key]) - set(new)]
+
+
 def main() -> None:
     parser = study_parser(__doc__, "study_scale_margin")
     parser.add_argument("--frameworks", default="pgd,trades")
@@ -132,6 +143,12 @@ def main() -> None:
     arms = ["plain"] + [he_arm(s, m) for s, m in pairs]
     found = run_cells([(a, s, TRAIN_STEPS, f) for f in frameworks for a in arms for s in seeds], args)  # sweep order
     if found is None:
+        return
+    dropped = dropped_from_report(Path(args.out) / f"{args.name}.json", frameworks=frameworks, scales=scales,
+                                  margins=margins)
+    if dropped:  # a sub-sweep run must not replace a larger report (it did, twice, before this check)
+        print(f"{len(found)} cells done; {args.name}.json not replaced: it also has {', '.join(dropped)}; "
+              f"give this part's report a --name of its own")
         return
     cells = {(label(f, a), s): cell for (a, s, _, f), cell in found.items()}
     labels = [label(f, a) for f in frameworks for a in arms]
