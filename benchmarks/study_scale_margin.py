@@ -121,8 +121,12 @@ def dropped_from_report(path: Path, **grid: list) -> list[str]:
     if not path.is_file():
         return []
     before = json.loads(path.read_text())["settings"]
-    return [f"{key} {', '.join(f'{v:g}' if isinstance(v, float) else v for v in sorted(set(before[key]) - set(new)))}"
-            for key, new in grid.items() if set(before[key]) - set(new)]
+    dropped = []
+    for key, new in grid.items():
+        left_out = sorted(set(before[key]) - set(new))
+        if left_out:
+            dropped.append(f"{key} " + ", ".join(f"{v:g}" if isinstance(v, float) else v for v in left_out))
+    return dropped
 
 
 def main() -> None:

@@ -102,7 +102,9 @@ def default_jobs() -> int:
 def execute_all(paths: list[Path], jobs: int | None = None, save: bool = False) -> dict[Path, Future]:
     """Start :func:`execute` on every path, ``jobs`` at a time (default :func:`default_jobs`); each future gives
     ``(notebook, seconds)`` or raises what :func:`execute` raised; the time limit holds per notebook."""
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs or default_jobs(), len(paths) or 1)))
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs or default_jobs(), len(paths))))
     futures = {path: pool.submit(execute, path, save) for path in paths}
     pool.shutdown(wait=False)
     return futures
@@ -114,6 +116,8 @@ def main() -> int:
     p.add_argument("--save", action="store_true", help="write the outputs back into the notebooks")
     p.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: one per CPU core)")
     args = p.parse_args()
+    if args.jobs is not None and args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
     paths = [FOLDER / Path(n).name for n in args.names] or notebooks()
     for path, future in execute_all(paths, args.jobs, save=args.save).items():
         _, elapsed = future.result()

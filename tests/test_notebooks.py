@@ -47,6 +47,12 @@ def test_notebook_executes(path, executions):
     assert elapsed <= run.TIME_LIMIT
 
 
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_execute_all_refuses_a_bad_number_of_jobs(jobs):
+    with pytest.raises(ValueError, match="jobs must be"):
+        run.execute_all(NOTEBOOKS[:1], jobs=jobs)
+
+
 def test_readme_lists_every_notebook_with_its_picture():
     text = (FOLDER / "README.md").read_text()
     for path in NOTEBOOKS:
