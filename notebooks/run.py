@@ -116,10 +116,12 @@ def main() -> int:
     p.add_argument("--save", action="store_true", help="write the outputs back into the notebooks")
     p.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: one per CPU core)")
     args = p.parse_args()
-    if args.jobs is not None and args.jobs < 1:
-        p.error(f"--jobs must be >= 1, got {args.jobs}")
     paths = [FOLDER / Path(n).name for n in args.names] or notebooks()
-    for path, future in execute_all(paths, args.jobs, save=args.save).items():
+    try:
+        futures = execute_all(paths, args.jobs, save=args.save)
+    except ValueError as error:  # the rule for --jobs lives in execute_all
+        p.error(str(error))
+    for path, future in futures.items():
         _, elapsed = future.result()
         print(f"{path.name}: ran in {elapsed:.0f} s" + (", saved" if args.save else ""))
     return 0
