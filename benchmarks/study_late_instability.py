@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import DATASET, TRAIN_STEPS, cell_name, he_arm, study_parser
+from _cells import DATASET, TRAIN_STEPS, cell_name, he_arm, load_data, settings_of, study_parser
 from _common import device_name, publish
 from study_scale_margin import FRAMEWORK_NAMES, settings
 
-from art_he.data import load_dataset
 from art_he.runs import load_run, make_classifier
 from art_he.schedules import make_scheduler
 from art_he.trainers import FRAMEWORKS
@@ -90,10 +89,7 @@ def probes(arms: list[str], framework: str, seeds: list[int], lrs: list[float], 
             for lr in lrs:
                 path = cache / f"{cell}-plus{args.extra}-every{args.every}-lr{lr:g}.json"
                 if not path.is_file():
-                    if data is None:
-                        x, y = load_dataset(DATASET, train=True)
-                        xt, yt = load_dataset(DATASET, train=False)
-                        data = {"x": x, "y": y, "xv": xt[: args.val_n], "yv": yt[: args.val_n]}
+                    data = data or load_data(args)
                     print(f"continuing {cell} at lr {lr:g}", flush=True)
                     path.write_text(json.dumps(continue_cell(Path(args.work) / cell, framework, seed, lr, data,
                                                              args)))
@@ -184,9 +180,7 @@ def main() -> None:
     payload = {
         "study": "Study 3 follow-up: late swings of the learning curves, and the collapsed TRADES+HE cell (issue 13)",
         "device": device_name(torch.device(args.device)),
-        "settings": {**{k: v for k, v in vars(args).items() if k not in ("out", "work", "threads", "report_only",
-                                                                          "aa_stages", "autoattack")},
-                     "seeds": seeds},
+        "settings": settings_of(args, seeds=seeds),
         "swings": {f: late_swings(f, seeds, args) for f in FRAMEWORK_NAMES},
         "probes": probes(arms, args.framework, seeds, lrs, args),
     }
