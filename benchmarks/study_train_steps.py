@@ -19,6 +19,7 @@ all cells are there. The k = 3 cells are study 6's.
 
 from __future__ import annotations
 
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def label(head: str, k: int) -> str:
 def comparisons(ks: list[int]) -> list[tuple[str, str]]:
     """HE - plain at each k, then HE at each k against plain at every larger k."""
     return ([(label("he", k), label("plain", k)) for k in ks] +
-            [(label("he", a), label("plain", b)) for i, a in enumerate(ks) for b in ks[i + 1:]])
+            [(label("he", a), label("plain", b)) for a, b in combinations(ks, 2)])
 
 
 def markdown(payload: dict) -> str:
