@@ -53,14 +53,16 @@ def markdown(payload: dict) -> str:
              f"{s['steps']} steps on the full training set, seeds {s['seeds']}; HE: s 15, m 0.2. Evaluation: CE-PGD-20 "
              f"(step eps/4, one random start) on the first {s['test_n']:,} test images. Device: {payload['device']}.",
              "", "## PGD-20 accuracy against the training attack's steps k (%, mean ± sd over seeds)", "",
-             "| k | plain clean | HE clean | plain PGD-20 | HE PGD-20 | HE − plain PGD-20 (95 % t interval) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| k | plain clean | HE clean | plain PGD-20 | HE PGD-20 | HE − plain PGD-20 (95 % t interval) "
+             "| training s, plain / HE |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for k in ks:
         p, h = label("plain", k), label("he", k)
         test = summary["final_tests"][f"{h}-{p}/pgd20"]["seeds"]
         ci = f" [{test['ci95'][0]:+.2f}, {test['ci95'][1]:+.2f}]" if test["ci95"] else ""
+        seconds = [np.mean([t for key, t in payload["runtime"].items() if key.startswith(f"{arm}/")]) for arm in (p, h)]
         lines.append(f"| {k} | {pm(final[p]['clean'])} | {pm(final[h]['clean'])} | {pm(final[p]['pgd20'])} | "
-                     f"{pm(final[h]['pgd20'])} | {test['mean']:+.2f}{ci} |")
+                     f"{pm(final[h]['pgd20'])} | {test['mean']:+.2f}{ci} | {seconds[0]:,.0f} / {seconds[1]:,.0f} |")
     lines += ["", "## All arms and comparisons"] + final_table(summary, arms, comparisons(ks), s.get("autoattack") or 0)
     return "\n".join(lines) + "\n"
 
