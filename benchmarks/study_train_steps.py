@@ -60,7 +60,7 @@ def markdown(payload: dict) -> str:
         p, h = label("plain", k), label("he", k)
         test = summary["final_tests"][f"{h}-{p}/pgd20"]["seeds"]
         ci = f" [{test['ci95'][0]:+.2f}, {test['ci95'][1]:+.2f}]" if test["ci95"] else ""
-        seconds = [np.mean([t for key, t in payload["runtime"].items() if key.startswith(f"{arm}/")]) for arm in (p, h)]
+        seconds = [np.mean([payload["runtime"][f"{arm}/s{seed}"] for seed in s["seeds"]]) for arm in (p, h)]
         lines.append(f"| {k} | {pm(final[p]['clean'])} | {pm(final[h]['clean'])} | {pm(final[p]['pgd20'])} | "
                      f"{pm(final[h]['pgd20'])} | {test['mean']:+.2f}{ci} | {seconds[0]:,.0f} / {seconds[1]:,.0f} |")
     lines += ["", "## All arms and comparisons"] + final_table(summary, arms, comparisons(ks), s.get("autoattack") or 0)
