@@ -8,7 +8,8 @@ runs after each call: clean and PGD-10 accuracy on the first ``--val-n`` test im
 on the first ``--test-n`` test images. All arms of a seed share the initial body weights and the batch order. The
 cache key (:func:`cell_name`) holds every setting. ``--autoattack N`` adds standard AutoAttack on the first N test
 images to the finished cells, from their run folders, stage by stage (:func:`autoattack_stage`), cached beside
-each cell (``<cell>.aa<N>.json``).
+each cell (``<cell>.aa<N>.json``); a cell whose run folder is gone (only the JSON is committed) is retrained first
+and attacked only if it reproduces its cached per-image results exactly (:func:`restore_run`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -31,7 +33,7 @@ from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.heads import find_head
 from art_he.models import build_model
-from art_he.runs import load_run, make_classifier, run_config, save_run
+from art_he.runs import MODEL_FILE, load_run, make_classifier, run_config, save_run
 from art_he.schedules import make_scheduler
 from art_he.trainers import FRAMEWORKS, PGDATTrainer
 
@@ -320,8 +322,11 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
             _once(path[cell], f"training {' '.join(map(str, full[cell]))}",
                   lambda c=cell: train_cell(*full[c], data(), args, path[c].with_suffix("")))
     if args.autoattack and not args.report_only:
-        autoattack_cells([path[c] for c in wanted if path[c].is_file()], args.autoattack, args.eps, args.device,
-                         stages=aa_stages(args.aa_stages))
+        for cell in wanted:
+            if path[cell].is_file():
+                restore_run(path[cell], full[cell], data, args)
+        autoattack_cells([path[c] for c in wanted if (path[c].with_suffix("") / MODEL_FILE).is_file()],
+                         args.autoattack, args.eps, args.device, stages=aa_stages(args.aa_stages))
     missing = [" ".join(map(str, full[c])) for c in wanted if not path[c].is_file()]
     if missing:
         print(f"not all cells are there yet (missing: {', '.join(missing)}); no report written")
@@ -334,6 +339,27 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
             if aa:
                 cell["correct"].update(aa, pgd20_aa=cell["correct"]["pgd20"][: args.autoattack])
     return cells
+
+
+def restore_run(path: Path, cell: tuple, data, args) -> None:
+    """Retrain the cell cached at ``path`` if its run folder is gone (the JSON is committed, the folder is not), unless
+    another worker holds its lock, and keep the model only if it reproduces the cached per-image results exactly
+    (clean and PGD-20 on every test image), so that AutoAttack attacks the model the JSON describes. ``data`` loads
+    the training data."""
+    run, lock = path.with_suffix(""), path.with_suffix(".lock")
+    if (run / MODEL_FILE).is_file() or not claim(lock):
+        return
+    try:
+        print(f"retraining {' '.join(map(str, cell))}: its run folder is gone", flush=True)
+        start = time.perf_counter()
+        fresh = train_cell(*cell, data(), args, run)
+        if fresh["correct"] != json.loads(path.read_text())["correct"]:
+            shutil.rmtree(run)
+            raise SystemExit(f"{run.name}: the retrained model does not reproduce the cached per-image results; "
+                             f"delete {path.name} to train the cell afresh")
+        print(f"  reproduced exactly in {time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _once(path: Path, what: str, make) -> None:
