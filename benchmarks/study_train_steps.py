@@ -70,24 +70,30 @@ def markdown(payload: dict) -> str:
 def figure(payload: dict, path: Path) -> None:
     from art_he.plots.figures import new_figure, save
 
-    summary, ks = payload["summary"], payload["settings"]["ks"]
-    fig = new_figure(figsize=(10, 4.2))
-    axes = fig.subplots(1, 2)
-    for ax, attack, name in ((axes[0], "pgd20", "PGD-20"), (axes[1], "clean", "clean")):
+    summary, settings = payload["summary"], payload["settings"]
+    final, ks = summary["final"], settings["ks"]
+    panels = [(attack, name, n) for attack, name, n in (("pgd20", "PGD-20", settings["test_n"]),
+                                                        ("apgd", "APGD-CE+T", settings.get("autoattack") or 0),
+                                                        ("clean", "clean", settings["test_n"]))
+              if any(attack in final[label(head, k)] for k in ks for head in HEADS)]
+    fig = new_figure(figsize=(5 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels))
+    for ax, (attack, name, n) in zip(axes, panels):
         for i, head in enumerate(HEADS):
-            cells = [summary["final"][label(head, k)][attack] for k in ks]
-            x = np.array(ks, dtype=float) + (i - 0.5) * 0.06
+            done = [k for k in ks if attack in final[label(head, k)]]  # AutoAttack may not have reached every k
+            cells = [final[label(head, k)][attack] for k in done]
+            x = np.array(done, dtype=float) + (i - 0.5) * 0.06
             ax.errorbar(x, [c["mean"] for c in cells], yerr=[c["sd"] or 0 for c in cells], marker="o", capsize=3,
                         color=COLORS[head], label=head)
             for xi, c in zip(x, cells):
                 ax.scatter([xi] * len(c["per_seed"]), c["per_seed"], color=COLORS[head], s=8, alpha=0.5)
         ax.set_xticks(ks)
         ax.set_xlabel("PGD steps k of the training attack")
-        ax.set_ylabel(f"{name} accuracy (%), {payload['settings']['test_n']:,} test images")
+        ax.set_ylabel(f"{name} accuracy (%), first {n:,} test images")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(f"PGD-AT on Fashion-MNIST, one epoch: does HE need fewer attack steps? mean ± sd over "
-                 f"{len(payload['settings']['seeds'])} seeds", fontsize=10)
+                 f"{len(settings['seeds'])} seeds", fontsize=10)
     save(fig, path)
 
 
