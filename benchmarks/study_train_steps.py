@@ -10,7 +10,7 @@ Reported: clean and PGD-20 (CE, step eps/4, one random start) on all 10,000 test
 the paired HE - plain difference (t interval over seeds, McNemar over images pooled across seeds); and HE at each
 k against plain at every larger k (the paper's claim in its own form: HE at 3 against plain at 7).
 
-    cd benchmarks && python study_train_steps.py [--ks 1,2,3,4,5,7] [--seeds 0,1,2] [--out results]
+    cd benchmarks && python study_train_steps.py [--ks 1,2,3,4,5,6,7] [--seeds 0,1,2] [--out results]
         [--name study_train_steps]
 
 Run one worker per core (``python _cells.py --arms plain,he --ks 1`` or this script); the report is written when
@@ -99,7 +99,7 @@ def figure(payload: dict, path: Path) -> None:
 
 def main() -> None:
     parser = study_parser(__doc__, "study_train_steps")
-    parser.add_argument("--ks", default="1,2,3,4,5,7", help="PGD steps of the training attack, comma-separated")
+    parser.add_argument("--ks", default="1,2,3,4,5,6,7", help="PGD steps of the training attack, comma-separated")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     ks = sorted(int(k) for k in args.ks.split(","))
