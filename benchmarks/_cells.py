@@ -9,7 +9,9 @@ on the first ``--test-n`` test images. All arms of a seed share the initial body
 cache key (:func:`cell_name`) holds every setting. ``--autoattack N`` adds standard AutoAttack on the first N test
 images to the finished cells, from their run folders, stage by stage (:func:`autoattack_stage`), cached beside
 each cell (``<cell>.aa<N>.json``); a cell whose run folder is gone (only the JSON is committed) is retrained first
-and attacked only if it reproduces its cached per-image results exactly (:func:`restore_run`).
+and attacked only if it reproduces its cached per-image results exactly (:func:`restore_run`); training is
+bit-reproducible on one machine but not across CPUs, so ``--replace-unreproduced`` replaces the cached results with
+the retrained model's instead.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autoattack", type=int, default=0,
                         help="add standard AutoAttack on the first N test images to each cell (0: none)")
     add_aa_stages_argument(parser)
+    parser.add_argument("--replace-unreproduced", action="store_true",
+                        help="when a cell retrained for AutoAttack does not reproduce its cached results (another "
+                             "CPU sums floats in another order), replace them with the new ones instead of stopping")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing and run no attack: report the cells and AutoAttack stages there are")
     parser.add_argument("--threads", type=int, default=1)
@@ -344,8 +349,9 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
 def restore_run(path: Path, cell: tuple, data, args) -> None:
     """Retrain the cell cached at ``path`` if its run folder is gone (the JSON is committed, the folder is not), unless
     another worker holds its lock, and keep the model only if it reproduces the cached per-image results exactly
-    (clean and PGD-20 on every test image), so that AutoAttack attacks the model the JSON describes. ``data`` loads
-    the training data."""
+    (clean and PGD-20 on every test image), so that AutoAttack attacks the model the JSON describes; with
+    ``--replace-unreproduced`` the new results replace the cached ones instead (and any AutoAttack cached for them
+    is dropped). ``data`` loads the training data."""
     run, lock = path.with_suffix(""), path.with_suffix(".lock")
     if (run / MODEL_FILE).is_file() or not claim(lock):
         return
@@ -353,11 +359,19 @@ def restore_run(path: Path, cell: tuple, data, args) -> None:
         print(f"retraining {' '.join(map(str, cell))}: its run folder is gone", flush=True)
         start = time.perf_counter()
         fresh = train_cell(*cell, data(), args, run)
-        if fresh["correct"] != json.loads(path.read_text())["correct"]:
+        cached = json.loads(path.read_text())["correct"]
+        if fresh["correct"] == cached:
+            print(f"  reproduced exactly in {time.perf_counter() - start:.0f} s", flush=True)
+            return
+        if not args.replace_unreproduced:
             shutil.rmtree(run)
             raise SystemExit(f"{run.name}: the retrained model does not reproduce the cached per-image results; "
-                             f"delete {path.name} to train the cell afresh")
-        print(f"  reproduced exactly in {time.perf_counter() - start:.0f} s", flush=True)
+                             f"delete {path.name} to train the cell afresh, or pass --replace-unreproduced")
+        change = ", ".join(f"{k} {np.mean(cached[k]):.4f} -> {np.mean(v):.4f}" for k, v in fresh["correct"].items())
+        print(f"  not reproduced ({change}); cached results replaced", flush=True)
+        path.write_text(json.dumps(fresh))
+        for stale in path.parent.glob(f"{path.stem}.aa*.json"):
+            stale.unlink()
     finally:
         lock.unlink(missing_ok=True)
 
