@@ -17,7 +17,8 @@ model, so a short dip at the end is kept as the result. Two measurements:
     cd benchmarks && python study_late_instability.py [--arms plain,he-s15-m0.5] [--framework trades] [--seeds 0,1,2]
         [--extra 10] [--every 2] [--lrs 0.05,0.005,0]
 
-Needs the cells' run folders (``_cells.py`` trains them); probes are cached in ``results/study_late_instability/``.
+Probes are cached in ``results/study_late_instability/``; one not cached yet needs its cell's run folder
+(``_cells.py`` trains it).
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def probes(arms: list[str], framework: str, seeds: list[int], lrs: list[float], 
             for lr in lrs:
                 path = cache / f"{cell}-plus{args.extra}-every{args.every}-lr{lr:g}.json"
                 if not path.is_file():
+                    if not (Path(args.work) / cell).is_dir():
+                        raise SystemExit(f"no run folder for {cell} in {args.work}; train the cell with _cells.py")
                     data = data or load_data(args)
                     print(f"continuing {cell} at lr {lr:g}", flush=True)
                     path.write_text(json.dumps(continue_cell(Path(args.work) / cell, framework, seed, lr, data,
@@ -173,10 +176,6 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     lrs = [float(v) for v in args.lrs.split(",")]
     arms = args.arms.split(",")
-    missing = [a for a in arms for s in seeds
-               if not (Path(args.work) / cell_name(a, s, TRAIN_STEPS, args.framework, args)).is_dir()]
-    if missing:
-        raise SystemExit(f"no run folder for {sorted(set(missing))} in {args.work}; train the cells with _cells.py")
     payload = {
         "study": "Study 3 follow-up: late swings of the learning curves, and the collapsed TRADES+HE cell (issue 13)",
         "device": device_name(torch.device(args.device)),
