@@ -90,12 +90,12 @@ def probes(arms: list[str], framework: str, seeds: list[int], lrs: list[float], 
             for lr in lrs:
                 path = cache / f"{cell}-plus{args.extra}-every{args.every}-lr{lr:g}.json"
                 if not path.is_file():
-                    if not (Path(args.work) / cell).is_dir():
+                    run = Path(args.work) / cell
+                    if not run.is_dir():
                         raise SystemExit(f"no run folder for {cell} in {args.work}; train the cell with _cells.py")
                     data = data or load_data(args)
                     print(f"continuing {cell} at lr {lr:g}", flush=True)
-                    path.write_text(json.dumps(continue_cell(Path(args.work) / cell, framework, seed, lr, data,
-                                                             args)))
+                    path.write_text(json.dumps(continue_cell(run, framework, seed, lr, data, args)))
                 out[f"{arm}/{seed}/{lr:g}"] = json.loads(path.read_text())
     return out
 
