@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from art_he.defaults import HEADS, MARGINS, SCALE
+from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS
 from art_he.errors import UserError
 from art_he.models.factory import model_builder
 from art_he.validation import check_number
@@ -79,6 +79,8 @@ class TrainConfig:
     val_n: int = option(0, "validate on the first N test images after each epoch")
     scale: float | None = option(None, f"HE scale s (default {SCALE:g})")
     margin: float | None = option(None, f"HE margin m (default {MARGINS['he']:g} for he, {MARGINS['mhe']:g} for mhe)")
+    weight_norm: str | None = option(None, f"HE weight normalisation: project (the authors'), differentiable, or "
+                                           f"none (default {WEIGHT_NORM})", choices=WEIGHT_NORMS)
     eps: float | None = option(None, "Linf radius (default: the dataset's, 0.1 fashion-mnist, 8/255 cifar10)")
     eps_step: float | None = option(None, "attack step (default: the framework's: eps/4 for PGD-AT, ALP and "
                                           "TRADES, eps for FreeAT, 1.25*eps for FastAT)")
@@ -150,8 +152,8 @@ class TrainConfig:
             raise UserError("--warmup does not apply to the cyclic schedule, which ramps up by itself")
         if cfg.subset is not None:
             check_number("subset", cfg.subset, low=1, integer=True)
-        if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None):
-            raise UserError("--scale/--margin need --head he or mhe")
+        if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None or cfg.weight_norm is not None):
+            raise UserError("--scale/--margin/--weight-norm need --head he or mhe")
         if cfg.width is not None:
             cfg.model_kwargs["width"] = check_number("width", cfg.width, low=1, integer=True)
         cfg.passes = cls.passes(cfg.epochs, dataclasses.asdict(cfg))

@@ -22,7 +22,7 @@ from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
-from art_he.heads import find_head
+from art_he.heads import LEGACY_WEIGHT_NORM, find_head
 from art_he.models import build_model
 from art_he.schedules import make_scheduler
 from art_he.trainers import checkpoint as ckpt
@@ -63,7 +63,7 @@ def make_classifier(
 def build_run_model(cfg: TrainConfig) -> nn.Module:
     """The model of a resolved configuration (architecture, head and its scale/margin, model keywords)."""
     info = dataset_info(cfg.dataset)
-    head_kwargs = {k: v for k, v in (("scale", cfg.scale), ("margin", cfg.margin)) if v is not None}
+    head_kwargs = {k: getattr(cfg, k) for k in ("scale", "margin", "weight_norm") if getattr(cfg, k) is not None}
     return build_model(
         cfg.model, num_classes=cfg.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
         head=cfg.head, **cfg.model_kwargs, **head_kwargs,
@@ -127,6 +127,8 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss:
     info = dataset_info(config["dataset"])
     head_kwargs = dict(config.get("head_kwargs", {}))
     head_kwargs.pop("variant", None)
+    if isinstance(head_kwargs.get("weight_norm"), bool):  # a run written before weight_norm took a mode name
+        head_kwargs["weight_norm"] = LEGACY_WEIGHT_NORM[head_kwargs["weight_norm"]]
     model = build_model(
         config["model"], num_classes=data_shape(config)[1], in_channels=info.input_shape[0], mean=info.mean,
         std=info.std,
