@@ -21,7 +21,7 @@ from art_he.errors import UserError
 from art_he.models.factory import model_builder
 from art_he.validation import check_number
 
-SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
+SCHEDULES = ("multistep", "step", "cosine", "cyclic", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -68,8 +68,10 @@ class TrainConfig:
     lr: float = option(0.05, "initial learning rate (SGD with momentum)")
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(5e-4, "SGD weight decay")
-    schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, others: multistep "
-                                        "x0.1 at 75%% and 90%% of the passes)", choices=SCHEDULES)
+    schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, Wong et al.'s "
+                                        "triangle from 0 to --lr at half of the steps and back to 0; others: "
+                                        "multistep, x0.1 at 75%% and 90%% of the passes; step: x0.1 every 30 "
+                                        "epochs of the budget)", choices=SCHEDULES)
     warmup: float = option(0.0, "linear LR warm-up over the first N passes, fractions allowed (0.2: a fifth of "
                                 "the first pass); lifts HE's slow start, see benchmarks/study_convergence.py")
     seed: int = option(0, "seed of the initialisation, batch order, augmentation and attacks")
@@ -94,6 +96,8 @@ class TrainConfig:
     replays: int | None = option(None, "FreeAT: minibatch replays m (default 4)")
     fgsm_mode: str | None = option(None, "FastAT: model mode while crafting the FGSM step (default train, as "
                                          "Wong et al.)", choices=("train", "eval"))
+    early_stop: bool | None = option(None, "FastAT: stop and roll back when PGD accuracy on a held-out batch "
+                                           "collapses (catastrophic overfitting; default on)")
     precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16)",
                             choices=PRECISIONS)
     channels_last: bool = option(True, "keep inputs and model in channels_last")
@@ -182,7 +186,7 @@ class TrainConfig:
 
 #: the options that belong to a framework's trainer rather than to the run
 FRAMEWORK_OPTIONS = ("max_iter", "num_random_init", "alpha", "pairing_weight", "pairing", "beta", "replays",
-                     "fgsm_mode")
+                     "fgsm_mode", "early_stop")
 
 
 def _choices(name: str) -> tuple | list | None:

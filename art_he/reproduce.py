@@ -6,7 +6,7 @@ cached in ``OUT/<recipe>/eval.json``. A rerun skips finished rows whose configur
 interrupted row from its ``checkpoint.pt`` and reuses an evaluation made with the same settings of the same
 weights. ``table10`` is Table 2's six rows plus the three m-HE rows, evaluated with the same attacks, so that
 ``table10`` after ``table2`` (same ``--out``) trains and evaluates only the m-HE rows. The paper's numbers are
-transcribed once, in :data:`TABLES`; of Table 4 (ImageNet) the ResNet-50 rows, the ones with recipes.
+transcribed once, in :data:`TABLES` (Table 4, ImageNet: its eight rows, four networks, plain and HE).
 """
 
 from __future__ import annotations
@@ -101,9 +101,15 @@ _TABLE3_ROWS = (  # paper Table 3: Clean, PGD-50, training time (min; the Epo. c
     ("table3-free-mhe", "FreeAT+m-HE", 77.59, 51.85, 15.91),
 )
 
-_TABLE4_ROWS = (  # paper Table 4, ResNet-50 rows: Clean, PGD-10, PGD-50
+_TABLE4_ROWS = (  # paper Table 4: Clean, PGD-10, PGD-50
     ("table4-free-plain", "ResNet-50 FreeAT", 60.28, 32.13, 31.39),
     ("table4-free-he", "ResNet-50 FreeAT+HE", 61.83, 40.22, 39.85),
+    ("table4-resnet152-free-plain", "ResNet-152 FreeAT", 65.20, 36.97, 35.87),
+    ("table4-resnet152-free-he", "ResNet-152 FreeAT+HE", 65.41, 43.24, 42.60),
+    ("table4-wrn50-2-free-plain", "WRN-50-2 FreeAT", 64.18, 36.24, 35.38),
+    ("table4-wrn50-2-free-he", "WRN-50-2 FreeAT+HE", 65.28, 43.83, 43.47),
+    ("table4-wrn101-2-free-plain", "WRN-101-2 FreeAT", 66.15, 39.35, 38.23),
+    ("table4-wrn101-2-free-he", "WRN-101-2 FreeAT+HE", 66.37, 45.35, 45.04),
 )
 
 #: the paper's tables, transcribed from the paper (Tables 2, 3, 4 and 10); the one copy of its numbers
@@ -120,7 +126,7 @@ TABLES: dict[str, PaperTable] = {t.key: t for t in (
                ("clean", "pgd50", "train_min"), ("Clean", "PGD-50", "Time (min)"), ("pgd50",), 8 / 255, 2 / 255,
                "Sec. 4's eps 8/255 and step 2/255 (the paper does not give Table 3's PGD-50 settings)",
                _rows(*_TABLE3_ROWS)),
-    PaperTable("table4", 4, "white-box top-1 accuracy (%) on ImageNet, ResNet-50 rows",
+    PaperTable("table4", 4, "white-box top-1 accuracy (%) on ImageNet",
                ("clean", "pgd10", "pgd50"), ("Clean", "PGD-10", "PGD-50"), ("pgd10", "pgd50"), 4 / 255, 1 / 255,
                "Sec. 4: Shafahi et al.'s settings, eps 4/255 with step 1/255", _rows(*_TABLE4_ROWS)),
 )}
@@ -488,7 +494,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """``art-he reproduce``'s options: the table, the run folder, the evaluation's size and the training
     options of ``art-he train`` (but those that define a row) as overrides of every row's recipe."""
     parser.add_argument("table", metavar="TABLE", help=f"{', '.join(TABLES)} (table10: Table 2's rows plus m-HE; "
-                                                       "table4: ImageNet, its ResNet-50 rows)")
+                                                       "table4: ImageNet, ResNet-50/152 and WRN-50-2/101-2)")
     parser.add_argument("--out", default="runs/reproduce", help="one run folder per row, OUT/<recipe> "
                                                                 "(default: runs/reproduce)")
     parser.add_argument("--n", type=positive_int, default=None, help="test images to evaluate (default: all)")

@@ -24,7 +24,7 @@ from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
 from art_he.heads import LEGACY_WEIGHT_NORM, find_head
 from art_he.models import build_model
-from art_he.schedules import make_scheduler
+from art_he.schedules import STEP_EPOCHS, make_scheduler
 from art_he.trainers import checkpoint as ckpt
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
@@ -248,8 +248,9 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
                                  config=config)
     options = {**cfg.trainer_kwargs(), "verbose": verbose, "augment": cfg.augment and not folder}
     trainer = cfg.framework_class()(classifier, **options)
-    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps, cfg.lr,
-                               warmup_steps=math.ceil(cfg.warmup * steps))
+    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps,
+                               warmup_steps=math.ceil(cfg.warmup * steps),
+                               step_every=cfg.framework_class().passes(STEP_EPOCHS, dataclasses.asdict(cfg)))
     is_main = ctx.is_main  # distributed: only rank 0 writes files
     if out_dir is not None and is_main:
         out = Path(out_dir)

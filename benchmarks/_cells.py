@@ -170,8 +170,7 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
                                     verbose=False)
     steps_per_epoch = -(-len(x) // args.batch_size)
     warmup_steps = int(np.ceil(args.warmup * steps_per_epoch)) if spec.warmup else 0
-    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, args.lr,
-                               warmup_steps=warmup_steps)
+    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, warmup_steps=warmup_steps)
     order = np.random.default_rng(seed).permutation(len(x))  # one pass, the same batches for every arm
     points = [s for s in CHECKPOINTS if s < args.steps] + [args.steps]
     curve = [{"step": 0, **trainer.evaluate(xv, yv), **norms(model), "lr": 0.0}]
