@@ -23,7 +23,7 @@ from art_he.data import dataset_info, load_dataset
 from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
 from art_he.heads import LEGACY_WEIGHT_NORM, find_head
-from art_he.models import build_model
+from art_he.models import build_model, small_cnn
 from art_he.schedules import STEP_EPOCHS, make_scheduler
 from art_he.trainers import checkpoint as ckpt
 
@@ -125,20 +125,22 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss:
         raise MissingFileError(f"{run} is not an art-he run directory (needs {CONFIG_FILE} and {MODEL_FILE})")
     config = read_config(run)
     info = dataset_info(config["dataset"])
-    head_kwargs = dict(config.get("head_kwargs", {}))
-    head_kwargs.pop("variant", None)
-    if isinstance(head_kwargs.get("weight_norm"), bool):  # a run written before weight_norm took a mode name
-        head_kwargs["weight_norm"] = LEGACY_WEIGHT_NORM[head_kwargs["weight_norm"]]
-    model = build_model(
-        config["model"], num_classes=data_shape(config)[1], in_channels=info.input_shape[0], mean=info.mean,
-        std=info.std,
-        head=config["head"], **config.get("model_kwargs", {}), **head_kwargs,
-    )
     weights = run / MODEL_FILE
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as error:
         raise UserError(f"{weights} is damaged or not a safetensors file ({error})") from None
+    head_kwargs = dict(config.get("head_kwargs", {}))
+    head_kwargs.pop("variant", None)
+    if isinstance(head_kwargs.get("weight_norm"), bool):  # a run written before weight_norm took a mode name
+        head_kwargs["weight_norm"] = LEGACY_WEIGHT_NORM[head_kwargs["weight_norm"]]
+    model_kwargs = dict(config.get("model_kwargs", {}))
+    if config["model"] == "small-cnn" and "hidden_norm" not in model_kwargs:  # a run from before hidden_norm
+        model_kwargs.update(small_cnn.legacy_kwargs(state))
+    model = build_model(
+        config["model"], num_classes=data_shape(config)[1], in_channels=info.input_shape[0], mean=info.mean,
+        std=info.std, head=config["head"], **model_kwargs, **head_kwargs,
+    )
     try:
         model.load_state_dict(state)
     except RuntimeError as error:  # load_state_dict's report of missing, unexpected or mis-shaped tensors

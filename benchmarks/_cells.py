@@ -33,6 +33,7 @@ from torch import nn
 
 from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
+from art_he.defaults import WEIGHT_NORM, WEIGHT_NORMS
 from art_he.heads import find_head
 from art_he.models import build_model
 from art_he.runs import MODEL_FILE, load_run, make_classifier, run_config, save_run
@@ -64,9 +65,11 @@ ARMS = {
     # the ablation (study 4): no angular margin but in full HE; s = 15 where FN removes the feature norm, s = 1 for WN
     # alone, where ||z|| still sets the logits' scale (the authors, too, name s "the s in FN"; s = 15 on top of ||z||
     # diverged within 3 steps: loss 282)
-    "fn": Arm("he", {"weight_norm": False, "margin": 0.0}),
+    "fn": Arm("he", {"weight_norm": "none", "margin": 0.0}),
     "wn": Arm("he", {"feature_norm": False, "margin": 0.0, "scale": 1.0}),
     "fn+wn": Arm("he", {"margin": 0.0}),
+    # issue 34: the package's HE with the weight normalisation every cell before it used (inside the graph)
+    "he-differentiable": Arm("he", {"weight_norm": "differentiable"}),
 }
 
 
@@ -89,6 +92,11 @@ def he_arm(scale: float, margin: float) -> str:
 def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that define a cell (and its cache key), plus where the cells live and how to share the work."""
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--weight-norm", choices=WEIGHT_NORMS, default=WEIGHT_NORM,
+                        help="the HE arms' weight normalisation where the arm does not fix it (the cells before issue "
+                             "34: differentiable)")
+    parser.add_argument("--hidden-norm", action=argparse.BooleanOptionalAction, default=True,
+                        help="BatchNorm in the small CNN's hidden layer (the cells before issue 34: --no-hidden-norm)")
     parser.add_argument("--steps", type=int, default=469, help="SGD steps (469: one epoch of 60,000 at batch 128)")
     parser.add_argument("--warmup", type=float, default=0.1, help="warm-up length in epochs of the +warmup arms")
     parser.add_argument("--eps", type=float, default=0.1)
@@ -124,20 +132,34 @@ def settings_of(args, **extra) -> dict:
     return {**{k: v for k, v in vars(args).items() if k not in skip}, **extra}
 
 
+def weight_norm_of(arm: str, args) -> str | None:
+    """The arm's weight normalisation: its own, or ``--weight-norm`` (``None`` for a plain head)."""
+    spec = arm_spec(arm)
+    return None if spec.head == "plain" else spec.head_kwargs.get("weight_norm", args.weight_norm)
+
+
 def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
     """The cache key of a cell (PGD-AT cells carry no framework suffix, CPU cells no device suffix: the float sums of
-    another device differ, so its cells are kept apart)."""
+    another device differ, so its cells are kept apart). The cells from before issue 34 (no hidden BatchNorm, WN
+    inside the graph) carry no suffix for either; newer ones ``-hn`` and ``-wn<mode>`` where they differ."""
+    wn = weight_norm_of(arm, args)
+    legacy_wn = arm_spec(arm).head_kwargs.get("weight_norm", "differentiable")
     return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"
             f"-t{args.test_n}" + ("" if framework == "pgd" else f"-{framework}")
-            + ("" if args.device == "cpu" else f"-{args.device.split(':')[0]}"))
+            + ("" if args.device == "cpu" else f"-{args.device.split(':')[0]}")
+            + ("-hn" if args.hidden_norm else "") + ("" if wn in (None, legacy_wn) else f"-wn{wn}"))
 
 
-def build(arm: str, seed: int) -> nn.Module:
+def build(arm: str, seed: int, args) -> nn.Module:
     """The dataset's model with the arm's head; the body's initial weights depend on the seed only."""
     info = dataset_info(DATASET)
     spec = arm_spec(arm)
+    head_kwargs = dict(spec.head_kwargs)
+    if spec.head != "plain":
+        head_kwargs["weight_norm"] = weight_norm_of(arm, args)
     torch.manual_seed(seed)
-    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=spec.head, **spec.head_kwargs)
+    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=spec.head,
+                       hidden_norm=args.hidden_norm, **head_kwargs)
 
 
 def head_weight(model: nn.Module) -> torch.Tensor:
@@ -164,7 +186,7 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
     save the model as a run folder in ``run_dir``; return the curve and the final model's per-image results."""
     spec = arm_spec(arm)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
-    model = build(arm, seed)
+    model = build(arm, seed, args)
     classifier = make_classifier(model, DATASET, lr=args.lr, device=args.device)
     trainer = FRAMEWORKS[framework](classifier, eps=args.eps, max_iter=train_steps, precision="fp32", seed=seed,
                                     verbose=False)
@@ -185,7 +207,8 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
         done = step
     train_s = time.perf_counter() - start
     cfg = TrainConfig(dataset=DATASET, framework=framework, head=spec.head, scale=spec.head_kwargs.get("scale"),
-                      margin=spec.head_kwargs.get("margin"),
+                      margin=spec.head_kwargs.get("margin"), weight_norm=weight_norm_of(arm, args),
+                      model_kwargs={"hidden_norm": args.hidden_norm},
                       epochs=1, lr=args.lr, schedule="constant", warmup=args.warmup if spec.warmup else 0.0,
                       seed=seed, eps=args.eps, max_iter=train_steps, batch_size=args.batch_size,
                       precision="fp32").resolved()

@@ -60,10 +60,12 @@ STYLES = {"pgd20": "-", "cw20": "--", "apgd": "-.", "autoattack": ":"}
 
 
 def run_dir(cells: Path, arm: str, seed: int) -> Path:
-    """The run folder of study 6's ``arm`` cell for ``seed`` (the cells' default settings, PGD-3 in training)."""
+    """The run folder of study 6's ``arm`` cell for ``seed`` (the cells' default settings, PGD-3 in training), as
+    this study attacked them: the cells from before issue 34 (no hidden BatchNorm, WN inside the graph)."""
     parser = argparse.ArgumentParser()
     add_cell_arguments(parser)
-    run = cells / cell_name(arm, seed, TRAIN_STEPS, "pgd", parser.parse_args([]))
+    legacy = parser.parse_args(["--no-hidden-norm", "--weight-norm", "differentiable"])
+    run = cells / cell_name(arm, seed, TRAIN_STEPS, "pgd", legacy)
     if not run.is_dir():
         raise SystemExit(f"no run folder {run.name} in {cells}; run study_convergence.py first")
     return run

@@ -57,13 +57,13 @@ COLORS = {"plain": "tab:blue", "he": "tab:red", "plain+warmup": "tab:cyan", "he+
 # -- the cause, at initialisation ------------------------------------------------------------------------------
 
 
-def init_diagnostics(seed: int, x: np.ndarray, y: np.ndarray) -> dict:
+def init_diagnostics(seed: int, x: np.ndarray, y: np.ndarray, args) -> dict:
     """First-step quantities on ``x``: loss, mean true-class probability, per-sample ``||dL/dz||`` and
     ``||dL/dw|| / ||w||`` per weight matrix, for plain, HE (m = 0.2) and HE with m = 0 (the same initial body)."""
     xt, yt = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long)
     out = {}
     for name, head, margin in (("plain", "plain", None), ("he", "he", None), ("he_m0", "he", 0.0)):
-        model = build(head, seed).train()
+        model = build(head, seed, args).train()
         he = find_head(model)
         if he is not None and margin is not None:
             he.margin = margin
@@ -172,7 +172,7 @@ def main() -> None:
         return
     cells = {(arm, s): cell for (arm, s, _), cell in found.items()}
     x, y = load_dataset(DATASET, train=True)
-    init_runs = [init_diagnostics(s, x[:1024], y[:1024]) for s in seeds]
+    init_runs = [init_diagnostics(s, x[:1024], y[:1024], args) for s in seeds]
     layers = list(init_runs[0]["plain"]["relative_grad"])
     init_mean = {name: {k: float(np.mean([r[name][k] for r in init_runs])) for k in ("loss", "p_true", "z_norm",
                                                                                    "grad_z_per_sample")}
