@@ -17,6 +17,7 @@ the retrained model's instead.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -130,6 +131,16 @@ def settings_of(args, **extra) -> dict:
     """What a study's report records of its command line (not where files go), plus ``extra``."""
     skip = ("out", "work", "threads", "report_only", "aa_stages")
     return {**{k: v for k, v in vars(args).items() if k not in skip}, **extra}
+
+
+def model_text(settings: dict) -> str:
+    """The cells' network and HE weight normalisation, as a report's header names them (reports of before issue 34
+    recorded neither: they used the small CNN without hidden BatchNorm and WN inside the graph)."""
+    hidden = settings.get("hidden_norm", False)
+    wn = settings.get("weight_norm", "differentiable")
+    era = "" if hidden else " (the model of the studies before issue 34)"
+    return (f"{settings['model']} {'with' if hidden else 'without'} BatchNorm in its hidden layer{era}, HE weight "
+            f"normalisation {wn}")
 
 
 def weight_norm_of(arm: str, args) -> str | None:
@@ -391,11 +402,32 @@ def restore_run(path: Path, cell: tuple, data, args) -> None:
                              f"delete {path.name} to train the cell afresh, or pass --replace-unreproduced")
         change = ", ".join(f"{k} {np.mean(cached[k]):.4f} -> {np.mean(v):.4f}" for k, v in fresh["correct"].items())
         print(f"  not reproduced ({change}); cached results replaced", flush=True)
+        fresh["provenance"] = provenance(cached, REPLACED_REASON, time.strftime("%Y-%m-%d"))
         path.write_text(json.dumps(fresh))
         for stale in path.parent.glob(f"{path.stem}.aa*.json"):
             stale.unlink()
     finally:
         lock.unlink(missing_ok=True)
+
+
+REPLACED_REASON = ("retrained for AutoAttack: its run folder was gone, and the retrained model did not reproduce the "
+                   "cached per-image results (another CPU sums floats in another order); --replace-unreproduced")
+
+
+def digest(correct: dict) -> str:
+    """SHA-256 (first 16 hex digits) of a cell's per-image results, as canonical JSON."""
+    return hashlib.sha256(json.dumps(correct, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def provenance(original: dict, reason: str, date: str) -> dict:
+    """What a replaced cell records of the results it replaced: their digest, why, and when."""
+    return {"original_digest": digest(original), "reason": reason, "date": date}
+
+
+def replaced_cells(cells: dict) -> list[str]:
+    """The cells (``arm/seed``, with the framework where not PGD-AT) whose results replaced the originals."""
+    return sorted(f"{c.get('framework', 'pgd')}/{c['arm']}/s{c['seed']}".removeprefix("pgd/")
+                  for c in cells.values() if "provenance" in c)
 
 
 def _once(path: Path, what: str, make) -> None:
@@ -426,6 +458,7 @@ def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, compar
     paired t-test over seeds and McNemar's exact test over the images pooled across seeds. ``cells`` are keyed
     ``(arm, seed)``."""
     steps = [p["step"] for p in cells[(arms[0], seeds[0])]["curve"]]
+    replaced = replaced_cells({k: cells[k] for k in cells if k[0] in arms and k[1] in seeds})
     curves: dict = {}
     for arm in arms:
         curves[arm] = {}
@@ -455,7 +488,7 @@ def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, compar
             p = mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum()))
             final_tests[f"{a}-{b}/{attack}"] = {"seeds": paired_t(diffs), "mcnemar_p": p}
     return {"steps": steps, "curves": curves, "step_tests": step_tests, "final": final, "final_tests": final_tests,
-            "attacks": attacks}
+            "attacks": attacks, "replaced": replaced}
 
 
 def diff_text(test: dict) -> str:
@@ -485,6 +518,10 @@ def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list
         cells = [tests.get(f"{a}-{b}/{k}") for k in attacks]
         lines.append(f"| {a} − {b} | " + " | ".join(
             f"{diff_text(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}" if t else "–" for t in cells) + " |")
+    replaced = summary.get("replaced", [])
+    lines += ["", f"Replaced cells: {len(replaced)} of the cells above were retrained for AutoAttack and their results "
+                  "replaced (the `provenance` field of each cell's JSON gives the original results' digest, the reason "
+                  "and the date)" + (f": {', '.join(replaced)}." if replaced else ".")]
     return lines
 
 
