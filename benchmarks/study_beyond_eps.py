@@ -55,6 +55,9 @@ from art_he.runs import load_run
 HERE = Path(__file__).resolve().parent
 ARMS = ("plain", "he")
 ATTACKS = {"pgd20": "CE-PGD-20", "cw20": "margin PGD-20", "apgd": "APGD-CE+T", "autoattack": "AutoAttack"}
+#: the table's row names: CE-PGD-20 attacks HE in two views (CE on s*cos and on the raw cosines) and keeps each
+#: image's worse result, plain in one; margin PGD and AutoAttack attack both in one view
+ROWS = {**ATTACKS, "pgd20": "CE-PGD-20 (HE: worse of 2 views, s·cos and raw cosines; plain: 1 view)"}
 COLORS = {"plain": "tab:blue", "he": "tab:red"}
 STYLES = {"pgd20": "-", "cw20": "--", "apgd": "-.", "autoattack": ":"}
 
@@ -134,7 +137,7 @@ def markdown(payload: dict) -> str:
             t = summary["tests"][f"{attack}/{m:g}"]
             ci = f" [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}], p = {t['p']:.2g}" if t["ci95"] else ""
             plain, he = (pm(summary["cells"][f"{arm}/{attack}/{m:g}"]) for arm in ARMS)
-            lines.append(f"| {m * s['eps']:g} ({m:g}x) | {ATTACKS.get(attack, 'clean')} | {plain} | {he} | "
+            lines.append(f"| {m * s['eps']:g} ({m:g}x) | {ROWS.get(attack, 'clean')} | {plain} | {he} | "
                          f"{t['mean']:+.2f}{ci} |")
     return "\n".join(lines) + "\n"
 
