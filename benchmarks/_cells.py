@@ -525,6 +525,26 @@ def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list
     return lines
 
 
+def run_study(args, study: str, arms, comparisons, markdown, figure) -> None:
+    """A study of PGD-AT cells at :data:`TRAIN_STEPS`: train or read ``arms`` for ``--seeds``, then publish the report
+    (``markdown`` and ``figure`` of the payload) once all cells are there."""
+    from _common import device_name, publish
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    found = run_cells([(arm, s, TRAIN_STEPS) for s in seeds for arm in arms], args)
+    if found is None:
+        return
+    cells = {(arm, s): cell for (arm, s, _), cell in found.items()}
+    payload = {
+        "study": study,
+        "device": device_name(torch.device(args.device)),
+        "settings": settings_of(args, seeds=seeds, train_steps=TRAIN_STEPS, model="small-cnn"),
+        "summary": summarise(cells, seeds, arms, comparisons),
+        "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in arms for s in seeds},
+    }
+    publish(Path(args.out), args.name, payload, markdown, figure)
+
+
 def main() -> None:
     """``python _cells.py --arms fn,wn --ks 1,3``: train cells ahead of the studies that report them."""
     parser = argparse.ArgumentParser(description=main.__doc__)

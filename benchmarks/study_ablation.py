@@ -28,9 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from _cells import TRAIN_STEPS, final_table, model_text, run_cells, settings_of, study_parser, summarise
-from _common import device_name, publish
+from _cells import TRAIN_STEPS, final_table, model_text, run_study, study_parser
 from _stats import pm
 
 HERE = Path(__file__).resolve().parent
@@ -97,21 +95,8 @@ def figure(payload: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = study_parser(__doc__, "study_ablation")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    found = run_cells([(arm, s, TRAIN_STEPS) for s in seeds for arm in ARMS], args)
-    if found is None:
-        return
-    cells = {(arm, s): cell for (arm, s, _), cell in found.items()}
-    payload = {
-        "study": "Study 4: which part of HE does the work? (issue 13)",
-        "device": device_name(torch.device(args.device)),
-        "settings": settings_of(args, seeds=seeds, train_steps=TRAIN_STEPS, model="small-cnn"),
-        "summary": summarise(cells, seeds, ARMS, COMPARISONS),
-        "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in ARMS for s in seeds},
-    }
-    publish(Path(args.out), args.name, payload, markdown, figure)
+    args = study_parser(__doc__, "study_ablation").parse_args()
+    run_study(args, "Study 4: which part of HE does the work? (issue 13)", ARMS, COMPARISONS, markdown, figure)
 
 
 if __name__ == "__main__":
