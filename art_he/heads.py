@@ -14,6 +14,8 @@ from art_he.losses import Objective, check_variant
 from art_he.validation import check_number
 
 NORM_EPS = 1e-12
+#: how far (in units of the dtype's eps) ``‖W_l‖²`` of a projected row may be from 1: normalising leaves at most 6
+ON_SPHERE_ULPS = 16
 #: what ``weight_norm=True``/``False`` meant before it took a mode name (runs written then store the bool)
 LEGACY_WEIGHT_NORM = {True: "differentiable", False: "none"}
 
@@ -82,8 +84,15 @@ class HypersphereHead(nn.Module):
 
     @torch.no_grad()
     def project_(self) -> None:
-        """``W <- W / max(||W_l||, eps)`` row-wise, in place and without gradient (the authors' WN)."""
-        self.weight.copy_(normalize_rows(self.weight))
+        """``W <- W / max(||W_l||, eps)`` row-wise, in place and without gradient (the authors' WN).
+
+        Rows already on the sphere (``|‖W_l‖² − 1| <= 16 ulp``, what normalising leaves) stay bit-for-bit as they
+        are: normalising a normalised row moves its last bits, and a run resumed from a checkpoint of projected
+        weights must continue exactly as the uninterrupted run did. A step changes ``‖W_l‖²`` by far more.
+        """
+        w = self.weight
+        on_sphere = ((w * w).sum(dim=-1, keepdim=True) - 1).abs() <= ON_SPHERE_ULPS * torch.finfo(w.dtype).eps
+        w.copy_(torch.where(on_sphere, w, normalize_rows(w)))
         self._projected = self._weight_key()
 
     def _weight_key(self) -> tuple[int, int]:

@@ -318,3 +318,15 @@ def test_mhe_logits_equal_the_textbook_formula_bitwise(dtype, margin):
     assert torch.equal(ours, textbook) and torch.equal(ga, gb) and torch.isfinite(ga).all()
     if margin == 0:
         assert torch.equal(scaled_logits(cos, 15.0, "mhe"), textbook.detach())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_projection_is_idempotent_bit_for_bit(dtype):
+    """Projecting projected rows changes nothing (a resumed run must continue exactly); normalising twice would."""
+    torch.manual_seed(0)
+    head = HypersphereHead(640, 50).to(dtype)
+    head.project_()
+    once = head.weight.detach().clone()
+    assert not torch.equal(normalize_rows(once), once)  # what a plain re-normalisation would do
+    head.project_()
+    assert torch.equal(head.weight, once)
