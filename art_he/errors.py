@@ -15,3 +15,18 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named (or a data set) is not where it should be; the message names the layout."""
+
+
+class TrainingDiverged(UserError):
+    """A non-finite loss or parameter stopped training at the batch where it appeared; nothing non-finite was saved
+    (the last checkpoint is left as it was and no model is written)."""
+
+
+#: exit status of ``art-he train`` and ``art-he reproduce`` stopped by SIGTERM or SIGUSR1 after writing a checkpoint
+#: to resume from (``EX_TEMPFAIL`` of sysexits.h: a temporary failure, try again)
+PREEMPTED_EXIT = 75
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM or SIGUSR1 after the current batch and wrote a checkpoint; ``--resume``
+    (``resume=True``) continues from that batch. Not an error: the message says where the checkpoint is."""
