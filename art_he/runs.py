@@ -243,8 +243,8 @@ def _claim_run_dir(lock: RunLock, cfg: TrainConfig, config: dict, resume: bool, 
         # metrics.jsonl is rewritten from the checkpoint: a run stopped between the two writes loses no line
         _write_atomic(lock.folder / METRICS_FILE, "".join(_metrics_line(cfg, m) for m in done).encode())
         if verbose:
-            inside = f", batch {state['batch']}" if state.get("batch") else ""
-            print(f"resuming from epoch {len(done)}{inside} of {cfg.passes}", flush=True)
+            inside = f", after batch {state['batch']} of epoch {len(done) + 1}" if state.get("batch") else ""
+            print(f"resuming from epoch {len(done)} of {cfg.passes}{inside}", flush=True)
 
 
 def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: bool):

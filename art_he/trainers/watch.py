@@ -104,14 +104,22 @@ class BatchWatch:
         if event is not None:
             event.synchronize()
         values = host.tolist()
-        bad = (["the loss"] if values[0] else []) + [f"parameter {n}" for n, v in zip(self.names, values[1:-2]) if v]
-        if bad:
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, batch {batch + 1}: {bad[0]}{more} is not "
-                                   f"finite, so training stopped there{self.kept}; lower the learning rate (--lr)")
+        params = [name for name, v in zip(self.names, values[1:-2]) if v]
+        if values[0] or params:
+            raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, batch {batch + 1}: "
+                                   f"{_quantities(bool(values[0]), params)} not finite, so training stopped there"
+                                   f"{self.kept}; lower the learning rate (--lr)")
         self.stop = self.stop or bool(values[-2])
         self.due = self.due or bool(values[-1])
 
     def signal_name(self) -> str:
         """The stop signal's name, or that another rank received it."""
         return signal.Signals(self.signal).name if self.signal is not None else "a signal to another rank"
+
+
+def _quantities(loss: bool, params: list[str]) -> str:
+    """``"the loss is"``, ``"parameter w is"``, ``"the loss and 3 parameters (w, ...) are"``."""
+    named = [] if not params else [f"parameter {params[0]}" if len(params) == 1 else
+                                   f"{len(params)} parameters ({params[0]}, ...)"]
+    items = ["the loss"] * loss + named
+    return " and ".join(items) + (" is" if len(items) == 1 and (loss or len(params) == 1) else " are")
