@@ -366,7 +366,6 @@ class ATTrainer(Trainer):
         x_t, y_t = self._as_tensors(x, y)
         n = len(x_t)
         spans = self._global_batches(n, batch_size)
-        self._data_generator = None
         world, rank = self.dist.world_size, self.dist.rank
 
         def batches(epoch: int) -> Iterator[Batch]:
@@ -484,34 +483,38 @@ class ATTrainer(Trainer):
         every = self.checkpoint_every * 60 if self.checkpoint_every and path is not None else None
         watch = BatchWatch(self.model, self.dist, self.device, checkpoint_every_s=every,
                            kept=f"; {path} keeps the last finite state saved" if path is not None else "")
+        if path is not None:
+            watch.catch_signals()
         try:
-            with watch.catching_signals() if path is not None else nullcontext():
-                for epoch in range(start, end):
-                    if self.stop_training:
-                        break
-                    metrics = self._run_epoch(batches(epoch), epoch, n_images,
-                                              scheduler if scheduler_step == "batch" else None, watch=watch,
-                                              scheduler=scheduler, path=path, position=position)
-                    position = None
-                    if scheduler is not None and scheduler_step == "epoch":
-                        self._step_scheduler(scheduler)
-                    if validation_data is not None:
-                        metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
-                    self.on_epoch_end(metrics)
-                    self.history.append(metrics)
-                    if path is not None:
-                        self.save_checkpoint(path, scheduler)
-                        watch.saved()
-                    for callback in self.callbacks:
-                        callback(metrics)
-                    if watch.stop and epoch + 1 < end and not self.stop_training:  # the signal came at the epoch end
-                        raise Preempted(f"stopped by {watch.signal_name()} after epoch {epoch + 1}: {path} holds "
-                                        "the run; continue it with --resume")
+            for epoch in range(start, end):
+                if self.stop_training:
+                    break
+                metrics = self._run_epoch(batches(epoch), epoch, n_images,
+                                          scheduler if scheduler_step == "batch" else None, watch=watch,
+                                          scheduler=scheduler, path=path, position=position)
+                position = None
+                if scheduler is not None and scheduler_step == "epoch":
+                    self._step_scheduler(scheduler)
+                if validation_data is not None:
+                    metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
+                self.on_epoch_end(metrics)
+                self.history.append(metrics)
+                if path is not None:
+                    self.save_checkpoint(path, scheduler)
+                    watch.saved()
+                for callback in self.callbacks:
+                    callback(metrics)
+                if watch.stop and epoch + 1 < end and not self.stop_training:  # the signal came at the epoch end
+                    raise Preempted(f"stopped by {watch.signal_name()} after epoch {epoch + 1}: {path} holds the "
+                                    "run; continue it with --resume")
         except RuntimeError as error:  # e.g. a collective inside DDP's forward/backward: another rank is gone
             comm = not isinstance(error, distributed.DistributedError) and distributed.is_comm_error(error)
             if self.dist.active and comm:
                 raise distributed.failure(self.dist, "training", error) from error
             raise
+        finally:
+            watch.release_signals()
+            self._data_generator = None
         self.model.eval()
         return self.history
 

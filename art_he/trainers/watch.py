@@ -17,7 +17,6 @@ import math
 import signal
 import threading
 import time
-from contextlib import contextmanager
 
 import torch
 
@@ -52,19 +51,18 @@ class BatchWatch:
         self._bits = {(s, d): torch.tensor([s, d], dtype=torch.float32, device=device)
                       for s in (False, True) for d in (False, True)}
         self._pending: tuple[int, int, torch.Tensor, object] | None = None
+        self._previous: dict = {}
 
-    @contextmanager
-    def catching_signals(self):
-        """While inside, SIGTERM and SIGUSR1 only set :attr:`signal` (main thread only; elsewhere a no-op)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def catch_signals(self) -> None:
+        """From now on SIGTERM and SIGUSR1 only set :attr:`signal` (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+
+    def release_signals(self) -> None:
+        """Put back the handlers :meth:`catch_signals` replaced."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def _on_signal(self, signum, frame) -> None:
         self.signal = signum
