@@ -5,6 +5,7 @@ killed with SIGKILL its lock is taken over and the run resumed."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -45,6 +46,16 @@ def test_a_lock_names_its_holder_and_is_released(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="is a file, not a run folder"):
         RunLock(tmp_path / "file").acquire()
+
+
+def test_a_file_system_without_locks_gives_a_warning_not_an_error(tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("art_he.runlock.fcntl.flock", no_locks)
+    with pytest.warns(UserWarning, match=r"has no file locks \(No locks available\): nothing stops a second"):
+        lock = RunLock(tmp_path / "run").acquire()
+    lock.release()
 
 
 RACER = textwrap.dedent(

@@ -274,6 +274,16 @@ def test_malformed_cifar10c_files_get_one_line(tmp_path):
     (root / "fog.npy").write_bytes(data[:-100])
     with pytest.raises(UserError, match=r"fog.npy is truncated: 30,748 bytes of 30,848"):
         check_cifar_c("cifar10", tmp_path, ["fog"])
+    # a locally corrupted set (Fashion-MNIST-C layout) read by art_he itself
+    from art_he.evaluation.corruptions import read_corrupted_set
+
+    local = tmp_path / "Fashion-MNIST-C"
+    local.mkdir()
+    np.save(local / "fog.npy", np.zeros((10, 28, 28, 1), np.uint8))
+    np.save(local / "labels.npy", np.array([_Call(open, str(tmp_path / "MARKER"), "w")] * 10, dtype=object),
+            allow_pickle=True)
+    with pytest.raises(UserError, match="labels.npy holds Python objects"):
+        read_corrupted_set(local, "fog", 1)
     assert not (tmp_path / "MARKER").exists()
 
 
