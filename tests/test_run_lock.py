@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +65,7 @@ RACER = textwrap.dedent(
     from art_he.runlock import RunLock
 
     folder, go = Path(sys.argv[1]), Path(sys.argv[2])
+    print("READY", flush=True)
     while not go.exists():
         time.sleep(0.01)
     try:
@@ -83,7 +83,7 @@ def test_of_processes_racing_for_a_folder_exactly_one_gets_it(tmp_path):
     script.write_text(RACER)
     racers = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), str(go)], env=ENV, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
-    time.sleep(2)  # let them import and wait for the start
+    assert [racer.stdout.readline().strip() for racer in racers] == ["READY"] * 3  # all imported, all waiting
     go.touch()
     outputs = [racer.communicate(timeout=120) for racer in racers]
     lines = [out.strip() for out, _ in outputs]
