@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can fix.
+"""The exception types of art_he: :class:`UserError` for mistakes a user can fix, and :class:`Preempted` for a
+training run that a signal stopped after writing its checkpoint.
 
 A :class:`UserError` (a bad argument, a missing, damaged or mismatched file, a run folder that would be
 overwritten) is printed by ``art-he`` as one line naming what is wrong, with exit code 2. Anything else is a

@@ -519,9 +519,8 @@ class ATTrainer(Trainer):
         return self.history
 
     def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None, batch_scheduler, *,
-                   watch: BatchWatch | None = None, scheduler=None, path=None, position: dict | None = None) -> dict:
+                   watch: BatchWatch, scheduler=None, path=None, position: dict | None = None) -> dict:
         """One epoch; ``position`` (from a mid-epoch checkpoint) skips the batches trained before it was written."""
-        watch = watch if watch is not None else BatchWatch(self.model, self.dist, self.device)
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         show = self.verbose and self.dist.is_main
         epoch_rng, done, elapsed, seen = self._data_rng_state(), 0, 0.0, 0

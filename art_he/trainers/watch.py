@@ -5,10 +5,10 @@ After batch ``i`` the loop hands :meth:`BatchWatch.push` the batch's loss; the w
 whether the loss and each parameter are finite (one fused max-abs per parameter: no overflow, NaN and inf
 propagate), adds two host bits (a SIGTERM/SIGUSR1 arrived; ``checkpoint_every`` has elapsed), sums the flags
 over the ranks under DDP and copies them to the host without waiting. It reads them one batch late, after batch
-``i + 1`` has been queued, so the device never waits for the host; the flags name their own batch, so a
-divergence is reported at the batch where it happened. :meth:`flush` reads the last batch's flags at once:
-the loop calls it before anything is saved, so no checkpoint ever holds non-finite weights. All ranks see the
-same summed flags, so they stop, or checkpoint, after the same batch.
+``i + 1`` has been queued, so the host never waits for the batch the device is computing (no sync in the step);
+the flags name their own batch, so a divergence is reported at the batch where it happened. :meth:`flush`
+reads the last batch's flags at once: the loop calls it before anything is saved, so no checkpoint ever holds
+non-finite weights. All ranks see the same summed flags, so they stop, or checkpoint, after the same batch.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class BatchWatch:
 
     def __init__(self, model: torch.nn.Module, dist, device: torch.device, *, checkpoint_every_s: float | None = None,
                  kept: str = "") -> None:
-        named = [(name, p) for name, p in model.named_parameters()]
+        named = list(model.named_parameters())
         self.names = [name for name, _ in named]
         self.params = [p for _, p in named]
         self.dist, self.device, self.kept = dist, device, kept
@@ -70,7 +70,9 @@ class BatchWatch:
     def push(self, epoch: int, batch: int, loss: torch.Tensor) -> None:
         """Record batch ``batch`` (0-based) of ``epoch`` (0-based) and read the previous batch's flags."""
         due = self.every_s is not None and time.monotonic() - self.last_save >= self.every_s
-        norms = torch._foreach_norm(self.params, math.inf)  # max |p| of each parameter, fused on CUDA
+        # max |p| of each parameter in one fused kernel on CUDA (the private op torch's clip_grad_norm_ uses; the
+        # inf-norm cannot overflow, and NaN and inf propagate into it)
+        norms = torch._foreach_norm(self.params, math.inf)
         flags = torch.cat([(~torch.isfinite(loss.detach())).reshape(1).float(),
                            (~torch.isfinite(torch.stack(norms))).float(),
                            self._bits[self.signal is not None, due]])
