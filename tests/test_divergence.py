@@ -68,13 +68,14 @@ def poison(what: str, at: int, calls: list, hook=None):
     return train_batch
 
 
-@pytest.mark.parametrize("what, quantity", [("loss", "the loss and 15 parameters (features.0.weight, ...) are"),
+@pytest.mark.parametrize("what, quantity", [("loss", "the loss and {n} parameters (features.0.weight, ...) are"),
                                             ("parameter", "parameter features.0.weight is")])
 def test_a_non_finite_loss_or_parameter_stops_at_that_batch_and_keeps_the_checkpoint(
         what, quantity, fmnist_train, tmp_path, monkeypatch):
     x, y = fmnist_train[0][:64], fmnist_train[1][:64]
     calls, saved = [], []
     trainer = make_trainer()
+    quantity = quantity.format(n=len(list(trainer.model.parameters())))  # a NaN loss makes every gradient NaN
     trainer.callbacks.append(lambda m: saved.append(sha(tmp_path / CHECKPOINT_FILE)))
     monkeypatch.setattr(ATTrainer, "train_batch", poison(what, 7, calls))  # epoch 2, batch 3 of 4
     with pytest.raises(TrainingDiverged) as error:
@@ -123,13 +124,27 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_the_fast_at_guard_still_rolls_back_with_the_watch(fmnist_train):
-    """The guard stops a run by itself (no exception) and rolls back to finite weights; the watch leaves it be."""
+def test_the_fast_at_guard_still_rolls_back_with_the_watch(fmnist_train, monkeypatch):
+    """The guard stops a run by itself (no exception) and rolls back to its best, finite, weights; the watch leaves
+    it be. The collapse is forced: after the 5th batch the head's weights are negated (finite, all wrong)."""
     x, y = fmnist_train[0][:128], fmnist_train[1][:128]
-    trainer = make_trainer("fast", guard_every=2, guard_iter=2, guard_drop=0.0, cyclic_lr=False)
+    trainer = make_trainer("fast", guard_every=2, guard_iter=2, guard_drop=0.05, cyclic_lr=False)
+    head = list(trainer.model.parameters())[-1]
+    calls, original = [], ATTrainer.train_batch
+
+    def train_batch(self, xb, yb):
+        stats = original(self, xb, yb)
+        calls.append(1)
+        if len(calls) == 5:
+            with torch.no_grad():
+                head.neg_()
+        return stats
+
+    monkeypatch.setattr(ATTrainer, "train_batch", train_batch)
     with pytest.warns(UserWarning, match="catastrophic overfitting"):
         trainer.fit(x, y, batch_size=32, nb_epochs=2)
     assert trainer.guard_tripped and trainer.stop_training and trainer.history[-1]["guard_tripped"] is True
+    assert len(calls) == 6 and len(trainer.history) == 2  # stopped in epoch 2 by the check after batch 6
     assert all(torch.equal(v, trainer.best_state[k]) for k, v in trainer.model.state_dict().items())
 
 
