@@ -103,9 +103,11 @@ class TrainConfig:
     channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
     sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
+    checkpoint_every: float | None = option(None, "also write a mid-epoch checkpoint every N minutes (SIGTERM and "
+                                                  "SIGUSR1 always write one before the run stops)")
     data_dir: str | None = option(None, "data root (a folder that must exist); image folders: D/train, D/val")
     verify_data: bool = option(True, "check CIFAR-10's md5 sums; --no-verify-data reads a re-packed or subsampled "
-                                     "copy in the same pickle format (pickles: only copies you trust)")
+                                     "copy in the same pickle format (read without running code either way)")
     image_size: int | None = option(None, "image-folder data sets: crop size (default 224, resized from 256)")
     workers: int = option(4, "image-folder data sets: DataLoader worker processes")
     model_kwargs: dict = option({}, "extra keyword arguments of the model builder", cli=False)
@@ -181,7 +183,7 @@ class TrainConfig:
         return {k: values[k] for k in accepted if k in values and values[k] is not None}
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, allow_nan=False)
 
 
 #: the options that belong to a framework's trainer rather than to the run

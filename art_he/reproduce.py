@@ -232,8 +232,8 @@ def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int) ->
 def forward_flops(cfg: TrainConfig) -> float:
     """FLOPs of one forward pass of ``cfg``'s model on one image (32x32 or the image folder's size), counted by
     torch on the meta device."""
-    return _forward_flops(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), cfg.nb_classes or 10,
-                          cfg.image_size or 32)
+    kwargs = json.dumps(cfg.model_kwargs, sort_keys=True, allow_nan=False)
+    return _forward_flops(cfg.model, kwargs, cfg.nb_classes or 10, cfg.image_size or 32)
 
 
 def images_per_second(cfg: TrainConfig) -> float:
@@ -304,7 +304,7 @@ def cached_report(run_dir: Path, settings: dict):
     except (ValueError, KeyError, TypeError):  # damaged or foreign: evaluated again and replaced
         return None
     wanted = {**settings, "weights_sha256": weights_digest(run_dir)}
-    return report if report.meta.get("reproduce") == json.loads(json.dumps(wanted)) else None
+    return report if report.meta.get("reproduce") == json.loads(json.dumps(wanted, allow_nan=False)) else None
 
 
 def evaluate_row(table: PaperTable, run_dir: Path, settings: dict, test_data, verbose: bool):
@@ -480,7 +480,8 @@ def _write_results(out: Path, table: PaperTable, values: dict, text: str) -> Non
     (out / f"{table.key}.md").write_text(text)
     cells = {row.recipe: {c: _json_cell(values[row.recipe].get(c), p) for c, p in zip(table.columns, row.values)}
              for row in table.rows}
-    (out / f"{table.key}.json").write_text(json.dumps({"table": table.number, "rows": cells}, indent=2) + "\n")
+    (out / f"{table.key}.json").write_text(json.dumps({"table": table.number, "rows": cells}, indent=2,
+                                                       allow_nan=False) + "\n")
 
 
 def _json_cell(ours: float | None, paper: float) -> dict:
