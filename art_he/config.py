@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS
+from art_he.devices import DEVICE_HELP, parse_device
 from art_he.errors import UserError
 from art_he.models.factory import model_builder
 from art_he.validation import check_number
@@ -35,6 +36,12 @@ def _frameworks() -> list[str]:
     from art_he.trainers import FRAMEWORKS
 
     return list(FRAMEWORKS)
+
+
+def _captures() -> tuple[str, ...]:
+    from art_he.trainers.capture import CAPTURES
+
+    return CAPTURES
 
 
 def _models():
@@ -102,6 +109,10 @@ class TrainConfig:
                             choices=PRECISIONS)
     channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
+    capture: str = option("off", "replay the training step (attack and backward) from a capture: cuda-graph (CUDA "
+                                 "graphs, no per-kernel launch cost), fx (a traced ATen graph, any device)",
+                          choices=_captures)
+    device: str | None = option(None, DEVICE_HELP)
     sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
     checkpoint_every: float | None = option(None, "also write a mid-epoch checkpoint every N minutes (SIGTERM and "
                                                   "SIGUSR1 always write one before the run stops)")
@@ -129,11 +140,12 @@ class TrainConfig:
         info = dataset_info(self.dataset)
         cls = self.framework_class()
         cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs))
-        for name in ("head", "schedule", "precision"):
+        for name in ("head", "schedule", "precision", "capture"):
             choices = _choices(name)
             value = getattr(cfg, name)
             if value is not None and value not in choices:
                 raise UserError(f"unknown {name} {value!r}; choose from {list(choices)}")
+        parse_device(cfg.device)  # a device that is not there fails here, before any data is read
         cfg.model = cfg.model or info.model
         model_builder(cfg.model)  # a known name (or wrn-<depth>-<widen>)
         cfg.schedule = cfg.schedule or cls.default_schedule

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from art_he.devices import art_current, art_device_type, art_estimator, parse_device
 from art_he.errors import UserError
 from art_he.heads import find_head, objective_of
 from art_he.losses import Objective, margin_score
@@ -51,6 +54,8 @@ class HEPyTorchClassifier(PyTorchClassifier):
     the loss is derived from the head and ``attack_loss`` picks what ART's attacks see (see
     :class:`HEAttackLoss`); ``fit`` then trains on the head's training loss ``CE_m`` (with margin).
     Predictions are the raw head outputs (cosines for HE); ``argmax`` is the predicted class for HE and m-HE.
+    ``device`` (``"cpu"``, ``"cuda:1"``, ...; :func:`~art_he.devices.parse_device`) replaces ART's
+    ``device_type``; without either, the default device of :mod:`art_he.devices`.
     """
 
     estimator_params = PyTorchClassifier.estimator_params + ["attack_loss"]
@@ -64,6 +69,7 @@ class HEPyTorchClassifier(PyTorchClassifier):
         optimizer: torch.optim.Optimizer | None = None,
         *args,
         attack_loss: str = "ce",
+        device: str | torch.device | None = None,
         **kwargs,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -81,7 +87,14 @@ class HEPyTorchClassifier(PyTorchClassifier):
             loss = HEAttackLoss(self._objective, attack_loss)
         elif isinstance(loss, HEAttackLoss):
             attack_loss = loss.kind
-        super().__init__(model, loss, tuple(input_shape), nb_classes, optimizer, *args, **kwargs)
+        place = None
+        if "device_type" not in kwargs:
+            place = parse_device(device)
+            kwargs["device_type"] = art_device_type(place)
+        elif device is not None:
+            raise UserError("give device or ART's device_type, not both")
+        with art_current(place):
+            super().__init__(model, loss, tuple(input_shape), nb_classes, optimizer, *args, **kwargs)
         self._attack_loss = attack_loss if self._derived_loss else "custom"
 
     @property
@@ -104,6 +117,19 @@ class HEPyTorchClassifier(PyTorchClassifier):
     def with_attack_loss(self, kind: str) -> HEPyTorchClassifier:
         """A classifier on the same model (shared weights) whose attacks see ``kind``; see :func:`classifier_view`."""
         return classifier_view(self, attack_loss=kind)
+
+    def clone_for_refitting(self) -> HEPyTorchClassifier:
+        """ART's clone (the architecture, a fresh optimizer of the same type, weights reset, the same parameters) on
+        this classifier's device: ART's own builds it on the current CUDA device, whatever this one's is."""
+        if self.optimizer is None:
+            raise UserError("clone_for_refitting needs an optimizer; build the classifier with optimizer=...")
+        model = copy.deepcopy(self.model)
+        optimizer = type(self.optimizer)(model.parameters(), **self.optimizer.defaults)
+        clone = type(self)(model, self._loss, self.input_shape, self.nb_classes, optimizer, device=self.device)
+        clone.reset()
+        clone.set_params(**{k: v for k, v in self.get_params().items()
+                            if k not in ("model", "optimizer", "device_type")})
+        return clone
 
     def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs) -> np.ndarray:
         check_xy(x, None, self.input_shape, self.nb_classes)
@@ -142,10 +168,10 @@ def classifier_view(
         channels_first=classifier.channels_first, clip_values=classifier.clip_values,
         preprocessing_defences=classifier.preprocessing_defences,
         postprocessing_defences=classifier.postprocessing_defences, preprocessing=classifier.preprocessing,
-        device_type="cpu" if classifier.device.type == "cpu" else "gpu",
+        device=classifier.device,
     )
     if attack_loss is not None:
         return HEPyTorchClassifier(model, None, classifier.input_shape, classifier.nb_classes, classifier.optimizer,
                                    attack_loss=attack_loss, **kwargs)
-    return PyTorchClassifier(model, nn.CrossEntropyLoss() if loss is None else loss, classifier.input_shape,
-                             classifier.nb_classes, classifier.optimizer, **kwargs)
+    return art_estimator(PyTorchClassifier, model, nn.CrossEntropyLoss() if loss is None else loss,
+                         classifier.input_shape, classifier.nb_classes, classifier.optimizer, **kwargs)

@@ -40,6 +40,12 @@ def angles(cos: torch.Tensor, delta: float = ARCCOS_DELTA) -> torch.Tensor:
     return torch.arccos(F.hardtanh(cos, -1.0 + delta, 1.0 - delta))
 
 
+def onehot(y: torch.Tensor, n: int) -> torch.Tensor:
+    """``onehot(y)`` as a (B, n) bool mask. ``F.one_hot`` checks the labels' range with a host read on the CPU
+    (``.item()``), which a captured step cannot have; the comparison gives the same ones and zeros."""
+    return y[:, None] == torch.arange(n, device=y.device)
+
+
 def scaled_logits(cos: torch.Tensor, scale: float, variant: str = "he") -> torch.Tensor:
     """Attack logits without margin: HE ``s * cos``; m-HE ``-s * theta``."""
     if check_variant(variant) == "mhe":
@@ -59,11 +65,10 @@ def margin_logits(
         if margin == 0:
             return angles(cos) * -scale
         theta = angles(cos)
-        return (theta + margin * F.one_hot(y, theta.shape[-1]).to(theta.dtype)) * -scale
+        return (theta + margin * onehot(y, theta.shape[-1]).to(theta.dtype)) * -scale
     if margin == 0:
         return scale * cos
-    onehot = F.one_hot(y, cos.shape[-1]).to(cos.dtype)
-    return scale * (cos - margin * onehot)
+    return scale * (cos - margin * onehot(y, cos.shape[-1]).to(cos.dtype))
 
 
 def he_loss(
@@ -84,7 +89,7 @@ def mhe_loss(cos: torch.Tensor, y: torch.Tensor, scale: float = SCALE, margin: f
 def margin_score(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Scale-free C&W margin ``max_{j != y} out_j - out_y`` per sample (> 0 means misclassified)."""
     target = outputs.gather(1, y[:, None]).squeeze(1)
-    others = outputs.masked_fill(F.one_hot(y, outputs.shape[-1]).bool(), float("-inf"))
+    others = outputs.masked_fill(onehot(y, outputs.shape[-1]), float("-inf"))
     return others.amax(dim=1) - target
 
 

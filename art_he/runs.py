@@ -21,6 +21,7 @@ from torch import nn
 from art_he.atomic import write_atomic
 from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
+from art_he.devices import parse_device
 from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
 from art_he.heads import LEGACY_WEIGHT_NORM, find_head
@@ -48,18 +49,16 @@ def make_classifier(
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     attack_loss: str = "ce",
-    device: str | None = None,
+    device: str | torch.device | None = None,
     config: dict | None = None,
 ) -> HEPyTorchClassifier:
-    """An :class:`HEPyTorchClassifier` for ``model`` on ``dataset`` (inputs in [0, 1]) with an SGD optimizer
-    (``config``: a run's configuration, for image folders' sizes and classes)."""
+    """An :class:`HEPyTorchClassifier` for ``model`` on ``dataset`` (inputs in [0, 1]) with an SGD optimizer, on
+    ``device`` (:func:`~art_he.devices.parse_device`; ``config``: a run's configuration, for image folders' sizes
+    and classes)."""
     input_shape, nb_classes = data_shape({"dataset": dataset, **(config or {})})
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    device_type = device or ("gpu" if torch.cuda.is_available() else "cpu")
-    return HEPyTorchClassifier(
-        model, None, input_shape, nb_classes, optimizer, attack_loss=attack_loss,
-        clip_values=(0.0, 1.0), device_type="gpu" if device_type in ("gpu", "cuda") else "cpu",
-    )
+    return HEPyTorchClassifier(model, None, input_shape, nb_classes, optimizer, attack_loss=attack_loss,
+                               clip_values=(0.0, 1.0), device=device)
 
 
 def build_run_model(cfg: TrainConfig) -> nn.Module:
@@ -115,8 +114,10 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     return config
 
 
-def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss: str = "ce"):
-    """``(model, classifier, config)`` of a finished run; the weights load through safetensors (no pickle)."""
+def load_run(run_dir: str | os.PathLike, device: str | torch.device | None = None, attack_loss: str = "ce"):
+    """``(model, classifier, config)`` of a finished run on ``device`` (:func:`~art_he.devices.parse_device`); the
+    weights load through safetensors (no pickle)."""
+    device = parse_device(device)  # before the weights are read: a device that is not there fails first
     run = Path(run_dir)
     if not (run / CONFIG_FILE).is_file() or not (run / MODEL_FILE).is_file():
         raise MissingFileError(f"{run} is not an art-he run directory (needs {CONFIG_FILE} and {MODEL_FILE})")
@@ -156,8 +157,8 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None) -> tuple[np.ndarray, np
 RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, ckpt.CHECKPOINT_FILE)
 #: options a resumed run may change: they change how fast it trains, not what (``epochs`` is not one of them:
 #: the LR schedule's milestones and cycle are fixed by it)
-RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "sync_batchnorm", "data_dir",
-                       "verify_data", "workers", "checkpoint_every"})
+RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "capture", "sync_batchnorm", "data_dir",
+                       "verify_data", "workers", "checkpoint_every", "device"})
 
 
 def run_config(cfg: TrainConfig) -> dict:
@@ -219,7 +220,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     cfg = cfg.resolved()
     config = run_config(cfg)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())  # distributed
-    ctx = distributed.init_distributed("auto")  # distributed: torchrun's WORLD_SIZE > 1 (before the classifier)
+    ctx = distributed.init_distributed(cfg.device or "auto")  # distributed: torchrun's WORLD_SIZE > 1 (first)
     lock = RunLock(out_dir) if out_dir is not None else None
     try:
         if lock is not None:  # distributed: rank 0 locks, checks (and clears) the folder; its refusal ends every rank
@@ -269,7 +270,7 @@ def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: 
                                            n=cfg.val_n, verify=cfg.verify_data), cfg.val_n)
     model = build_run_model(cfg)
     classifier = make_classifier(model, cfg.dataset, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                 config=config)
+                                 device=ctx.device, config=config)
     options = {**cfg.trainer_kwargs(), "verbose": verbose, "augment": cfg.augment and not folder}
     trainer = cfg.framework_class()(classifier, **options)
     scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps,

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from art_he.defaults import WEIGHT_NORM
+from art_he.devices import art_estimator, parse_device
 from art_he.errors import MissingFileError, UserError
 from art_he.heads import check_weight_norm
 
@@ -129,26 +130,12 @@ def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str,
     model.load_state_dict(state, strict=True)
 
 
-# ---- devices and classifiers ---------------------------------------------------------------------------------
-def _device_type(device: str | torch.device | None) -> str:
-    """ART's ``device_type``: ``"gpu"`` for ``cuda``/``cuda:N``/``gpu`` (or, when ``None``, if CUDA is available)."""
-    if device is None:
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    name = str(device).lower()
-    if name == "cpu":
-        return "cpu"
-    if name in ("gpu", "cuda") or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UserError(f"device {device!r} asked for, but CUDA is not available here; use device='cpu'")
-        return "gpu"
-    raise UserError(f"unknown device {device!r}; use 'cpu', 'cuda' (or 'gpu')")
-
-
+# ---- classifiers ---------------------------------------------------------------------------------------------
 def _he_classifier(model: nn.Module, dataset: str, device):
     from art_he.runs import make_classifier
 
     model.eval()
-    return make_classifier(model, dataset, device=_device_type(device))
+    return make_classifier(model, dataset, device=device)
 
 
 def _head_kwargs(scale: float | None, margin: float | None) -> dict[str, float]:
@@ -178,13 +165,14 @@ def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: floa
     and training see, never a prediction; so does ``weight_norm`` (``"project"``, their method, or
     ``"differentiable"``: the same forward, another optimiser for further training; ``"none"`` is refused, it would
     compute another function). The released PGD-AT+HE models were trained with ``s = 10, m = 0.2``
-    (their README); pass ``scale=10`` to attack them with their own training loss. ``device``: ``"cpu"``,
-    ``"cuda"`` or ``None`` (CUDA when available). A missing, damaged or non-WideResNet file is a one-line
-    :class:`~art_he.errors.UserError` naming it.
+    (their README); pass ``scale=10`` to attack them with their own training loss. ``device``: any
+    :func:`~art_he.devices.parse_device` string (``None``: the default device). A missing, damaged or
+    non-WideResNet file is a one-line :class:`~art_he.errors.UserError` naming it.
     """
     from art_he.models import build_model
     from art_he.robustbench.architectures import wrn_shape_of_state
 
+    device = parse_device(device)
     path = Path(path)
     checkpoint = read_checkpoint(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
@@ -298,6 +286,7 @@ def _from_boosting(rb_model: nn.Module, *, scale, margin, what: str) -> nn.Modul
 
 def _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin):
     """``(classifier, meta)``; see :func:`load_robustbench`."""
+    device = parse_device(device)  # before anything is read: a device that is not there fails first
     rb = _robustbench()
     entry, ds, tm = _zoo_entry(name, dataset, threat_model)
     import timm
@@ -337,8 +326,8 @@ def _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin):
     from art.estimators.classification import PyTorchClassifier
 
     meta.update(model=type(rb_model).__name__, head="plain")
-    classifier = PyTorchClassifier(rb_model, nn.CrossEntropyLoss(), input_shape, nb_classes,
-                                   clip_values=(0.0, 1.0), device_type=_device_type(device))
+    classifier = art_estimator(PyTorchClassifier, rb_model, nn.CrossEntropyLoss(), input_shape, nb_classes,
+                               clip_values=(0.0, 1.0), device=device)
     rb_model.eval()
     return classifier, meta
 
@@ -362,7 +351,7 @@ def load_robustbench(name: str, model_dir: str | PathLike, *, dataset: str = "ci
       (3, 32, 32) in [0, 1], 10 or 100 classes, no optimizer (``scale``/``margin`` refused).
 
     ``dataset``: ``"cifar10"`` or ``"cifar100"`` (ImageNet is not supported); ``threat_model``: ``"Linf"``,
-    ``"L2"``, ``"corruptions"``. ``device``: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available). The torch
+    ``"L2"``, ``"corruptions"``. ``device``: any :func:`~art_he.devices.parse_device` string. The torch
     module, in eval mode, is ``classifier.model``.
     """
     return _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin)[0]

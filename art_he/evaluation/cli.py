@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from art_he.argtypes import positive_int
+from art_he.devices import DEVICE_HELP
 from art_he.errors import UserError
 from art_he.evaluation.catalog import known_attacks
 from art_he.evaluation.corruptions import check_corruptions, check_severities
@@ -65,7 +66,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cap every attack's iterations (smoke tests; shown in the table)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
     parser.add_argument("--csv", default=None, metavar="FILE", help="write the rows as CSV")
-    parser.add_argument("--device", default=None, choices=("cpu", "gpu"), help="default: gpu when available")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--strict", action="store_true", help=f"exit with {EXIT_SANITY} when a sanity check warns")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from art_he.argtypes import positive_int
+from art_he.devices import DEVICE_HELP
 from art_he.errors import UserError
 
 #: kind -> what its inputs are
@@ -50,7 +51,7 @@ def add_plot_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", type=positive_int, default=10, help="PGD iterations (default: 10)")
     group.add_argument("--batch-size", type=positive_int, default=256)
     group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--device", default=None, choices=("cpu", "gpu"), help="default: gpu when available")
+    group.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def check_output(out: str | None) -> Path:

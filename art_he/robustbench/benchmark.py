@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from art_he.devices import parse_device
 from art_he.errors import MissingFileError, UserError
 
 FOLDER = "robustbench"
@@ -78,8 +79,6 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
     """Benchmark the run in ``run_dir`` with RobustBench's own code and write ``RUN/robustbench/``."""
     from importlib.metadata import version
 
-    import torch
-
     from art_he.compat import check_clean_cifar, enable_robustbench
     from art_he.compat.cifar_reader import local_cifar_class
     from art_he.compat.layout import CLEAN_TEST_FILES
@@ -95,7 +94,7 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
     rb = enable_robustbench()
     check_clean_cifar(DATASET, data_dir)
     eps = float(config["eps"] if eps is None else eps)
-    torch_device = torch.device("cuda" if (device in (None, "gpu") and torch.cuda.is_available()) else "cpu")
+    torch_device = parse_device(device)
     rb_model = to_robustbench(model.cpu())
     path, log = report_paths(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

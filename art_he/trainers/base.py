@@ -3,12 +3,12 @@
 A trainer subclass says how to craft adversarial inputs (:meth:`ATTrainer.perturb`) and which loss to
 minimise (:meth:`ATTrainer.compute_loss`); FreeAT, whose replays interleave both, overrides
 :meth:`ATTrainer.train_batch`. Everything else is here: data on the device, bf16/fp16 autocast (with a grad
-scaler for fp16), channels_last and ``torch.compile``, the model in eval mode while attacking and train mode
-for the update, any torch LR scheduler, DistributedDataParallel when a process group is initialised, tqdm
-progress, per-epoch metrics, validation and atomic per-epoch checkpoints with exact resume. With a checkpoint
-folder, SIGTERM or SIGUSR1 ends training after the current batch with a mid-epoch checkpoint that resume continues
-exactly (also every ``checkpoint_every`` minutes); a non-finite loss or parameter stops it at that batch
-(:mod:`art_he.trainers.watch`).
+scaler for fp16), channels_last, ``torch.compile`` and a captured step (:mod:`art_he.trainers.capture`), the
+model in eval mode while attacking and train mode for the update, any torch LR scheduler,
+DistributedDataParallel when a process group is initialised, tqdm progress, per-epoch metrics, validation and
+atomic per-epoch checkpoints with exact resume. With a checkpoint folder, SIGTERM or SIGUSR1 ends training after
+the current batch with a mid-epoch checkpoint that resume continues exactly (also every ``checkpoint_every``
+minutes); a non-finite loss or parameter stops it at that batch (:mod:`art_he.trainers.watch`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from art_he.progress import progress, say
 from art_he.schedules import WarmupLR
 from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
+from art_he.trainers.capture import CAPTURES, NOISE_KINDS, CapturedStep, Draw
 from art_he.trainers.watch import BatchWatch
 from art_he.validation import check_number, check_xy
 
@@ -101,6 +102,9 @@ class ATTrainer(Trainer):
         ``"bf16"``, or ``"fp16"`` (autocast + ``GradScaler``, for GPUs without bf16).
     :param channels_last: keep 4-D inputs and the model in channels_last memory format (faster convolutions).
     :param compile: ``torch.compile`` the model (``True``: inductor; a string names another backend).
+    :param capture: ``"off"``, or record :meth:`train_step` once per batch shape and replay it: ``"cuda-graph"``
+        (CUDA graphs) or ``"fx"`` (a traced ATen graph, any device); bitwise the eager step
+        (:mod:`art_he.trainers.capture`). Not with ``compile``, fp16, DDP or FreeAT.
     :param sync_batchnorm: under DDP, convert BatchNorm layers to ``SyncBatchNorm`` (CUDA only).
     :param seed: seed of the batch order and of the attacks' random starts (rank 0's seed is used on all ranks).
     :param augment: in :meth:`fit`, random crop (zero padding 4) and horizontal flip of every batch on the device
@@ -123,6 +127,8 @@ class ATTrainer(Trainer):
     attack_train_mode: bool = False
     #: the LR schedule ``art-he train`` uses for this framework unless told otherwise (see ``art_he.config``)
     default_schedule: str = "multistep"
+    #: whether :meth:`train_batch` is :meth:`train_step` and the optimizer step, so that ``capture`` applies
+    capturable: bool = True
 
     def __init__(
         self,
@@ -131,6 +137,7 @@ class ATTrainer(Trainer):
         precision: str = "auto",
         channels_last: bool = True,
         compile: bool | str = False,
+        capture: str = "off",
         sync_batchnorm: bool = False,
         seed: int | None = None,
         augment: bool = False,
@@ -143,6 +150,8 @@ class ATTrainer(Trainer):
             raise UserError("the classifier has no optimizer; pass optimizer=... when building it")
         if not isinstance(compile, (bool, str)):
             raise TypeError(f"compile must be a bool or a torch.compile backend name, got {type(compile).__name__}")
+        if capture not in CAPTURES:
+            raise UserError(f"unknown capture {capture!r}; choose from {CAPTURES}")
         if seed is not None:
             check_number("seed", seed, low=0, integer=True)
         if checkpoint_every is not None:
@@ -159,6 +168,11 @@ class ATTrainer(Trainer):
         self.clip = (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else (-math.inf, math.inf)
         self.precision = resolve_precision(precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.capture = capture
+        self._check_capture(bool(compile))
+        #: how :meth:`start_noise` draws (a captured step serves its draws from the buffers its recording reads)
+        self._draw: Callable[[Draw], torch.Tensor] = Draw.sample
+        self._captured: CapturedStep | None = None
         self.channels_last = bool(channels_last) and len(classifier.input_shape) == 3
         self.seed = distributed.broadcast_int(int(seed) if seed is not None else secrets.randbits(62), self.dist)
         #: the training attacks' random starts; identical on all ranks, see :meth:`attack`
@@ -185,6 +199,19 @@ class ATTrainer(Trainer):
             self._train_module = (torch.compile(self._train_module, backend=backend) if self.dist.active
                                   else self._attack_module)
 
+    def _check_capture(self, compiled: bool) -> None:
+        if self.capture == "off":
+            return
+        conflict = ("compile" if compiled else "fp16 (its grad scaler reads the gradients on the host)"
+                    if self.scaler is not None else "DDP" if self.dist.active else None)
+        if conflict is None and not self.capturable:
+            conflict = type(self).__name__ + " (its optimizer steps lie inside the step)"
+        if conflict is not None:
+            raise UserError(f"capture={self.capture!r} does not go with {conflict}; use capture='off'")
+        if self.capture == "cuda-graph" and self.device.type != "cuda":
+            raise UserError(f"capture='cuda-graph' needs a CUDA device, the classifier is on {self.device}; use "
+                            "capture='fx' or 'off'")
+
     def _setup_ddp(self, sync_batchnorm: bool) -> None:
         if self.device.type == "cuda" and self.device.index != torch.cuda.current_device():
             raise UserError(f"the classifier is on {self.device} but this rank's GPU is cuda:"
@@ -205,7 +232,8 @@ class ATTrainer(Trainer):
         """Autocast context for forward passes: bf16 or fp16 when ``precision`` asks for it."""
         if self.precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            return torch.autocast(device_type=self.device.type, dtype=dtype)
+            # a CUDA graph must not keep autocast's cached casts of the weights (torch's CUDA graph notes)
+            return torch.autocast(device_type=self.device.type, dtype=dtype, cache_enabled=self.capture != "cuda-graph")
         return nullcontext()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,22 +248,24 @@ class ATTrainer(Trainer):
                generator: torch.Generator | None = None):
         """Linf PGD against :meth:`forward` under this trainer's autocast and clip box.
 
-        The random start comes from ``generator`` (default: the training generator). Under DDP the training
-        start is this rank's share (rows ``rank::world_size``, the way batches are sharded) of a draw for the
-        whole global batch, so that N processes attack with exactly the noise one process would use.
+        The random start comes from ``generator`` (default: the training generator), see :meth:`start_noise`.
         """
-        noise = None
-        if generator is None:
-            generator = self.generator
-            if self.dist.active and random_init is not None:
-                draw = torch.rand if random_init == "uniform" else torch.randn
-                b, world = len(x), self.dist.world_size
-                noise = draw((b * world, *x.shape[1:]), device=x.device, dtype=x.dtype, generator=generator)
-                noise = noise[self.dist.rank :: world]
         return pgd(
             self.forward, x, target, loss_fn, eps=eps, eps_step=eps_step, max_iter=max_iter,
-            random_init=random_init, clip=self.clip, autocast=self.autocast(), generator=generator, noise=noise,
+            random_init=random_init, clip=self.clip, autocast=self.autocast(),
+            noise=self.start_noise(x, random_init, generator),
         )
+
+    def start_noise(self, x: torch.Tensor, kind: str | None, generator: torch.Generator | None = None):
+        """The raw draw of a random start shaped like ``x`` (``kind``: ``"uniform"``, ``"normal"``; else ``None``)
+        from ``generator`` (default: the training generator). Under DDP the training start is this rank's share
+        (rows ``rank::world_size``, the way batches are sharded) of a draw for the whole global batch, so that N
+        processes attack with exactly the noise one process would use."""
+        if kind not in NOISE_KINDS:
+            return None  # no start, or an unknown one that pgd names
+        rank, world = (self.dist.rank, self.dist.world_size) if generator is None else (0, 1)
+        return self._draw(Draw(kind, (len(x) * world, *x.shape[1:]), x.dtype, x.device,
+                               self.generator if generator is None else generator, rank, world))
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Craft the adversarial batch (model in eval mode, no parameter gradients)."""
@@ -260,12 +290,16 @@ class ATTrainer(Trainer):
             self.scaler.step(self.optimizer)
             self.scaler.update()
 
-    def optimizer_step(self, loss: torch.Tensor) -> None:
-        self.backward(loss)
-        self.step()
-
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One step; returns ``[loss * B, clean correct, adversarial correct, B]`` as a device tensor."""
+        """One step: :meth:`train_step` (eager, or replayed from its capture), then the optimizer step; returns
+        ``[loss * B, clean correct, adversarial correct, B]`` as a device tensor."""
+        stats = self._captured(x, y) if self._captured is not None else self.train_step(x, y)
+        self.step()
+        return stats
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The step up to the optimizer: the attack, the update's forward and backward (the gradients in ``.grad``)
+        and the batch's statistics. It reads no tensor on the host, so that it can be captured."""
         self.model.train(self.attack_train_mode)
         x_adv = self.perturb(x, y)
         clean_pred = None
@@ -276,7 +310,7 @@ class ATTrainer(Trainer):
         self.model.train()
         with self.autocast():
             loss, out_clean, out_adv = self.compute_loss(x, x_adv, y)
-        self.optimizer_step(loss)
+        self.backward(loss)
         if clean_pred is None:
             clean_pred = out_clean.detach().argmax(1)
         return self._batch_stats(loss, clean_pred, out_adv.detach().argmax(1), y)
@@ -485,6 +519,7 @@ class ATTrainer(Trainer):
                            kept=f"; {path} keeps the last finite state saved" if path is not None else "")
         if path is not None:
             watch.catch_signals()
+        self._captured = CapturedStep(self, self.capture) if self.capture != "off" else None
         try:
             for epoch in range(start, end):
                 if self.stop_training:
@@ -515,6 +550,7 @@ class ATTrainer(Trainer):
         finally:
             watch.release_signals()
             self._data_generator = None
+            self._captured = None
         self.model.eval()
         return self.history
 
@@ -608,8 +644,7 @@ class ATTrainer(Trainer):
     def _batch_stats(loss, clean_pred, adv_pred, y) -> torch.Tensor:
         b = y.shape[0]
         return torch.stack([loss.detach().double() * b, (clean_pred == y).sum().double(),
-                            (adv_pred == y).sum().double(), torch.tensor(float(b), dtype=torch.float64,
-                                                                          device=y.device)])
+                            (adv_pred == y).sum().double(), y.new_full((), b, dtype=torch.float64)])
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
@@ -698,7 +733,7 @@ class ATTrainer(Trainer):
             xb, yb = x_t[start : start + batch_size], y_t[start : start + batch_size]
             xa = self.attack(xb, yb, self.objective.attack_loss, generator=generator, **attack)
             counts += torch.stack([(self._predict(xb) == yb).sum(), (self._predict(xa) == yb).sum(),
-                                   torch.tensor(len(yb), device=self.device)]).double()
+                                   yb.new_full((), len(yb))]).double()
         return distributed.all_reduce_sum(counts, self.dist)
 
     def evaluate(self, x, y, batch_size: int = 256) -> dict:

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from art_he.devices import parse_device
 from art_he.errors import UserError
 
 T = TypeVar("T")
@@ -57,20 +58,15 @@ def timeout_seconds(timeout_s: float | None = None) -> float:
     return value
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def init_distributed(device: str | torch.device = "auto", timeout_s: float | None = None) -> DistContext:
     """Join torchrun's process group (``WORLD_SIZE > 1``) or return the single-process context.
 
-    ``device``: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``. On CUDA each process is bound to
-    ``cuda:LOCAL_RANK`` (call this before building the model and classifier) and the backend is NCCL; on CPU
-    it is gloo. ``timeout_s`` (default ``$ART_HE_DIST_TIMEOUT`` or 300 s) bounds every collective.
+    ``device``: ``"auto"`` (the default device), ``"cuda"`` or ``"cpu"`` (:func:`~art_he.devices.parse_device`).
+    On CUDA each process is bound to ``cuda:LOCAL_RANK`` (call this before building the model and classifier)
+    and the backend is NCCL; on CPU it is gloo. ``timeout_s`` (default ``$ART_HE_DIST_TIMEOUT`` or 300 s) bounds
+    every collective.
     """
-    dev = _resolve_device(device)
+    dev = parse_device(device)
     if dist.is_available() and dist.is_initialized():
         return context(dev)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -97,7 +93,7 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float | Non
 
 def context(device: str | torch.device = "cpu") -> DistContext:
     """The context of an initialised process group, or the single-process one."""
-    dev = _resolve_device(device)
+    dev = parse_device(device)
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return DistContext(device=dev)
     rank = dist.get_rank()

@@ -16,7 +16,8 @@ class FreeATTrainer(ATTrainer):
 
     ``delta`` starts at 0 and is carried over from one minibatch to the next (and across epochs), as in
     Shafahi et al.'s Algorithm 1; ``x + delta`` is clipped to the classifier's box. The model stays in train
-    mode (the attack *is* the update pass). ART has no FreeAT trainer.
+    mode (the attack *is* the update pass). ART has no FreeAT trainer. Its optimizer steps lie inside the step, so
+    ``capture`` does not apply.
 
     :param eps: Linf radius.
     :param eps_step: perturbation step per replay (default ``eps``, as in the paper).
@@ -26,6 +27,8 @@ class FreeATTrainer(ATTrainer):
     al.'s and the authors' ``--epochs``) is ``ceil(E / replays)`` passes (:meth:`passes`); ``fit``'s
     ``nb_epochs`` counts passes.
     """
+
+    capturable = False
 
     def __init__(
         self,
@@ -83,7 +86,7 @@ class FreeATTrainer(ATTrainer):
         self.delta[: len(x)] = delta
         b = float(len(y))
         return torch.stack([loss_sum / self.replays * b, (clean_pred == y).sum().double(), adv_correct / self.replays,
-                            torch.tensor(b, dtype=torch.float64, device=x.device)])
+                            loss_sum.new_full((), b)])
 
     def rank_state(self) -> dict:
         return {"delta": self.delta}
