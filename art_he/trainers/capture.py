@@ -22,10 +22,10 @@ What stays outside the recording, so that a captured run is bitwise the eager on
   find in place. A batch of another shape (the last one of an epoch) gets its own warm-up and recording.
 
 The HE head (``weight_norm="project"``) decides on the host whether ``W`` changed since its last projection; a
-recording would keep the decision taken while it was made. A recorded step therefore starts with
-``head.project_()``, which leaves rows already on the sphere bit for bit (the eager step projects at its first
-forward: the same values), and after each replay the versions of the parameters and buffers are bumped, as an
-eager in-place update bumps them, so that the next eager forward (validation, the FastAT guard) projects again.
+recording would keep the decision taken while it was made (no projection, if an eager forward, e.g. validation,
+had just projected). A recorded step therefore starts with ``head.project_()``, which leaves rows already on the
+sphere bit for bit (the eager step projects at its first forward: the same values). The eager optimizer step
+after each replay bumps the version of ``W``, so the next eager forward projects as it would after an eager step.
 """
 
 from __future__ import annotations
@@ -77,8 +77,6 @@ class CapturedStep:
     def __init__(self, trainer, mode: str) -> None:
         self.trainer, self.mode = trainer, mode
         self.params = list(trainer.model.parameters())
-        #: what a replay may change in place: their versions are bumped after it
-        self.tensors = self.params + list(trainer.model.buffers())
         head = find_head(trainer.model)
         self.head = head if head is not None and head.weight_norm == "project" else None
         self.recordings: dict[tuple, _Recording] = {}
@@ -141,10 +139,9 @@ class CapturedStep:
             trainer._draw = Draw.sample
 
     def replayed(self, grads: list[torch.Tensor | None]) -> None:
-        """After a replay: the gradients back in ``.grad`` (in case anything replaced them) and the versions bumped."""
+        """After a replay: its gradients in ``.grad``, where the optimizer reads them."""
         for p, g in zip(self.params, grads):
             p.grad = g
-        torch.autograd.graph.increment_version(self.tensors)
 
 
 class _Recording:
