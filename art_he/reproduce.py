@@ -24,13 +24,14 @@ from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, 
 from art_he.errors import UserError
 from art_he.recipes import get_recipe
 
-#: images of CIFAR-10's training and test sets (the estimate's counts; the data are not read for the plan)
-CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000
-#: the GPU-hour estimate's one assumption: the effective bf16 throughput of one H100 on these convolutional
-#: networks, about 10 % of its dense bf16 peak (989 TFLOP/s, SXM). Not measured: no GPU has been lent so far.
-ASSUMED_H100_TFLOPS = 100.0
-#: attacks whose every step takes one gradient per class (DeepFool's linearisation, FAB's projections)
-PER_CLASS_GRADIENTS = frozenset({"deepfool", "fab"})
+#: training throughput measured on one GPU (its name, the date and torch's version are in the file): the one source
+#: of the GPU-hour estimate; ``python benchmarks/gpu_suite.py --update-plan`` rewrites it from the suite's run
+THROUGHPUT_FILE = Path(__file__).with_name("throughput.json")
+#: the cost of a forward pass alone, in the estimate's unit (a forward and a backward pass of one image)
+FORWARD = 1 / 3
+#: pyautoattack's standard version: APGD-T and FAB-T attack up to 9 target classes, 100 iterations each, and
+#: Square spends 5,000 queries (a query is a forward pass)
+AA_TARGETS, AA_SQUARE_QUERIES = 9, 5000
 #: the options that make a row what it is: ``reproduce`` does not take them as flags
 ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin")
 EVAL_FILE = "eval.json"
@@ -215,6 +216,13 @@ def describe(state: RowState, passes: int) -> str:
 
 
 @functools.cache
+def measured_throughput() -> dict:
+    """:data:`THROUGHPUT_FILE`: ``gpu``, ``date``, ``torch``, ``source`` and ``rows`` of training images/s per
+    model, framework, head, precision and path (``eager``, ``compile``, ``cuda-graph``)."""
+    return json.loads(THROUGHPUT_FILE.read_text())
+
+
+@functools.cache
 def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -236,39 +244,130 @@ def forward_flops(cfg: TrainConfig) -> float:
     return _forward_flops(cfg.model, kwargs, cfg.nb_classes or 10, cfg.image_size or 32)
 
 
-def images_per_second(cfg: TrainConfig) -> float:
-    """Assumed forward+backward images per second of ``cfg``'s model on one H100 (3 forward passes of FLOPs)."""
-    return ASSUMED_H100_TFLOPS * 1e12 / (3 * forward_flops(cfg))
+def passes_per_image(framework: str, max_iter: int | None = None, replays: int | None = None) -> float:
+    """Forward+backward passes per image in one pass over the data: the attack's steps plus the update's (K+1 for
+    PGD-AT, K+2 for ALP and TRADES, 2 for FastAT, m for FreeAT)."""
+    steps = {"pgd": (max_iter or 0) + 1, "alp": (max_iter or 0) + 2, "trades": (max_iter or 0) + 2, "fast": 2,
+             "free": replays or 1}
+    return float(steps[framework])
 
 
 def train_passes_per_image(cfg: TrainConfig) -> float:
-    """Forward+backward passes per image in one pass over the data: the attack's steps plus the update's."""
-    steps = {"pgd": (cfg.max_iter or 0) + 1, "alp": (cfg.max_iter or 0) + 2, "trades": (cfg.max_iter or 0) + 2,
-             "fast": 2, "free": cfg.replays or 1}
-    return float(steps[cfg.framework])
+    return passes_per_image(cfg.framework, cfg.max_iter, cfg.replays)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Forward+backward passes of one image per second on the measured GPU, and where the figure comes from."""
+
+    passes_per_s: float
+    measured: bool
+    source: str
+
+
+def _row_label(row: dict) -> str:
+    steps = f"-{row['max_iter']}" if row.get("max_iter") else ""
+    return f"{row['model']} {row['framework'].upper()}{steps} {row['head']}"
+
+
+def training_speed(cfg: TrainConfig) -> Speed:
+    """The speed of ``cfg`` as ``art-he train`` runs it by default (bf16 + channels_last, eager), from
+    :data:`THROUGHPUT_FILE`: measured when a row has its model, image size, framework, steps and head; else the
+    same model's row converted by passes per image (another framework) or taken with another head; else the
+    largest measured model's (compute-bound) row scaled by forward FLOPs."""
+    rows = [r for r in measured_throughput()["rows"]
+            if r["path"] == "eager" and r["precision"] == "bf16" and r["channels_last"]]
+    size = cfg.image_size or 32
+    same = [r for r in rows if r["model"] == cfg.model and r["image_size"] == size]
+
+    def rate(row: dict) -> float:
+        return row["images_per_s"] * passes_per_image(row["framework"], row.get("max_iter"), row.get("replays"))
+
+    if same:
+        def distance(row: dict) -> tuple[bool, bool, bool]:
+            other_work = (row["framework"], row.get("max_iter"), row.get("replays")) != (
+                cfg.framework, cfg.max_iter if cfg.framework in ("pgd", "alp", "trades") else None,
+                cfg.replays if cfg.framework == "free" else None)
+            return other_work, row["head"] != cfg.head, row["head"] != "plain"
+
+        row = min(same, key=distance)
+        other_work, other_head, _ = distance(row)
+        if not (other_work or other_head):
+            return Speed(rate(row), True, _row_label(row))
+        how = "by passes per image" if other_work else f"with the {row['head']} head"
+        return Speed(rate(row), False, f"from {_row_label(row)} {how}")
+    flops = {r["model"]: _forward_flops(r["model"], "{}", 10, r["image_size"]) for r in rows}
+    row = max(rows, key=lambda r: (flops[r["model"]], r["head"] == cfg.head))
+    own = forward_flops(cfg)
+    return Speed(rate(row) * flops[row["model"]] / own, False,
+                 f"from {_row_label(row)} by forward FLOPs ({flops[row['model']] / 1e9:.3g} -> {own / 1e9:.3g} GFLOP)")
+
+
+def images_per_second(cfg: TrainConfig) -> float:
+    """Training images per second of ``cfg`` on the measured GPU (:func:`training_speed`)."""
+    return training_speed(cfg).passes_per_s / train_passes_per_image(cfg)
+
+
+def dataset_sizes(cfg: TrainConfig) -> tuple[int, int]:
+    """``(training, test)`` images of ``cfg``'s data set (ImageNet: 1,281,167 and the 50,000 validation images)."""
+    from art_he.data import dataset_info
+
+    sizes = dataset_info(cfg.dataset).sizes
+    if sizes is None:
+        raise UserError(f"the GPU-hour plan needs the size of {cfg.dataset}, which is that of its folder")
+    return sizes
+
+
+def attack_passes(spec, nb_classes: int, hypersphere: bool, max_steps: int | None = None) -> float:
+    """Forward+backward passes per test image of one attack at its full budget, on every view it runs on (an upper
+    bound: early stops, and images an earlier attack of AutoAttack's cascade broke, are not subtracted).
+
+    Gradient attacks: steps x restarts x views. DeepFool: a gradient per class (up to 10) per step. FAB: a
+    gradient per class per step (untargeted), FAB-T and APGD-T: their steps per target class (up to 9). Square,
+    ZOO, SPSA and NES: a forward pass per query. AutoAttack: APGD-CE + APGD-T + FAB-T + Square (its standard
+    version), plus APGD-CE on the raw cosines for a hypersphere head.
+    """
+    from art_he.evaluation.auto_attack import STANDARD
+    from art_he.losses import Objective
+
+    steps, name = spec.steps, spec.attack.name
+    targets = max(1, min(AA_TARGETS, nb_classes - 1))
+    if spec.attack.autoattack:
+        queries = AA_SQUARE_QUERIES if max_steps is None else min(AA_SQUARE_QUERIES, 10 * max_steps)
+        cost = {"apgd-ce": steps, "apgd-dlr": steps, "apgd-t": targets * steps, "fab": nb_classes * steps,
+                "fab-t": targets * steps, "square": queries * FORWARD}
+        parts = spec.option("attacks") or STANDARD
+        raw = hypersphere and "apgd-ce" in parts and len(spec.attack.views) > 1
+        return sum(cost[part] for part in parts) + (steps if raw else 0)
+    if name == "deepfool":
+        return steps * min(10, nb_classes)
+    if name == "square":
+        return steps * FORWARD
+    if name == "zoo":
+        return spec.option("max_queries") * FORWARD * len(spec.variants(Objective(hypersphere=hypersphere)))
+    if spec.attack.score_based:
+        return steps * 2 * spec.option("nb_samples") * FORWARD
+    views = len(spec.variants(Objective(hypersphere=hypersphere)))
+    return steps * max(spec.restarts, 1) * views
 
 
 def eval_passes_per_image(table: PaperTable, cfg: TrainConfig, max_steps: int | None) -> float:
-    """Forward+backward passes per test image of the table's attacks at their full step counts (an upper bound:
-    DeepFool and FAB stop early); CE attacks on an HE head run on two views."""
+    """Forward+backward passes per test image of the table's attacks (:func:`attack_passes`) and the clean pass."""
     from art_he.evaluation.specs import parse_attacks
 
-    total = 1 / 3  # the clean forward pass
-    for spec in parse_attacks(table.attacks, eps=table.eps, eps_step=table.eps_step, max_steps=max_steps):
-        views = spec.attack.plain_views if cfg.head == "plain" else spec.attack.views
-        per_step = 10 if spec.family in PER_CLASS_GRADIENTS else 1
-        total += spec.steps * len(views) * per_step
-    return total
+    specs = parse_attacks(table.attacks, eps=table.eps, eps_step=table.eps_step, max_steps=max_steps)
+    return FORWARD + sum(attack_passes(s, cfg.nb_classes or 10, cfg.head != "plain", max_steps) for s in specs)
 
 
 def estimate_hours(table: PaperTable, cfg: TrainConfig, state: RowState, n: int | None,
                    max_steps: int | None) -> tuple[float, float]:
-    """``(training, evaluation)`` GPU-hours left for one row, on :data:`ASSUMED_H100_TFLOPS`."""
-    rate = images_per_second(cfg) * 3600
-    images = min(cfg.subset or CIFAR10_TRAIN, CIFAR10_TRAIN)
+    """``(training, evaluation)`` GPU-hours left for one row on the GPU of :data:`THROUGHPUT_FILE`."""
+    rate = training_speed(cfg).passes_per_s * 3600
+    train_images, test_images = dataset_sizes(cfg)
+    images = min(cfg.subset or train_images, train_images)
     passes_left = 0 if state.kind == "trained" else cfg.passes - state.epochs_done
     train = images * passes_left * train_passes_per_image(cfg) / rate
-    tests = min(n or CIFAR10_TEST, CIFAR10_TEST)
+    tests = min(n or test_images, test_images)
     evaluate = 0.0 if state.evaluated else tests * eval_passes_per_image(table, cfg, max_steps) / rate
     return train, evaluate
 
@@ -343,40 +442,57 @@ def training_minutes(run_dir: Path) -> float | None:
 
 def plan_text(table: PaperTable, configs: dict[str, TrainConfig], states: dict[str, RowState], out: Path,
               overrides: dict, n: int | None, max_steps: int | None) -> str:
-    """What will be done: rows, epochs, model, data, evaluation and the estimated GPU-hours."""
+    """What will be done: rows, epochs, model, data, evaluation, and the GPU-hours on the measured GPU, each row's
+    speed marked measured or extrapolated."""
+    from art_he.evaluation.specs import parse_attacks
+
     first = next(iter(configs.values()))
+    train_images, test_images = dataset_sizes(first)
     given = " ".join(_flag(k, v) for k, v in sorted(overrides.items())) or "none (the recipes)"
-    images = f"first {first.subset:,}" if first.subset else f"all {CIFAR10_TRAIN:,}"
+    images = (f"first {min(first.subset, train_images):,}" if first.subset and first.subset < train_images
+              else f"all {train_images:,}")
+    tests = f"the first {min(n, test_images):,}" if n and n < test_images else f"all {test_images:,}"
     cap = f", attack steps capped at {max_steps}" if max_steps else ""
+    gpu = measured_throughput()
     lines = [
         f"art-he reproduce {table.key}: paper Table {table.number} ({table.caption}), {len(configs)} rows into "
         f"{out}/<row>/",
         f"  data: {first.dataset} from {first.data_dir or '$ART_HE_DATA or the cache'}, {images} training images; "
-        f"evaluation on {'the first ' + format(n, ',') if n else 'all ' + format(CIFAR10_TEST, ',')} test images: "
-        f"clean, {', '.join(table.attacks)} at eps {table.eps:.4g}, step {table.eps_step:.4g} ({table.eval_source})"
-        f"{cap}",
+        f"evaluation on {tests} test images: clean, {', '.join(table.attacks)} at eps {table.eps:.4g}, step "
+        f"{table.eps_step:.4g} ({table.eval_source}){cap}",
         f"  overrides: {given}",
         "",
-        f"  {'row':<20} {'framework':<9} {'head':<5} {'model':<16} {'epochs':>6} {'passes':>6}  {'state':<26} "
-        f"{'GPU-h train + eval':>18}",
+        f"  {'row':<28} {'framework':<9} {'head':<5} {'model':<16} {'epochs':>6} {'passes':>6}  {'state':<26} "
+        f"{'images/s':>9}  {'GPU-h train + eval':>18}",
     ]
     total_train = total_eval = full = 0.0
+    speeds: dict[str, Speed] = {}
     for name, cfg in configs.items():
         train, evaluate = estimate_hours(table, cfg, states[name], n, max_steps)
         total_train, total_eval = total_train + train, total_eval + evaluate
         full += sum(estimate_hours(table, cfg, RowState("new"), n, max_steps))
-        lines.append(f"  {name:<20} {cfg.framework:<9} {cfg.head:<5} {cfg.model:<16} {cfg.epochs:>6} {cfg.passes:>6}"
-                     f"  {describe(states[name], cfg.passes):<26} {train:>8.2f} + {evaluate:<7.2f}")
-    rates = ", ".join(sorted({f"{c.model} {forward_flops(c) / 1e9:.3g} GFLOP per forward pass -> "
-                              f"{images_per_second(c):,.0f} images/s" for c in configs.values()}))
+        speeds[name] = training_speed(cfg)
+        mark = "m" if speeds[name].measured else "x"
+        lines.append(f"  {name:<28} {cfg.framework:<9} {cfg.head:<5} {cfg.model:<16} {cfg.epochs:>6} {cfg.passes:>6}"
+                     f"  {describe(states[name], cfg.passes):<26} {images_per_second(cfg):>8,.0f}{mark}"
+                     f"  {train:>8.2f} + {evaluate:<7.2f}")
+    sources = [f"{name} {speed.source}" for name, speed in speeds.items() if not speed.measured]
+    measured = sorted({speed.source for speed in speeds.values() if speed.measured})
+    costs = ", ".join(f"{s.name} {attack_passes(s, first.nb_classes or 10, first.head != 'plain', max_steps):,.0f}"
+                      for s in parse_attacks(table.attacks, eps=table.eps, eps_step=table.eps_step,
+                                             max_steps=max_steps))
     lines += [
         "",
-        f"GPU-hours (an estimate, not a measurement): {total_train + total_eval:.2f} left (training "
-        f"{total_train:.2f}, evaluation {total_eval:.2f}) of {full:.2f} for the whole table, on one H100 assumed to "
-        f"sustain {ASSUMED_H100_TFLOPS:g} TFLOP/s in bf16 (about 10% of its dense peak): {rates} forward+backward. "
-        "Training counts K+1 forward+backward passes per image for PGD-AT, K+2 for ALP and TRADES, 2 for FastAT "
-        "and m per pass for FreeAT; evaluation counts every attack at its full step count (CE attacks on an HE "
-        "head run on two views; DeepFool and FAB take a gradient per class).",
+        f"GPU-hours: {total_train + total_eval:.2f} left (training {total_train:.2f}, evaluation {total_eval:.2f}) of "
+        f"{full:.2f} for the whole table, on one {gpu['gpu']} at the training throughput measured there on "
+        f"{gpu['date']} (torch {gpu['torch']}; bf16 + channels_last, batch {gpu['batch']}; {THROUGHPUT_FILE.name}).",
+        "  images/s: m = measured, x = extrapolated. " + ("Measured: " + ", ".join(measured) + ". " if measured
+                                                         else "No row of this table was measured. ")
+        + ("Extrapolated: " + "; ".join(sources) + "." if sources else ""),
+        "  Training counts K+1 forward+backward passes per image for PGD-AT, K+2 for ALP and TRADES, 2 for FastAT "
+        "and m per pass for FreeAT. Evaluation per test image, upper bounds in forward+backward passes (a forward "
+        f"pass or query counts {FORWARD:.2g}): {costs} (the first row's head; FAB and APGD-T per target class, "
+        "Square per query).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
+from art_he.devices import DEVICE_ENV
+
 torch.set_num_threads(max(1, torch.get_num_threads()))
+#: the suite computes on the CPU, where its bitwise and tolerance checks hold on every machine (subprocesses and
+#: notebook kernels inherit it); the tests marked gpu (tests/test_gpu.py) name their CUDA devices
+os.environ[DEVICE_ENV] = "cpu"
+#: cuBLAS is deterministic only with a fixed workspace, set before CUDA starts (the gpu tests compare bitwise)
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 @pytest.fixture(scope="session")

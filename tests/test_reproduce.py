@@ -12,15 +12,22 @@ from art_he.cli import main
 from art_he.errors import UserError
 from art_he.recipes import RECIPES
 from art_he.reproduce import (
+    AA_SQUARE_QUERIES,
+    FORWARD,
     TABLES,
     RowState,
+    attack_passes,
     cached_report,
     estimate_hours,
     eval_settings,
+    forward_flops,
     get_table,
+    images_per_second,
+    measured_throughput,
     row_configs,
     row_state,
     train_passes_per_image,
+    training_speed,
 )
 from art_he.runs import CONFIG_FILE, run_config
 from art_he.trainers.base import ATTrainer
@@ -61,13 +68,18 @@ def test_dry_run_prints_the_plan_and_the_estimate_only(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["reproduce", "table2", "--dry-run", "--out", str(out)]) == 0
     plan = capsys.readouterr().out
+    gpu = measured_throughput()
     for needle in ("Table 2", *get_table("table2").recipes, "wrn-34-10", "cifar10", "all 50,000", "all 10,000",
-                   "pgd500", "eps 0.031", "an estimate, not a measurement", "H100", "images/s"):
+                   "pgd500", "eps 0.031", f"on one {gpu['gpu']}", f"measured there on {gpu['date']}", gpu["torch"],
+                   "images/s: m = measured, x = extrapolated", "Measured: wrn-34-10 PGD-10 he",
+                   "table2-alp-he from wrn-34-10 PGD-10 he by passes per image", "fab 1,000", "deepfool 1,000"):
         assert needle in plan, needle
     assert not out.exists()
     assert main(["reproduce", "table3", "--dry-run", "--out", str(out), "--epochs", "4", "--model", "wrn-10-1"]) == 0
     plan = capsys.readouterr().out
-    assert "--epochs 4 --model wrn-10-1" in plan and "pgd50" in plan and "wrn-34-10" not in plan
+    rows = [line for line in plan.splitlines() if line.strip().startswith("table3-")]
+    assert "--epochs 4 --model wrn-10-1" in plan and "pgd50" in plan and all("wrn-10-1" in row for row in rows)
+    assert "by forward FLOPs" in plan  # no wrn-10-1 was measured
 
 
 def test_the_estimate_counts_passes_images_and_what_is_left():
@@ -85,6 +97,60 @@ def test_the_estimate_counts_passes_images_and_what_is_left():
     assert estimate_hours(table, cfg, RowState("trained", 100, True), None, None) == (0.0, 0.0)
 
 
+def test_the_plan_reads_its_speeds_from_the_measured_table(monkeypatch):
+    table = get_table("table2")
+    configs = row_configs(table, {})
+    rows = {(r["model"], r["head"]): r for r in measured_throughput()["rows"]
+            if r["path"] == "eager" and r["precision"] == "bf16"}
+    pgd_he = configs["table2-pgd-he"]
+    assert training_speed(pgd_he).measured
+    assert images_per_second(pgd_he) == rows["wrn-34-10", "he"]["images_per_s"]
+    alp = training_speed(configs["table2-alp-he"])  # the same passes per second, 12 passes per image instead of 11
+    assert not alp.measured and images_per_second(configs["table2-alp-he"]) == pytest.approx(
+        rows["wrn-34-10", "he"]["images_per_s"] * 11 / 12)
+    before = estimate_hours(table, pgd_he, RowState("new"), None, None)
+    faster = {**measured_throughput(), "rows": [{**r, "images_per_s": 2 * r["images_per_s"]}
+                                                for r in measured_throughput()["rows"]]}
+    monkeypatch.setattr("art_he.reproduce.measured_throughput", lambda: faster)
+    assert estimate_hours(table, pgd_he, RowState("new"), None, None) == pytest.approx(tuple(h / 2 for h in before))
+
+
+def test_imagenet_rows_count_its_images_and_scale_by_flops(tmp_path):
+    for split in ("train", "val"):
+        for i in range(1000):
+            (tmp_path / split / f"n{i:08d}").mkdir(parents=True)
+    table = get_table("table4")
+    configs = row_configs(table, {"data_dir": str(tmp_path)})
+    assert len(configs) == 8
+    wrn = row_configs(get_table("table2"), {})["table2-pgd-plain"]
+    resnet = configs["table4-free-plain"]
+    speed = training_speed(resnet)
+    assert not speed.measured and "by forward FLOPs" in speed.source
+    passes = images_per_second(wrn) * train_passes_per_image(wrn) * forward_flops(wrn) / forward_flops(resnet)
+    assert speed.passes_per_s == pytest.approx(passes)
+    train, evaluate = estimate_hours(table, resnet, RowState("new"), None, None)
+    assert train * 3600 == pytest.approx(1_281_167 * 23 * 4 / passes)  # 23 passes of 4 replays over ImageNet
+    assert evaluate * 3600 == pytest.approx(50_000 * (FORWARD + 10 + 50) / passes)  # clean, PGD-10, PGD-50
+
+
+def test_attacks_cost_what_they_compute():
+    from art_he.evaluation.specs import parse_attack
+
+    def cost(name, classes=10, he=True, max_steps=None):
+        return attack_passes(parse_attack(name, eps=0.03, eps_step=0.01, max_steps=max_steps), classes, he, max_steps)
+
+    assert cost("pgd20") == 40 and cost("pgd20", he=False) == 20  # CE(s cos) and CE(cos) on an HE head
+    assert cost("aa-apgd-t") == 9 * 100 and cost("aa-fab-t") == 9 * 100  # per target class
+    assert cost("fab") == 10 * 100 and cost("aa-fab-t", classes=3) == 2 * 100  # FAB: a gradient per class
+    assert cost("square1000") == pytest.approx(1000 * FORWARD)  # per query
+    standard = 100 + 9 * 100 + 9 * 100 + AA_SQUARE_QUERIES * FORWARD
+    assert cost("autoattack", he=False) == pytest.approx(standard)
+    assert cost("autoattack") == pytest.approx(standard + 100)  # APGD-CE once more on the raw cosines
+    assert cost("autoattack", classes=100) == pytest.approx(cost("autoattack"))  # 9 targets on CIFAR-100 too
+    assert cost("autoattack", max_steps=5) == pytest.approx(5 + 45 + 45 + 50 * FORWARD + 5)
+    assert cost("deepfool") == 100 * 10 and cost("spsa80") == pytest.approx(80 * 2 * 128 * FORWARD)
+
+
 def test_table4_plans_imagenet_and_unknown_tables_are_one_line(capsys, tmp_path):
     assert main(["reproduce", "table4", "--dry-run"]) == 2  # ImageNet needs its folder
     one_line_error(capsys, "--data-dir")
@@ -94,6 +160,7 @@ def test_table4_plans_imagenet_and_unknown_tables_are_one_line(capsys, tmp_path)
     assert main(["reproduce", "table4", "--data-dir", str(tmp_path), "--dry-run"]) == 0
     plan = capsys.readouterr().out
     assert all(name in plan for name in get_table("table4").recipes)
+    assert "all 1,281,167 training images" in plan and "all 50,000 test images" in plan
     assert all(model in plan for model in ("resnet50", "resnet152", "wide_resnet50_2", "wide_resnet101_2"))
     assert main(["reproduce", "table9", "--dry-run"]) == 2
     one_line_error(capsys, "table2", "table10", "table3", "table4")
@@ -156,7 +223,7 @@ def test_an_interrupted_table_resumes_and_prints_the_comparison(table2, capsys):
     capsys.readouterr()
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "table2-pgd-plain     pgd       plain wrn-10-1" in text and "resume at pass 1/2" in text
+    assert "table2-pgd-plain             pgd       plain wrn-10-1" in text and "resume at pass 1/2" in text
     lines = (out / "table2-pgd-plain" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     for row in get_table("table2").rows:

@@ -27,18 +27,21 @@ class DatasetInfo:
     model: str  # default model
     augment: bool = False  # random crop (pad 4) and flip when training (App. C.2 for CIFAR)
     folder: bool = False  # an ImageFolder tree read through a DataLoader; nb_classes 0: from its folders
+    sizes: tuple[int, int] | None = None  # (training, test) images of the full data set; None: the folder's
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, "small-cnn"),
-    "cifar10": DatasetInfo((3, 32, 32), 10, CIFAR10_MEAN, CIFAR10_STD, 8 / 255, "preact-resnet18", augment=True),
+    "fashion-mnist": DatasetInfo((1, 28, 28), 10, (0.2860,), (0.3530,), 0.1, "small-cnn", sizes=(60_000, 10_000)),
+    "cifar10": DatasetInfo((3, 32, 32), 10, CIFAR10_MEAN, CIFAR10_STD, 8 / 255, "preact-resnet18", augment=True,
+                           sizes=(50_000, 10_000)),
     "cifar100": DatasetInfo((3, 32, 32), 100, CIFAR100_MEAN, CIFAR100_STD, 8 / 255, "preact-resnet18",
-                            augment=True),
-    "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, "small-cnn"),
+                            augment=True, sizes=(50_000, 10_000)),
+    "synthetic": DatasetInfo((1, 28, 28), 10, (0.5,), (0.5,), 0.1, "small-cnn", sizes=(2048, 2048)),
     "imagefolder": DatasetInfo((3, 224, 224), 0, IMAGENET_MEAN, IMAGENET_STD, 4 / 255, "resnet50", augment=True,
                                folder=True),
+    # ILSVRC-2012: 1,281,167 training images, 50,000 validation images (the test split of the paper's Table 4)
     "imagenet": DatasetInfo((3, 224, 224), 1000, IMAGENET_MEAN, IMAGENET_STD, 4 / 255, "resnet50", augment=True,
-                            folder=True),
+                            folder=True, sizes=(1_281_167, 50_000)),
 }
 
 

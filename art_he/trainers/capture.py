@@ -158,20 +158,23 @@ class _CudaGraph(_Recording):
         self.owner, self.draws = owner, draws
         self.x, self.y = x.clone(), y.clone()
         self.noise = [d.sample() for d in draws]
+        self.device = owner.trainer.device  # captured and replayed with it current (cuda:1 need not be)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.device(self.device), torch.cuda.graph(self.graph):
             self.stats = owner.recorded_step(draws, self.x, self.y, *self.noise)
         self.grads = [p.grad for p in owner.params]
-        self.graph.replay()
-        owner.replayed(self.grads)
-        self.stats_of_first_step = self.stats.clone()
+        self.stats_of_first_step = self._replay()
 
     def replay(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.x.copy_(x)
         self.y.copy_(y)
         for buffer, draw in zip(self.noise, self.draws):
             buffer.copy_(draw.sample())
-        self.graph.replay()
+        return self._replay()
+
+    def _replay(self) -> torch.Tensor:
+        with torch.cuda.device(self.device):
+            self.graph.replay()
         self.owner.replayed(self.grads)
         return self.stats.clone()
 
