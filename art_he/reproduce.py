@@ -223,7 +223,7 @@ def measured_throughput() -> dict:
 
 
 @functools.cache
-def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int) -> float:
+def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int, channels: int = 3) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -231,17 +231,26 @@ def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int) ->
 
     with torch.device("meta"):  # shapes only: nothing is allocated or computed
         # a plain head: the HE head's FLOPs are the same linear layer's
-        net = build_model(model, num_classes=nb_classes, in_channels=3, **json.loads(model_kwargs))
+        net = build_model(model, num_classes=nb_classes, in_channels=channels, **json.loads(model_kwargs)).eval()
         with FlopCounterMode(display=False) as counter:
-            net(torch.zeros(1, 3, size, size))
+            net(torch.zeros(1, channels, size, size))
     return float(counter.get_total_flops())
 
 
+def model_forward_flops(model: str, input_shape: tuple[int, int, int] = (3, 32, 32), nb_classes: int = 10,
+                        **model_kwargs) -> float:
+    """FLOPs of one forward pass of ``model`` on one image of ``input_shape`` (square), counted by torch on the meta
+    device (the GPU suite's model-FLOPs utilisation uses it too)."""
+    kwargs = json.dumps(model_kwargs, sort_keys=True, allow_nan=False)
+    return _forward_flops(model, kwargs, nb_classes, input_shape[-1], input_shape[0])
+
+
 def forward_flops(cfg: TrainConfig) -> float:
-    """FLOPs of one forward pass of ``cfg``'s model on one image (32x32 or the image folder's size), counted by
-    torch on the meta device."""
-    kwargs = json.dumps(cfg.model_kwargs, sort_keys=True, allow_nan=False)
-    return _forward_flops(cfg.model, kwargs, cfg.nb_classes or 10, cfg.image_size or 32)
+    """FLOPs of one forward pass of ``cfg``'s model on one image of its data set (an image folder's: its size)."""
+    from art_he.runs import data_shape
+
+    return model_forward_flops(cfg.model, data_shape(dataclasses.asdict(cfg))[0], cfg.nb_classes or 10,
+                               **cfg.model_kwargs)
 
 
 def passes_per_image(framework: str, max_iter: int | None = None, replays: int | None = None) -> float:
@@ -275,10 +284,12 @@ def training_speed(cfg: TrainConfig) -> Speed:
     :data:`THROUGHPUT_FILE`: measured when a row has its model, image size, framework, steps and head; else the
     same model's row converted by passes per image (another framework) or taken with another head; else the
     largest measured model's (compute-bound) row scaled by forward FLOPs."""
+    from art_he.runs import data_shape
+
     rows = [r for r in measured_throughput()["rows"]
             if r["path"] == "eager" and r["precision"] == "bf16" and r["channels_last"]]
-    size = cfg.image_size or 32
-    same = [r for r in rows if r["model"] == cfg.model and r["image_size"] == size]
+    shape = list(data_shape(dataclasses.asdict(cfg))[0])
+    same = [r for r in rows if r["model"] == cfg.model and r["input_shape"] == shape]
 
     def rate(row: dict) -> float:
         return row["images_per_s"] * passes_per_image(row["framework"], row.get("max_iter"), row.get("replays"))
@@ -296,11 +307,11 @@ def training_speed(cfg: TrainConfig) -> Speed:
             return Speed(rate(row), True, _row_label(row))
         how = "by passes per image" if other_work else f"with the {row['head']} head"
         return Speed(rate(row), False, f"from {_row_label(row)} {how}")
-    flops = {r["model"]: _forward_flops(r["model"], "{}", 10, r["image_size"]) for r in rows}
-    row = max(rows, key=lambda r: (flops[r["model"]], r["head"] == cfg.head))
-    own = forward_flops(cfg)
-    return Speed(rate(row) * flops[row["model"]] / own, False,
-                 f"from {_row_label(row)} by forward FLOPs ({flops[row['model']] / 1e9:.3g} -> {own / 1e9:.3g} GFLOP)")
+    flops = [model_forward_flops(r["model"], tuple(r["input_shape"])) for r in rows]
+    best = max(range(len(rows)), key=lambda i: (flops[i], rows[i]["head"] == cfg.head))
+    row, own = rows[best], model_forward_flops(cfg.model, tuple(shape), cfg.nb_classes or 10, **cfg.model_kwargs)
+    return Speed(rate(row) * flops[best] / own, False,
+                 f"from {_row_label(row)} by forward FLOPs ({flops[best] / 1e9:.3g} -> {own / 1e9:.3g} GFLOP)")
 
 
 def images_per_second(cfg: TrainConfig) -> float:
