@@ -1,56 +1,139 @@
-"""HE overhead: PGD-AT epoch time with a HypersphereHead over the same epoch with a plain head.
+"""HE overhead per training step: HE/plain and m-HE/plain step time of PGD-AT on the quickstart's small CNN, PreAct
+ResNet-18 and a WideResNet (issue 35's goal: <= 1.01 on every model; the paper reports +0.6 to +0.9 %).
 
-One run, interleaved repeats, same model body, data and attack. Goal <= 1.02 (paper: +0.6 to +0.9 %).
-    python benchmarks/he_overhead.py [--n 2048] [--repeats 5] [--device cpu|cuda]
+Per model, three trainers (plain, HE, m-HE heads on the same body, same synthetic batch, same attack) are timed in
+``--rounds`` rounds of ``--steps`` steps each, the order rotating every round; each round gives one HE/plain and one
+m-HE/plain ratio of paired times (drift on a shared machine hits both sides of a pair alike), reported as the median
+with a 95 % bootstrap interval. ``--profile`` adds where the time goes: each head's step under the torch profiler,
+self time per operator, the operators HE (m-HE) spends more time in than plain.
 
-m-HE over HE: the only extra work is in the loss, ``theta = arccos(clamp(cos))`` on the (B, 10) cosines. Counted
-with the torch profiler, m-HE dispatches 9 more ATen ops than HE per forward+backward of the attack loss and 9 more
-of the training loss (13 and 15 before the clamp became ``F.hardtanh``, one backward kernel instead of four, and the
-negation was folded into the scale; values and gradients are bitwise the same). What is left is the clamp, arccos
-and arccos' backward (6 kernels: torch's formula ``grad * -rsqrt(1 - c^2)``); fusing them would need a custom
-autograd Function, whose Python overhead costs about as much. Micro-timed on a shared 2-core CPU (1 thread,
-B = 128, loss forward + input gradient, medians): attack loss HE 129 us, m-HE 207 us before and 186 us after;
-training loss HE 184 us, m-HE 274 us before and 245 us after; one forward + input-gradient step of the width-16
-small CNN takes about 68 ms. m-HE's extra work is thus about 0.1 % of a CPU epoch: an m-HE/plain ratio more than
-that above HE/plain on a CPU is timing noise (``mhe_over_he`` shows it directly; a 1-thread check, 512 images,
-PGD-3, 12 interleaved epochs each, gave m-HE/HE 1.004 while single epochs scattered by +-4 %). On a GPU, where a
-small model is bound by kernel launches, the 9 small kernels can show.
+    python benchmarks/he_overhead.py [--models small-cnn,preact-resnet18,wrn-16-4] [--batch 64] [--rounds 20]
+        [--steps 1] [--max-iter 2] [--precision bf16] [--capture off] [--device cpu] [--profile] [--json FILE]
+
+On a CPU use 1 thread (``OMP_NUM_THREADS=1``); the figures below and in ``results/he_overhead.json`` say which.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
+from collections import defaultdict
 
+import numpy as np
 import torch
-from _common import classifier_for, device_name, fmnist, interleaved, median, report, small_cnn
+from _common import device_name, report, sync
 
+from art_he import HEPyTorchClassifier
+from art_he.models import build_model
 from art_he.trainers import PGDATTrainer
+
+HEADS = ("plain", "he", "mhe")
+#: (input shape, eps, step, model keywords): the quickstart's setting for the small CNN, CIFAR's for the rest
+SETTINGS = {"small-cnn": ((1, 28, 28), 0.1, 0.025, {"width": 16})}
+CIFAR = ((3, 32, 32), 8 / 255, 2 / 255, {})
+
+
+def trainers_for(model: str, args) -> tuple[dict[str, PGDATTrainer], torch.Tensor, torch.Tensor]:
+    shape, eps, step, kwargs = SETTINGS.get(model, CIFAR)
+    trainers = {}
+    for head in HEADS:
+        torch.manual_seed(0)
+        net = build_model(model, in_channels=shape[0], head=head, **kwargs)
+        classifier = HEPyTorchClassifier(net, None, shape, 10, torch.optim.SGD(net.parameters(), lr=0.01,
+                                                                               momentum=0.9), clip_values=(0.0, 1.0),
+                                         device=args.device)
+        trainers[head] = PGDATTrainer(classifier, eps=eps, eps_step=step, max_iter=args.max_iter, seed=0,
+                                      verbose=False, precision=args.precision, capture=args.capture)
+    device = trainers["plain"].device
+    gen = torch.Generator(device=device).manual_seed(0)
+    x = torch.rand((args.batch, *shape), generator=gen, device=device)
+    y = torch.randint(0, 10, (args.batch,), generator=gen, device=device)
+    if trainers["plain"].channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return trainers, x, y
+
+
+def paired_ratios(trainers, x, y, args) -> dict[str, list[float]]:
+    device = trainers["plain"].device
+    for trainer in trainers.values():
+        for _ in range(3):  # past a captured step's warm-up and recording
+            trainer.train_batch(x, y)
+    times = {head: [] for head in HEADS}
+    for r in range(args.rounds):
+        for head in HEADS[r % 3:] + HEADS[: r % 3]:
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                trainers[head].train_batch(x, y)
+            sync(device)
+            times[head].append((time.perf_counter() - start) / args.steps)
+    return times
+
+
+def summary(times: dict[str, list[float]]) -> dict:
+    rng = np.random.default_rng(0)
+    out = {"median_step_s": {h: round(float(np.median(t)), 5) for h, t in times.items()}}
+    for head in ("he", "mhe"):
+        ratios = np.asarray(times[head]) / np.asarray(times["plain"])
+        boot = np.median(rng.choice(ratios, (2000, len(ratios))), axis=1)
+        out[f"{head}_over_plain"] = round(float(np.median(ratios)), 4)
+        out[f"{head}_over_plain_ci95"] = [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])]
+    return out
+
+
+def profile(trainers, x, y, top: int = 12) -> dict:
+    """Self time (us) per operator of one step of each head, and the operators HE and m-HE spend more in."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.is_cuda else [])
+    per_head = {}
+    for head, trainer in trainers.items():
+        totals: dict[str, float] = defaultdict(float)
+        for _ in range(3):
+            with torch_profile(activities=activities) as prof:
+                trainer.train_batch(x, y)
+                sync(x.device)
+            for event in prof.key_averages():
+                totals[event.key] += (event.self_device_time_total if x.is_cuda else event.self_cpu_time_total) / 3
+        per_head[head] = totals
+    out = {}
+    for head in ("he", "mhe"):
+        extra = {op: per_head[head].get(op, 0.0) - per_head["plain"].get(op, 0.0)
+                 for op in set(per_head[head]) | set(per_head["plain"])}
+        ranked = sorted(extra.items(), key=lambda kv: -kv[1])[:top]
+        out[head] = {"total_us": round(sum(per_head[head].values()), 1),
+                     "plain_total_us": round(sum(per_head["plain"].values()), 1),
+                     "more_than_plain_us": {op: round(us, 1) for op, us in ranked}}
+    return out
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--n", type=int, default=2048)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--max-iter", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=5)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="small-cnn,preact-resnet18,wrn-16-4")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--max-iter", type=int, default=2)
+    p.add_argument("--precision", default="bf16")
+    p.add_argument("--capture", default="off")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--profile", action="store_true")
     p.add_argument("--json", default=None)
     args = p.parse_args()
-    x, y = fmnist(args.n)
-    trainers = {}
-    for head in ("plain", "he", "mhe"):
-        clf = classifier_for(small_cnn(head, args.width), args.device)
-        trainers[head] = PGDATTrainer(clf, eps=0.1, eps_step=0.025, max_iter=args.max_iter, seed=0, verbose=False)
-    device = trainers["plain"].device
-    runs = {head: (lambda t=t: t.fit(x, y, batch_size=128, nb_epochs=1)) for head, t in trainers.items()}
-    interleaved(runs, 1, device)  # warm-up
-    times = interleaved(runs, args.repeats, device)
-    med = {head: median(v) for head, v in times.items()}
-    report("HE overhead (PGD-AT epoch time ratio)", {
-        "device": device_name(device), "images": args.n, "pgd_steps": args.max_iter, "repeats": args.repeats,
-        "precision": trainers["plain"].precision, "median_epoch_s": {k: round(v, 3) for k, v in med.items()},
-        "he_over_plain": round(med["he"] / med["plain"], 4), "mhe_over_plain": round(med["mhe"] / med["plain"], 4),
-        "mhe_over_he": round(med["mhe"] / med["he"], 4), "goal": "<= 1.02",
+    results = {}
+    for model in args.models.split(","):
+        trainers, x, y = trainers_for(model, args)
+        results[model] = summary(paired_ratios(trainers, x, y, args))
+        if args.profile:
+            results[model]["profile"] = profile(trainers, x, y)
+        print(model, {k: v for k, v in results[model].items() if k != "profile"}, flush=True)
+    report("HE overhead per PGD-AT step (paired, interleaved)", {
+        "device": device_name(torch.device(args.device)), "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "batch": args.batch, "pgd_steps": args.max_iter,
+        "precision": args.precision, "capture": args.capture, "rounds": args.rounds, "steps_per_round": args.steps,
+        "loadavg": list(os.getloadavg()), "goal": "<= 1.01", "models": results,
     }, args.json)
 
 

@@ -21,7 +21,8 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.T
     """``x`` (B, C, H, W) zero-padded by ``pad``, cropped back to H x W at ``(dy, dx)``, flipped where ``flip``
     (torchvision's ``RandomCrop(H, padding=pad)`` and ``RandomHorizontalFlip()``, batched on the device)."""
     b, c, h, w = x.shape
-    dy, dx, flip = dy.to(x.device), dx.to(x.device), flip.to(x.device)
+    # non-blocking: a blocking copy from host memory waits for every kernel queued before it (a sync per batch)
+    dy, dx, flip = (t.to(x.device, non_blocking=True) for t in (dy, dx, flip))
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = dy[:, None] + torch.arange(h, device=x.device)  # (B, H)
     cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
