@@ -33,8 +33,7 @@ def fmnist(n: int) -> tuple[np.ndarray, np.ndarray]:
 def classifier_for(model: torch.nn.Module, device: str, lr: float = 0.05,
                    input_shape: tuple[int, ...] = (1, 28, 28)) -> HEPyTorchClassifier:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    return HEPyTorchClassifier(model, None, input_shape, 10, optimizer, clip_values=(0.0, 1.0),
-                               device_type="gpu" if device == "cuda" else "cpu")
+    return HEPyTorchClassifier(model, None, input_shape, 10, optimizer, clip_values=(0.0, 1.0), device=device)
 
 
 def small_cnn(head: str, width: int, seed: int = 0) -> torch.nn.Module:

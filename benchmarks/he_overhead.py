@@ -4,8 +4,11 @@ ResNet-18 and a WideResNet (issue 35's goal: <= 1.01 on every model; the paper r
 Per model, three trainers (plain, HE, m-HE heads on the same body, same synthetic batch, same attack) are timed in
 ``--rounds`` rounds of ``--steps`` steps each, the order rotating every round; each round gives one HE/plain and one
 m-HE/plain ratio of paired times (drift on a shared machine hits both sides of a pair alike), reported as the median
-with a 95 % bootstrap interval. ``--profile`` adds where the time goes: each head's step under the torch profiler,
-self time per operator, the operators HE (m-HE) spends more time in than plain.
+with a 95 % bootstrap interval. Where the time goes: ``head_us`` times the head and its losses alone, as one step
+runs them (K attack passes, the clean pass, the update's pass with the weights' gradient) on features shaped like
+the model's, many times over (small and steady, unlike whole steps on a shared machine); ``predicted`` is
+``1 + (head_us(HE) - head_us(plain)) / step time(plain)``. ``--profile`` adds each head's step under the torch
+profiler: the operators HE (m-HE) spends more self time in than plain.
 
     python benchmarks/he_overhead.py [--models small-cnn,preact-resnet18,wrn-16-4] [--batch 64] [--rounds 20]
         [--steps 1] [--max-iter 2] [--precision bf16] [--capture off] [--device cpu] [--profile] [--json FILE]
@@ -82,6 +85,43 @@ def summary(times: dict[str, list[float]]) -> dict:
     return out
 
 
+def head_step(trainer: PGDATTrainer, layer: torch.nn.Module, z0: torch.Tensor, y: torch.Tensor, k: int) -> None:
+    """What one step asks of the last layer and the losses: K attack passes, the clean pass, the update's pass."""
+    objective = trainer.objective
+    for _ in range(k):
+        z = z0.clone().requires_grad_(True)
+        with trainer.autocast():
+            loss = objective.attack_loss(layer(z), y)
+        torch.autograd.grad(loss, z)
+    with torch.no_grad(), trainer.autocast():
+        layer(z0).argmax(1)
+    z = z0.clone().requires_grad_(True)
+    with trainer.autocast():
+        loss = objective.train_loss(layer(z), y)
+    loss.backward()
+
+
+def head_us(trainers, y, args, repeats: int = 200) -> dict[str, float]:
+    """Microseconds per step of the last layer and the losses alone (see the module docstring), per head."""
+    from art_he.heads import find_head
+
+    out = {}
+    for head, trainer in trainers.items():
+        layer = find_head(trainer.model) or [m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        dtype = torch.bfloat16 if trainer.precision == "bf16" else torch.float32  # the body's output under autocast
+        z0 = torch.randn(len(y), layer.in_features, device=trainer.device).to(dtype)
+        times = []
+        for i in range(repeats + 20):
+            sync(trainer.device)
+            start = time.perf_counter()
+            head_step(trainer, layer, z0, y, args.max_iter)
+            sync(trainer.device)
+            if i >= 20:
+                times.append(time.perf_counter() - start)
+        out[head] = float(np.median(times)) * 1e6
+    return out
+
+
 def profile(trainers, x, y, top: int = 12) -> dict:
     """Self time (us) per operator of one step of each head, and the operators HE and m-HE spend more in."""
     from torch.profiler import ProfilerActivity
@@ -126,6 +166,11 @@ def main() -> None:
     for model in args.models.split(","):
         trainers, x, y = trainers_for(model, args)
         results[model] = summary(paired_ratios(trainers, x, y, args))
+        cost = head_us(trainers, y, args)
+        plain_s = results[model]["median_step_s"]["plain"]
+        results[model]["head_us"] = {h: round(v, 1) for h, v in cost.items()}
+        results[model]["predicted"] = {f"{h}_over_plain": round(1 + (cost[h] - cost["plain"]) / (plain_s * 1e6), 4)
+                                       for h in ("he", "mhe")}
         if args.profile:
             results[model]["profile"] = profile(trainers, x, y)
         print(model, {k: v for k, v in results[model].items() if k != "profile"}, flush=True)

@@ -14,6 +14,7 @@ from _common import classifier_for, clone, device_name, fmnist, interleaved, med
 from art.defences.trainer import AdversarialTrainerMadryPGD
 from art.estimators.classification import PyTorchClassifier
 
+from art_he.devices import art_estimator
 from art_he.trainers import PGDATTrainer
 
 EPS, STEP, ITERS, BATCH = 0.1, 0.025, 10, 128
@@ -31,10 +32,10 @@ def main() -> None:
     base = small_cnn("plain", args.width)
 
     art_model = clone(base)
-    art_clf = PyTorchClassifier(
-        art_model, torch.nn.CrossEntropyLoss(), (1, 28, 28), 10,
+    art_clf = art_estimator(
+        PyTorchClassifier, art_model, torch.nn.CrossEntropyLoss(), (1, 28, 28), 10,
         optimizer=torch.optim.SGD(art_model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4),
-        clip_values=(0.0, 1.0), device_type="gpu" if args.device == "cuda" else "cpu",
+        clip_values=(0.0, 1.0), device=args.device,
     )
     art_trainer = AdversarialTrainerMadryPGD(art_clf, nb_epochs=1, batch_size=BATCH, eps=EPS, eps_step=STEP,
                                              max_iter=ITERS, num_random_init=1)
