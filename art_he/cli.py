@@ -1,4 +1,4 @@
-"""``art-he``: quickstart, train, recipes, eval, reproduce, export, leaderboard, plot (also ``python -m art_he``
+"""``art-he``: quickstart, train, recipes, eval, reproduce, export, leaderboard, plot, data (also ``python -m art_he``
 and ``torchrun -m art_he``)."""
 
 from __future__ import annotations

@@ -197,3 +197,10 @@ def test_a_rerun_trains_and_evaluates_nothing(table2, capsys, monkeypatch):
     assert cached_report(row, eval_settings(table, 4, 1)) is None  # another n: evaluated again
     assert main([*argv, "--epochs", "3", "--dry-run"]) == 2  # a finished row of another configuration stays
     one_line_error(capsys, "table2-pgd-plain", "epochs 2")
+
+
+def test_the_help_lists_every_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(key in text for key in TABLES)

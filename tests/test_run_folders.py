@@ -189,3 +189,11 @@ def test_a_bar_off_a_terminal_redraws_rarely():
         time.sleep(0.001)
     bar.close()
     assert log.getvalue().count("\r") <= 3, log.getvalue().count("\r")
+
+
+def test_records_from_before_scale_and_margin_were_resolved_still_resume():
+    from art_he.runs import config_differences
+
+    old = {"head": "he", "scale": None, "margin": None, "head_kwargs": {"scale": 15.0, "margin": 0.2}}
+    assert config_differences(old, {"head": "he", "scale": 15.0, "margin": 0.2}) == []
+    assert config_differences(old, {"head": "he", "scale": 10.0, "margin": 0.2}) == ["scale"]
