@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+from art_he.threads import prefer_passive_wait
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+prefer_passive_wait()  # as every art-he command: before torch is imported, so that a busy core does not stall it
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: what Python, pytest, ruff and pip write into any checkout (never the suite's own files)
