@@ -12,7 +12,7 @@ from pathlib import Path
 
 from art_he import __version__
 from art_he.argtypes import positive_int
-from art_he.errors import UserError
+from art_he.errors import PREEMPTED_EXIT, Preempted, UserError
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,8 +24,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run directory to write (refused if it holds a run already)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last complete epoch, with the configuration in its "
-                            "config.json (flags given change it where a resumed run may change)")
+                       help="continue the run in --out from its checkpoint (the last complete epoch, or the batch "
+                            f"where SIGTERM or SIGUSR1 stopped it, exit status {PREEMPTED_EXIT}) with the "
+                            "configuration in its config.json (flags given change it where a resumed run may change)")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--print-config", action="store_true",
                    help="print the fully resolved configuration (what config.json records) as JSON and exit")
@@ -51,7 +52,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError("--out DIR is required (the run directory to write)")
     _, history = train_run(cfg, args.out, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
     if history and not args.quiet and is_main_process():  # one line per launch, not one per torchrun rank
-        print(json.dumps(history[-1]))
+        print(json.dumps(history[-1], allow_nan=False))
     return 0
 
 
@@ -64,7 +65,7 @@ def _recipes(args: argparse.Namespace) -> int:
 
     if args.json:
         print(json.dumps({name: {"summary": r.summary, "values": {k: v for k, (v, _) in r.values.items()},
-                                 "sources": r.sources()} for name, r in RECIPES.items()}, indent=2))
+                                 "sources": r.sources()} for name, r in RECIPES.items()}, indent=2, allow_nan=False))
         return 0
     width = max(map(len, RECIPES))
     for name, recipe in RECIPES.items():
@@ -83,7 +84,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     print(CLOSING)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(results, f, indent=2, allow_nan=False)
     return 0
 
 
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"art-he {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line
         return 2
+    except Preempted as stop:  # SIGTERM or SIGUSR1: the checkpoint is written, --resume continues
+        print(f"art-he {args.command}: {' '.join(str(stop).split())}", file=sys.stderr)
+        return PREEMPTED_EXIT
     except BrokenPipeError:  # `art-he recipes | head`: the reader left; no traceback, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit cannot fail too
         return 141

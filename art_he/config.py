@@ -16,12 +16,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from art_he.defaults import HEADS, MARGINS, SCALE, head_defaults
+from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS, head_defaults
 from art_he.errors import UserError
 from art_he.models.factory import model_builder
 from art_he.validation import check_number
 
-SCHEDULES = ("multistep", "cosine", "cyclic", "constant")
+SCHEDULES = ("multistep", "step", "cosine", "cyclic", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -68,8 +68,10 @@ class TrainConfig:
     lr: float = option(0.05, "initial learning rate (SGD with momentum)")
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(5e-4, "SGD weight decay")
-    schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, others: multistep "
-                                        "x0.1 at 75%% and 90%% of the passes)", choices=SCHEDULES)
+    schedule: str | None = option(None, "LR schedule (default: the framework's; FastAT: cyclic, Wong et al.'s "
+                                        "triangle from 0 to --lr at half of the steps and back to 0; others: "
+                                        "multistep, x0.1 at 75%% and 90%% of the passes; step: x0.1 every 30 "
+                                        "epochs of the budget)", choices=SCHEDULES)
     warmup: float = option(0.0, "linear LR warm-up over the first N passes, fractions allowed (0.2: a fifth of "
                                 "the first pass); lifts HE's slow start, see benchmarks/study_convergence.py")
     seed: int = option(0, "seed of the initialisation, batch order, augmentation and attacks")
@@ -79,6 +81,8 @@ class TrainConfig:
     val_n: int = option(0, "validate on the first N test images after each epoch")
     scale: float | None = option(None, f"HE scale s (default {SCALE:g})")
     margin: float | None = option(None, f"HE margin m (default {MARGINS['he']:g} for he, {MARGINS['mhe']:g} for mhe)")
+    weight_norm: str | None = option(None, f"HE weight normalisation: project (the authors'), differentiable, or "
+                                           f"none (default {WEIGHT_NORM})", choices=WEIGHT_NORMS)
     eps: float | None = option(None, "Linf radius (default: the dataset's, 0.1 fashion-mnist, 8/255 cifar10)")
     eps_step: float | None = option(None, "attack step (default: the framework's: eps/4 for PGD-AT, ALP and "
                                           "TRADES, eps for FreeAT, 1.25*eps for FastAT)")
@@ -92,14 +96,18 @@ class TrainConfig:
     replays: int | None = option(None, "FreeAT: minibatch replays m (default 4)")
     fgsm_mode: str | None = option(None, "FastAT: model mode while crafting the FGSM step (default train, as "
                                          "Wong et al.)", choices=("train", "eval"))
+    early_stop: bool | None = option(None, "FastAT: stop and roll back when PGD accuracy on a held-out batch "
+                                           "collapses (catastrophic overfitting; default on)")
     precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16; resolved "
                                     "to the one used)", choices=PRECISIONS)
     channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
     sync_batchnorm: bool = option(False, "SyncBatchNorm under DDP")
+    checkpoint_every: float | None = option(None, "also write a mid-epoch checkpoint every N minutes (SIGTERM and "
+                                                  "SIGUSR1 always write one before the run stops)")
     data_dir: str | None = option(None, "data root (a folder that must exist); image folders: D/train, D/val")
     verify_data: bool = option(True, "check CIFAR-10's md5 sums; --no-verify-data reads a re-packed or subsampled "
-                                     "copy in the same pickle format (pickles: only copies you trust)")
+                                     "copy in the same pickle format (read without running code either way)")
     image_size: int | None = option(None, "image-folder data sets: crop size (default 224, resized from 256)")
     workers: int = option(4, "image-folder data sets: DataLoader worker processes")
     model_kwargs: dict = option({}, "extra keyword arguments of the model builder", cli=False)
@@ -154,12 +162,12 @@ class TrainConfig:
             raise UserError("--warmup does not apply to the cyclic schedule, which ramps up by itself")
         if cfg.subset is not None:
             check_number("subset", cfg.subset, low=1, integer=True)
-        if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None):
-            raise UserError("--scale/--margin need --head he or mhe")
+        if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None or cfg.weight_norm is not None):
+            raise UserError("--scale/--margin/--weight-norm need --head he or mhe")
         if cfg.head != "plain":
-            paper = head_defaults(cfg.head)
-            cfg.scale = paper["scale"] if cfg.scale is None else cfg.scale
-            cfg.margin = paper["margin"] if cfg.margin is None else cfg.margin
+            paper = {**head_defaults(cfg.head), "weight_norm": WEIGHT_NORM}
+            for name, value in paper.items():
+                setattr(cfg, name, value if getattr(cfg, name) is None else getattr(cfg, name))
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where train_run trains
         cfg.precision = resolve_precision(cfg.precision, device)
         if cfg.width is not None:
@@ -191,12 +199,12 @@ class TrainConfig:
         return {k: values[k] for k in accepted if k in values and values[k] is not None}
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, allow_nan=False)
 
 
 #: the options that belong to a framework's trainer rather than to the run
 FRAMEWORK_OPTIONS = ("max_iter", "num_random_init", "alpha", "pairing_weight", "pairing", "beta", "replays",
-                     "fgsm_mode")
+                     "fgsm_mode", "early_stop")
 
 
 def _choices(name: str) -> tuple | list | None:

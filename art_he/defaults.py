@@ -2,6 +2,8 @@
 
 * scale ``s = 15`` for HE and m-HE (Sec. 4; App. C.5)
 * margin ``m = 0.2`` for HE (Sec. 4) and ``m = 0.1`` for m-HE (App. C.5, Table 10)
+* weight normalisation: ``"project"``, the authors' (their ``forward`` overwrites ``fc.weight.data`` with its
+  row-normalised copy); ``"differentiable"`` normalises inside the graph, ``"none"`` is the ablation
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ VARIANTS = ("he", "mhe")
 HEADS = ("plain", *VARIANTS)
 SCALE = 15.0
 MARGINS = {"he": 0.2, "mhe": 0.1}
+WEIGHT_NORMS = ("project", "differentiable", "none")
+WEIGHT_NORM = "project"
 
 
 def head_defaults(variant: str) -> dict[str, float]:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
-from art_he.defaults import MARGINS, SCALE
+from art_he.defaults import MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS
 from art_he.errors import UserError
 from art_he.losses import Objective, check_variant
+from art_he.validation import check_number
 
 NORM_EPS = 1e-12
+#: how far (in units of the dtype's eps) ``‖W_l‖²`` of a projected row may be from 1: normalising leaves at most 6
+ON_SPHERE_ULPS = 16
+#: what ``weight_norm=True``/``False`` meant before it took a mode name (runs written then store the bool)
+LEGACY_WEIGHT_NORM = {True: "differentiable", False: "none"}
 
 
 def normalize_rows(v: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
@@ -25,11 +31,24 @@ def normalize_rows(v: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
 class HypersphereHead(nn.Module):
     """Last layer of HE (Pang et al., 2020): ``cos = FN(z) @ WN(W).T``, no bias.
 
-    FN: ``z~ = z / max(||z||, eps)``; WN: ``W~_l = W_l / max(||W_l||, eps)``, differentiable inside
-    ``forward`` (the authors overwrite ``weight.data`` instead). ``forward`` returns the (B, L) cosine
-    matrix; ``scale``, ``margin`` and ``variant`` ("he" or "mhe", the arccos form of Sec. 3.5) are
-    read by the losses and trainers. ``feature_norm``/``weight_norm`` switch FN/WN off for ablations.
-    The head always computes in float32, also under autocast.
+    FN: ``z~ = z / max(||z||, eps)``. WN: ``W~_l = W_l / max(||W_l||, eps)``, in one of three ways
+    (``weight_norm``):
+
+    * ``"project"`` (default, the authors' code): ``W`` itself is kept on the unit sphere. Whenever it has
+      changed since the last projection (an optimizer step, ``load_state_dict``, initialisation), ``forward``
+      overwrites it in place with its row-normalised copy, without gradient, and then uses it as a plain linear
+      layer. The authors overwrite ``fc.weight.data`` at *every* forward; ``W`` changes only between forwards
+      and the projection is idempotent, so projecting at the first forward after each change is the same
+      optimiser: the gradient is a plain linear layer's at unit rows, the SGD step moves ``W`` off the sphere,
+      the next forward puts it back. (Skipping the re-projection of an already projected ``W`` also keeps the
+      rows bit-stable across the forwards of an attack, and the weights saved for backward unmodified.)
+    * ``"differentiable"``: ``W~ = W / ||W||`` inside the graph; every step is orthogonal to ``W``, so ``||W||``
+      grows and the head's effective learning rate ``lr / ||W||^2`` falls (``benchmarks/wn_modes.py``).
+    * ``"none"``: no WN (ablation).
+
+    ``forward`` returns the (B, L) cosine matrix; ``scale``, ``margin`` and ``variant`` ("he" or "mhe", the
+    arccos form of Sec. 3.5) are read by the losses and trainers. ``feature_norm=False`` switches FN off for
+    ablations. The head always computes in float32 (or float64), also under autocast.
     """
 
     def __init__(
@@ -41,31 +60,44 @@ class HypersphereHead(nn.Module):
         margin: float = MARGINS["he"],
         variant: str = "he",
         feature_norm: bool = True,
-        weight_norm: bool = True,
+        weight_norm: str | bool = WEIGHT_NORM,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive int, got {value!r}")
-        if num_classes < 2:
-            raise UserError(f"num_classes must be >= 2, got {num_classes}")
-        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise UserError(f"scale must be a finite number > 0, got {scale!r}")
-        if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-            raise UserError(f"margin must be a finite number >= 0, got {margin!r}")
-        self.in_features = in_features
-        self.num_classes = num_classes
+        check_number("in_features", in_features, low=1, integer=True)
+        check_number("num_classes", num_classes, low=2, integer=True)
+        check_number("scale", scale, low=0.0, strict=True)
+        check_number("margin", margin, low=0.0)
+        self.in_features = int(in_features)
+        self.num_classes = int(num_classes)
         self.scale = float(scale)
         self.margin = float(margin)
         self.variant = check_variant(variant)
         self.feature_norm = bool(feature_norm)
-        self.weight_norm = bool(weight_norm)
+        self.weight_norm = check_weight_norm(weight_norm)
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
+        self._projected: tuple[int, int] | None = None  # (storage, version) of W when last projected
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """nn.Linear's initialisation (ART's ``clone_for_refitting`` calls this)."""
+        """nn.Linear's initialisation (ART's ``clone_for_refitting`` calls this); projected at the next forward."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """``W <- W / max(||W_l||, eps)`` row-wise, in place and without gradient (the authors' WN).
+
+        Rows already on the sphere (``|‖W_l‖² − 1| <= 16 ulp``, what normalising leaves) stay bit-for-bit as they
+        are: normalising a normalised row moves its last bits, and a run resumed from a checkpoint of projected
+        weights must continue exactly as the uninterrupted run did. A step changes ``‖W_l‖²`` by far more.
+        """
+        w = self.weight
+        on_sphere = ((w * w).sum(dim=-1, keepdim=True) - 1).abs() <= ON_SPHERE_ULPS * torch.finfo(w.dtype).eps
+        w.copy_(torch.where(on_sphere, w, normalize_rows(w)))
+        self._projected = self._weight_key()
+
+    def _weight_key(self) -> tuple[int, int]:
+        """Changes whenever ``W`` may have: in-place updates bump the version; ``.to()`` and the like move storage."""
+        return self.weight.data_ptr(), self.weight._version
 
     @property
     def objective(self) -> Objective:
@@ -84,12 +116,14 @@ class HypersphereHead(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_features:
             raise UserError(f"HypersphereHead expects features of shape (B, {self.in_features}), got {tuple(z.shape)}")
+        if self.weight_norm == "project" and self._weight_key() != self._projected:
+            self.project_()
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
             w = self.weight.to(z.dtype)
             if self.feature_norm:
                 z = normalize_rows(z)
-            if self.weight_norm:
+            if self.weight_norm == "differentiable":
                 w = normalize_rows(w)
             return z @ w.t()
 
@@ -97,8 +131,22 @@ class HypersphereHead(nn.Module):
         return (
             f"in_features={self.in_features}, num_classes={self.num_classes}, scale={self.scale}, "
             f"margin={self.margin}, variant={self.variant!r}, feature_norm={self.feature_norm}, "
-            f"weight_norm={self.weight_norm}"
+            f"weight_norm={self.weight_norm!r}"
         )
+
+
+def check_weight_norm(weight_norm: str | bool) -> str:
+    """One of :data:`~art_he.defaults.WEIGHT_NORMS`; the old bools still work: ``True`` is ``"differentiable"``
+    (what it meant before), ``False`` is ``"none"``, each with a ``DeprecationWarning``."""
+    if isinstance(weight_norm, bool):
+        mode = LEGACY_WEIGHT_NORM[weight_norm]
+        hint = " (the authors' projection is weight_norm='project', the default)" if weight_norm else ""
+        warnings.warn(f"weight_norm={weight_norm} is deprecated; it means weight_norm={mode!r}{hint}",
+                      DeprecationWarning, stacklevel=3)
+        return mode
+    if weight_norm not in WEIGHT_NORMS:
+        raise UserError(f"unknown weight_norm {weight_norm!r}; choose from {WEIGHT_NORMS}")
+    return weight_norm
 
 
 def find_head(model: nn.Module) -> HypersphereHead | None:

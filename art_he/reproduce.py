@@ -6,7 +6,7 @@ cached in ``OUT/<recipe>/eval.json``. A rerun skips finished rows whose configur
 interrupted row from its ``checkpoint.pt`` and reuses an evaluation made with the same settings of the same
 weights. ``table10`` is Table 2's six rows plus the three m-HE rows, evaluated with the same attacks, so that
 ``table10`` after ``table2`` (same ``--out``) trains and evaluates only the m-HE rows. The paper's numbers are
-transcribed once, in :data:`TABLES`; of Table 4 (ImageNet) the ResNet-50 rows, the ones with recipes.
+transcribed once, in :data:`TABLES` (Table 4, ImageNet: its eight rows, four networks, plain and HE).
 """
 
 from __future__ import annotations
@@ -101,9 +101,15 @@ _TABLE3_ROWS = (  # paper Table 3: Clean, PGD-50, training time (min; the Epo. c
     ("table3-free-mhe", "FreeAT+m-HE", 77.59, 51.85, 15.91),
 )
 
-_TABLE4_ROWS = (  # paper Table 4, ResNet-50 rows: Clean, PGD-10, PGD-50
+_TABLE4_ROWS = (  # paper Table 4: Clean, PGD-10, PGD-50
     ("table4-free-plain", "ResNet-50 FreeAT", 60.28, 32.13, 31.39),
     ("table4-free-he", "ResNet-50 FreeAT+HE", 61.83, 40.22, 39.85),
+    ("table4-resnet152-free-plain", "ResNet-152 FreeAT", 65.20, 36.97, 35.87),
+    ("table4-resnet152-free-he", "ResNet-152 FreeAT+HE", 65.41, 43.24, 42.60),
+    ("table4-wrn50-2-free-plain", "WRN-50-2 FreeAT", 64.18, 36.24, 35.38),
+    ("table4-wrn50-2-free-he", "WRN-50-2 FreeAT+HE", 65.28, 43.83, 43.47),
+    ("table4-wrn101-2-free-plain", "WRN-101-2 FreeAT", 66.15, 39.35, 38.23),
+    ("table4-wrn101-2-free-he", "WRN-101-2 FreeAT+HE", 66.37, 45.35, 45.04),
 )
 
 #: the paper's tables, transcribed from the paper (Tables 2, 3, 4 and 10); the one copy of its numbers
@@ -120,7 +126,7 @@ TABLES: dict[str, PaperTable] = {t.key: t for t in (
                ("clean", "pgd50", "train_min"), ("Clean", "PGD-50", "Time (min)"), ("pgd50",), 8 / 255, 2 / 255,
                "Sec. 4's eps 8/255 and step 2/255 (the paper does not give Table 3's PGD-50 settings)",
                _rows(*_TABLE3_ROWS)),
-    PaperTable("table4", 4, "white-box top-1 accuracy (%) on ImageNet, ResNet-50 rows",
+    PaperTable("table4", 4, "white-box top-1 accuracy (%) on ImageNet",
                ("clean", "pgd10", "pgd50"), ("Clean", "PGD-10", "PGD-50"), ("pgd10", "pgd50"), 4 / 255, 1 / 255,
                "Sec. 4: Shafahi et al.'s settings, eps 4/255 with step 1/255", _rows(*_TABLE4_ROWS)),
 )}
@@ -226,8 +232,8 @@ def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int) ->
 def forward_flops(cfg: TrainConfig) -> float:
     """FLOPs of one forward pass of ``cfg``'s model on one image (32x32 or the image folder's size), counted by
     torch on the meta device."""
-    return _forward_flops(cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), cfg.nb_classes or 10,
-                          cfg.image_size or 32)
+    kwargs = json.dumps(cfg.model_kwargs, sort_keys=True, allow_nan=False)
+    return _forward_flops(cfg.model, kwargs, cfg.nb_classes or 10, cfg.image_size or 32)
 
 
 def images_per_second(cfg: TrainConfig) -> float:
@@ -298,7 +304,7 @@ def cached_report(run_dir: Path, settings: dict):
     except (ValueError, KeyError, TypeError):  # damaged or foreign: evaluated again and replaced
         return None
     wanted = {**settings, "weights_sha256": weights_digest(run_dir)}
-    return report if report.meta.get("reproduce") == json.loads(json.dumps(wanted)) else None
+    return report if report.meta.get("reproduce") == json.loads(json.dumps(wanted, allow_nan=False)) else None
 
 
 def evaluate_row(table: PaperTable, run_dir: Path, settings: dict, test_data, verbose: bool):
@@ -482,7 +488,8 @@ def _write_results(out: Path, table: PaperTable, values: dict, text: str) -> Non
     (out / f"{table.key}.md").write_text(text)
     cells = {row.recipe: {c: _json_cell(values[row.recipe].get(c), p) for c, p in zip(table.columns, row.values)}
              for row in table.rows}
-    (out / f"{table.key}.json").write_text(json.dumps({"table": table.number, "rows": cells}, indent=2) + "\n")
+    (out / f"{table.key}.json").write_text(json.dumps({"table": table.number, "rows": cells}, indent=2,
+                                                       allow_nan=False) + "\n")
 
 
 def _json_cell(ours: float | None, paper: float) -> dict:
@@ -496,7 +503,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """``art-he reproduce``'s options: the table, the run folder, the evaluation's size and the training
     options of ``art-he train`` (but those that define a row) as overrides of every row's recipe."""
     parser.add_argument("table", metavar="TABLE", help=f"{', '.join(TABLES)} (table10: Table 2's rows plus m-HE; "
-                                                       "table4: ImageNet, its ResNet-50 rows)")
+                                                       "table4: ImageNet, ResNet-50/152 and WRN-50-2/101-2)")
     parser.add_argument("--out", default="runs/reproduce", help="one run folder per row, OUT/<recipe> "
                                                                 "(default: runs/reproduce)")
     parser.add_argument("--n", type=positive_int, default=None, help="test images to evaluate (default: all)")

@@ -18,13 +18,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
+from art_he.atomic import write_atomic
 from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
 from art_he.errors import MissingFileError, UserError
 from art_he.estimator import HEPyTorchClassifier
-from art_he.heads import find_head
-from art_he.models import build_model
-from art_he.schedules import make_scheduler
+from art_he.heads import LEGACY_WEIGHT_NORM, find_head
+from art_he.models import build_model, small_cnn
+from art_he.runlock import RunLock
+from art_he.schedules import STEP_EPOCHS, make_scheduler
 from art_he.trainers import checkpoint as ckpt
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
@@ -63,7 +65,7 @@ def make_classifier(
 def build_run_model(cfg: TrainConfig) -> nn.Module:
     """The model of a resolved configuration (architecture, head and its scale/margin, model keywords)."""
     info = dataset_info(cfg.dataset)
-    head_kwargs = {k: v for k, v in (("scale", cfg.scale), ("margin", cfg.margin)) if v is not None}
+    head_kwargs = {k: getattr(cfg, k) for k in ("scale", "margin", "weight_norm") if getattr(cfg, k) is not None}
     return build_model(
         cfg.model, num_classes=cfg.nb_classes, in_channels=info.input_shape[0], mean=info.mean, std=info.std,
         head=cfg.head, **cfg.model_kwargs, **head_kwargs,
@@ -80,7 +82,7 @@ def write_config(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> 
     head = find_head(model)
     config = {**config, "head_kwargs": head.head_kwargs() if head is not None else {}}
     path = Path(out_dir) / CONFIG_FILE
-    _write_atomic(path, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    _write_atomic(path, (json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
     return path
 
 
@@ -95,12 +97,7 @@ def save_run(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> Path
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda f: f.write(data))
 
 
 def read_config(run_dir: str | os.PathLike) -> dict:
@@ -125,18 +122,22 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, attack_loss:
         raise MissingFileError(f"{run} is not an art-he run directory (needs {CONFIG_FILE} and {MODEL_FILE})")
     config = read_config(run)
     info = dataset_info(config["dataset"])
-    head_kwargs = dict(config.get("head_kwargs", {}))
-    head_kwargs.pop("variant", None)
-    model = build_model(
-        config["model"], num_classes=data_shape(config)[1], in_channels=info.input_shape[0], mean=info.mean,
-        std=info.std,
-        head=config["head"], **config.get("model_kwargs", {}), **head_kwargs,
-    )
     weights = run / MODEL_FILE
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as error:
         raise UserError(f"{weights} is damaged or not a safetensors file ({error})") from None
+    head_kwargs = dict(config.get("head_kwargs", {}))
+    head_kwargs.pop("variant", None)
+    if isinstance(head_kwargs.get("weight_norm"), bool):  # a run written before weight_norm took a mode name
+        head_kwargs["weight_norm"] = LEGACY_WEIGHT_NORM[head_kwargs["weight_norm"]]
+    model_kwargs = dict(config.get("model_kwargs", {}))
+    if config["model"] == "small-cnn" and "hidden_norm" not in model_kwargs:  # a run from before hidden_norm
+        model_kwargs.update(small_cnn.legacy_kwargs(state))
+    model = build_model(
+        config["model"], num_classes=data_shape(config)[1], in_channels=info.input_shape[0], mean=info.mean,
+        std=info.std, head=config["head"], **model_kwargs, **head_kwargs,
+    )
     try:
         model.load_state_dict(state)
     except RuntimeError as error:  # load_state_dict's report of missing, unexpected or mis-shaped tensors
@@ -156,7 +157,7 @@ RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, ckpt.CHECKPOINT_FILE)
 #: options a resumed run may change: they change how fast it trains, not what (``epochs`` is not one of them:
 #: the LR schedule's milestones and cycle are fixed by it)
 RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "sync_batchnorm", "data_dir",
-                       "verify_data", "workers"})
+                       "verify_data", "workers", "checkpoint_every"})
 
 
 def run_config(cfg: TrainConfig) -> dict:
@@ -167,14 +168,15 @@ def run_config(cfg: TrainConfig) -> dict:
 def config_differences(saved: dict, config: dict) -> list[str]:
     """The keys, other than :data:`RESUMABLE` ones, whose values differ between a run's ``config.json`` and
     ``config`` (keys only one of them has are not compared)."""
-    config = json.loads(json.dumps(config))  # tuples as lists, as config.json holds them
-    # records from before scale and margin were resolved hold None there; the head's own values are in head_kwargs
-    saved = {**saved, **{k: saved.get("head_kwargs", {}).get(k) for k in ("scale", "margin") if saved.get(k) is None}}
+    config = json.loads(json.dumps(config, allow_nan=False))  # tuples as lists, as config.json holds them
+    # records from before the head's settings were resolved hold None there; the head's own values are in head_kwargs
+    head = saved.get("head_kwargs", {})
+    saved = {**saved, **{k: head.get(k) for k in ("scale", "margin", "weight_norm") if k in saved and saved[k] is None}}
     return sorted(k for k in config if k not in RESUMABLE and k in saved and saved[k] != config[k])
 
 
-def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, overwrite: bool) -> list | None:
-    """Check ``out_dir`` before training into it; returns the checkpoint's metrics history when resuming.
+def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, overwrite: bool) -> dict | None:
+    """Check ``out_dir`` before training into it; returns the checkpoint (memory-mapped) when resuming.
 
     A folder holding a run (any of :data:`RUN_FILES`) is refused unless ``resume`` (continue from its
     checkpoint, with the same configuration but for :data:`RESUMABLE` options) or ``overwrite`` (its run
@@ -209,28 +211,53 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, o
         pairs = ", ".join(f"{k} {saved[k]!r} -> {config[k]!r}" for k in differ)
         raise UserError(f"cannot resume {out}: its configuration differs in {pairs}; resume with the run's "
                         "settings or train into a new folder")
-    return list(state["history"])
+    return state
 
 
 def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False,
               overwrite: bool = False, verbose: bool = True) -> tuple[HEPyTorchClassifier, list[dict]]:
     """Train ``cfg`` and, if ``out_dir`` is given, write the run there; returns ``(classifier, history)``.
 
-    ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`).
+    ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`), and
+    no other run may be writing to it (:mod:`art_he.runlock`: rank 0 holds the folder's lock until the end).
     """
-    cfg = cfg.resolved()
-    config = run_config(cfg)
-    if out_dir is not None and is_main_process():  # distributed: rank 0 checks (and clears) the folder
-        done = prepare_run_dir(out_dir, config, resume=resume, overwrite=overwrite)
-        if done is not None:
-            # metrics.jsonl is rewritten from the checkpoint: a run stopped between the two writes loses no line
-            (Path(out_dir) / METRICS_FILE).write_text("".join(_metrics_line(cfg, m) for m in done))
-            if verbose:
-                print(f"resuming from epoch {len(done)} of {cfg.passes}", flush=True)
     from art_he.trainers import distributed  # distributed
 
+    cfg = cfg.resolved()
+    config = run_config(cfg)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())  # distributed
     ctx = distributed.init_distributed("auto")  # distributed: torchrun's WORLD_SIZE > 1 (before the classifier)
+    lock = RunLock(out_dir) if out_dir is not None else None
+    try:
+        if lock is not None:  # distributed: rank 0 locks, checks (and clears) the folder; its refusal ends every rank
+            distributed.on_main(ctx, lambda: _claim_run_dir(lock, cfg, config, resume, overwrite, verbose))
+        classifier, history = _train(cfg, config, ctx, out_dir, resume, verbose)
+    finally:
+        if lock is not None:
+            lock.release()
+    if owns_group and ctx.active:  # distributed
+        distributed.cleanup()
+    return classifier, history
+
+
+def _claim_run_dir(lock: RunLock, cfg: TrainConfig, config: dict, resume: bool, overwrite: bool,
+                   verbose: bool) -> None:
+    """Lock the run folder and prepare it (:func:`prepare_run_dir`)."""
+    lock.acquire()
+    state = prepare_run_dir(lock.folder, config, resume=resume, overwrite=overwrite)
+    if state is not None:
+        done = state["history"]
+        # metrics.jsonl is rewritten from the checkpoint: a run stopped between the two writes loses no line
+        _write_atomic(lock.folder / METRICS_FILE, "".join(_metrics_line(cfg, m) for m in done).encode())
+        if verbose:
+            inside = f", after batch {state['batch']} of epoch {len(done) + 1}" if state.get("batch") else ""
+            print(f"resuming from epoch {len(done)} of {cfg.passes}{inside}", flush=True)
+
+
+def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: bool):
+    """The training of :func:`train_run`, once the folder is claimed; writes the model (rank 0)."""
+    from art_he.trainers import distributed  # distributed
+
     torch.manual_seed(cfg.seed)
     folder = dataset_info(cfg.dataset).folder
     if folder:  # a DataLoader with workers (sharded per rank by the trainer), the transforms inside it
@@ -252,14 +279,13 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
                                  config=config)
     options = {**cfg.trainer_kwargs(), "verbose": verbose, "augment": cfg.augment and not folder}
     trainer = cfg.framework_class()(classifier, **options)
-    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps, cfg.lr,
-                               warmup_steps=math.ceil(cfg.warmup * steps))
-    is_main = ctx.is_main  # distributed: only rank 0 writes files
-    if out_dir is not None and is_main:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(out, model, config)  # before training, so that an interrupted run can be resumed and checked
-        metrics_path = out / METRICS_FILE
+    scheduler = make_scheduler(cfg.schedule, classifier.optimizer, cfg.passes, steps,
+                               warmup_steps=math.ceil(cfg.warmup * steps),
+                               step_every=cfg.framework_class().passes(STEP_EPOCHS, dataclasses.asdict(cfg)))
+    if out_dir is not None:  # before training, so that an interrupted run can be resumed and checked
+        distributed.on_main(ctx, lambda: write_config(out_dir, model, config))  # distributed: only rank 0 writes
+    if out_dir is not None and ctx.is_main:
+        metrics_path = Path(out_dir) / METRICS_FILE
 
         def write_metrics(metrics: dict) -> None:
             with metrics_path.open("a") as f:
@@ -275,15 +301,13 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     else:
         history = trainer.fit(x, y, validation_data=validation, batch_size=cfg.batch_size, nb_epochs=cfg.passes,
                               scheduler=scheduler, **fit_kwargs)
-    if out_dir is not None and is_main:
-        save_run(out_dir, model, config)
-    if owns_group and ctx.active:  # distributed
-        distributed.cleanup()
+    if out_dir is not None:  # never reached after a divergence: no model from non-finite weights
+        distributed.on_main(ctx, lambda: save_run(out_dir, model, config))
     return classifier, history
 
 
 def _metrics_line(cfg: TrainConfig, metrics: dict) -> str:
-    return json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}) + "\n"
+    return json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}, allow_nan=False) + "\n"
 
 
 def is_main_process() -> bool:

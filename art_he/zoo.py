@@ -41,7 +41,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from art_he.defaults import WEIGHT_NORM
 from art_he.errors import MissingFileError, UserError
+from art_he.heads import check_weight_norm
 
 #: datasets whose RobustBench zoo entries load here: ``name -> (input_shape, nb_classes)``
 DATASETS = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100)}
@@ -154,7 +156,8 @@ def _head_kwargs(scale: float | None, margin: float | None) -> dict[str, float]:
 
 
 # ---- the authors' checkpoints --------------------------------------------------------------------------------
-def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: float | None = None, device=None):
+def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: float | None = None, device=None,
+               weight_norm: str = WEIGHT_NORM):
     """An :class:`~art_he.estimator.HEPyTorchClassifier` for a checkpoint of the paper's own code (ShawnXYang/AT_HE).
 
     Accepted files: the released ``{'state_dict': {...}, 'test_acc': ..., 'test_robust_acc': ...}`` with keys
@@ -172,7 +175,9 @@ def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: floa
     without FN/WN (``--loss pgd``/``trades``/``alp``) and gets a plain head instead (``scale``/``margin`` refused).
 
     ``scale`` (default :data:`art_he.defaults.SCALE`, 15) and ``margin`` (0.2) set only the loss art_he's attacks
-    and training see, never a prediction. The released PGD-AT+HE models were trained with ``s = 10, m = 0.2``
+    and training see, never a prediction; so does ``weight_norm`` (``"project"``, their method, or
+    ``"differentiable"``: the same forward, another optimiser for further training; ``"none"`` is refused, it would
+    compute another function). The released PGD-AT+HE models were trained with ``s = 10, m = 0.2``
     (their README); pass ``scale=10`` to attack them with their own training loss. ``device``: ``"cpu"``,
     ``"cuda"`` or ``None`` (CUDA when available). A missing, damaged or non-WideResNet file is a one-line
     :class:`~art_he.errors.UserError` naming it.
@@ -196,8 +201,12 @@ def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: floa
     hypersphere = "fc.bias" not in state
     if not hypersphere and (scale is not None or margin is not None):
         raise UserError(f"{path} has fc.bias: a model trained without HE (no FN/WN), so scale/margin do not apply")
+    if check_weight_norm(weight_norm) == "none":
+        raise UserError("weight_norm='none' would not compute the authors' model, whose forward normalises fc.weight; "
+                        "use 'project' (theirs) or 'differentiable'")
+    head_kwargs = {**_head_kwargs(scale, margin), "weight_norm": weight_norm} if hypersphere else {}
     model = build_model(f"wrn-{depth}-{widen}", num_classes=10, mean=AT_HE_MEAN, std=AT_HE_STD,
-                        head="he" if hypersphere else "plain", **_head_kwargs(scale, margin))
+                        head="he" if hypersphere else "plain", **head_kwargs)
     ours, name = _trades_to_ours(state)
     for key, value in model.state_dict().items():  # not in their files: the normalisation (fixed in their forward)
         if key not in ours and (key.startswith("normalize.") or key.endswith("num_batches_tracked")):

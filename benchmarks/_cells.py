@@ -17,6 +17,7 @@ the retrained model's instead.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from torch import nn
 
 from art_he.config import TrainConfig
 from art_he.data import dataset_info, load_dataset
+from art_he.defaults import WEIGHT_NORM, WEIGHT_NORMS
 from art_he.heads import find_head
 from art_he.models import build_model
 from art_he.runs import MODEL_FILE, load_run, make_classifier, run_config, save_run
@@ -64,9 +66,11 @@ ARMS = {
     # the ablation (study 4): no angular margin but in full HE; s = 15 where FN removes the feature norm, s = 1 for WN
     # alone, where ||z|| still sets the logits' scale (the authors, too, name s "the s in FN"; s = 15 on top of ||z||
     # diverged within 3 steps: loss 282)
-    "fn": Arm("he", {"weight_norm": False, "margin": 0.0}),
+    "fn": Arm("he", {"weight_norm": "none", "margin": 0.0}),
     "wn": Arm("he", {"feature_norm": False, "margin": 0.0, "scale": 1.0}),
     "fn+wn": Arm("he", {"margin": 0.0}),
+    # issue 34: the package's HE with the weight normalisation every cell before it used (inside the graph)
+    "he-differentiable": Arm("he", {"weight_norm": "differentiable"}),
 }
 
 
@@ -89,6 +93,11 @@ def he_arm(scale: float, margin: float) -> str:
 def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that define a cell (and its cache key), plus where the cells live and how to share the work."""
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--weight-norm", choices=WEIGHT_NORMS, default=WEIGHT_NORM,
+                        help="the HE arms' weight normalisation where the arm does not fix it (the cells before issue "
+                             "34: differentiable)")
+    parser.add_argument("--hidden-norm", action=argparse.BooleanOptionalAction, default=True,
+                        help="BatchNorm in the small CNN's hidden layer (the cells before issue 34: --no-hidden-norm)")
     parser.add_argument("--steps", type=int, default=469, help="SGD steps (469: one epoch of 60,000 at batch 128)")
     parser.add_argument("--warmup", type=float, default=0.1, help="warm-up length in epochs of the +warmup arms")
     parser.add_argument("--eps", type=float, default=0.1)
@@ -124,20 +133,44 @@ def settings_of(args, **extra) -> dict:
     return {**{k: v for k, v in vars(args).items() if k not in skip}, **extra}
 
 
+def model_text(settings: dict) -> str:
+    """The cells' network and HE weight normalisation, as a report's header names them (reports of before issue 34
+    recorded neither: they used the small CNN without hidden BatchNorm and WN inside the graph)."""
+    hidden = settings.get("hidden_norm", False)
+    wn = settings.get("weight_norm", "differentiable")
+    era = "" if hidden else " (the model of the studies before issue 34)"
+    return (f"{settings['model']} {'with' if hidden else 'without'} BatchNorm in its hidden layer{era}, HE weight "
+            f"normalisation {wn}")
+
+
+def weight_norm_of(arm: str, args) -> str | None:
+    """The arm's weight normalisation: its own, or ``--weight-norm`` (``None`` for a plain head)."""
+    spec = arm_spec(arm)
+    return None if spec.head == "plain" else spec.head_kwargs.get("weight_norm", args.weight_norm)
+
+
 def cell_name(arm: str, seed: int, train_steps: int, framework: str, args) -> str:
     """The cache key of a cell (PGD-AT cells carry no framework suffix, CPU cells no device suffix: the float sums of
-    another device differ, so its cells are kept apart)."""
+    another device differ, so its cells are kept apart). The cells from before issue 34 (no hidden BatchNorm, WN
+    inside the graph) carry no suffix for either; newer ones ``-hn`` and ``-wn<mode>`` where they differ."""
+    wn = weight_norm_of(arm, args)
+    legacy_wn = arm_spec(arm).head_kwargs.get("weight_norm", "differentiable")
     return (f"{arm}-s{seed}-n{args.steps}-w{args.warmup:g}-k{train_steps}-lr{args.lr:g}-v{args.val_n}"
             f"-t{args.test_n}" + ("" if framework == "pgd" else f"-{framework}")
-            + ("" if args.device == "cpu" else f"-{args.device.split(':')[0]}"))
+            + ("" if args.device == "cpu" else f"-{args.device.split(':')[0]}")
+            + ("-hn" if args.hidden_norm else "") + ("" if wn in (None, legacy_wn) else f"-wn{wn}"))
 
 
-def build(arm: str, seed: int) -> nn.Module:
+def build(arm: str, seed: int, args) -> nn.Module:
     """The dataset's model with the arm's head; the body's initial weights depend on the seed only."""
     info = dataset_info(DATASET)
     spec = arm_spec(arm)
+    head_kwargs = dict(spec.head_kwargs)
+    if spec.head != "plain":
+        head_kwargs["weight_norm"] = weight_norm_of(arm, args)
     torch.manual_seed(seed)
-    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=spec.head, **spec.head_kwargs)
+    return build_model(info.model, in_channels=1, mean=info.mean, std=info.std, head=spec.head,
+                       hidden_norm=args.hidden_norm, **head_kwargs)
 
 
 def head_weight(model: nn.Module) -> torch.Tensor:
@@ -164,14 +197,13 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
     save the model as a run folder in ``run_dir``; return the curve and the final model's per-image results."""
     spec = arm_spec(arm)
     x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
-    model = build(arm, seed)
+    model = build(arm, seed, args)
     classifier = make_classifier(model, DATASET, lr=args.lr, device=args.device)
     trainer = FRAMEWORKS[framework](classifier, eps=args.eps, max_iter=train_steps, precision="fp32", seed=seed,
                                     verbose=False)
     steps_per_epoch = -(-len(x) // args.batch_size)
     warmup_steps = int(np.ceil(args.warmup * steps_per_epoch)) if spec.warmup else 0
-    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, args.lr,
-                               warmup_steps=warmup_steps)
+    scheduler = make_scheduler("constant", classifier.optimizer, 1, steps_per_epoch, warmup_steps=warmup_steps)
     order = np.random.default_rng(seed).permutation(len(x))  # one pass, the same batches for every arm
     points = [s for s in CHECKPOINTS if s < args.steps] + [args.steps]
     curve = [{"step": 0, **trainer.evaluate(xv, yv), **norms(model), "lr": 0.0}]
@@ -186,7 +218,8 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
         done = step
     train_s = time.perf_counter() - start
     cfg = TrainConfig(dataset=DATASET, framework=framework, head=spec.head, scale=spec.head_kwargs.get("scale"),
-                      margin=spec.head_kwargs.get("margin"),
+                      margin=spec.head_kwargs.get("margin"), weight_norm=weight_norm_of(arm, args),
+                      model_kwargs={"hidden_norm": args.hidden_norm},
                       epochs=1, lr=args.lr, schedule="constant", warmup=args.warmup if spec.warmup else 0.0,
                       seed=seed, eps=args.eps, max_iter=train_steps, batch_size=args.batch_size,
                       precision="fp32").resolved()
@@ -369,11 +402,32 @@ def restore_run(path: Path, cell: tuple, data, args) -> None:
                              f"delete {path.name} to train the cell afresh, or pass --replace-unreproduced")
         change = ", ".join(f"{k} {np.mean(cached[k]):.4f} -> {np.mean(v):.4f}" for k, v in fresh["correct"].items())
         print(f"  not reproduced ({change}); cached results replaced", flush=True)
+        fresh["provenance"] = provenance(cached, REPLACED_REASON, time.strftime("%Y-%m-%d"))
         path.write_text(json.dumps(fresh))
         for stale in path.parent.glob(f"{path.stem}.aa*.json"):
             stale.unlink()
     finally:
         lock.unlink(missing_ok=True)
+
+
+REPLACED_REASON = ("retrained for AutoAttack: its run folder was gone, and the retrained model did not reproduce the "
+                   "cached per-image results (another CPU sums floats in another order); --replace-unreproduced")
+
+
+def digest(correct: dict) -> str:
+    """SHA-256 (first 16 hex digits) of a cell's per-image results, as canonical JSON."""
+    return hashlib.sha256(json.dumps(correct, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def provenance(original: dict, reason: str, date: str) -> dict:
+    """What a replaced cell records of the results it replaced: their digest, why, and when."""
+    return {"original_digest": digest(original), "reason": reason, "date": date}
+
+
+def replaced_cells(cells: dict) -> list[str]:
+    """The cells (``arm/seed``, with the framework where not PGD-AT) whose results replaced the originals."""
+    return sorted(f"{c.get('framework', 'pgd')}/{c['arm']}/s{c['seed']}".removeprefix("pgd/")
+                  for c in cells.values() if "provenance" in c)
 
 
 def _once(path: Path, what: str, make) -> None:
@@ -404,6 +458,7 @@ def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, compar
     paired t-test over seeds and McNemar's exact test over the images pooled across seeds. ``cells`` are keyed
     ``(arm, seed)``."""
     steps = [p["step"] for p in cells[(arms[0], seeds[0])]["curve"]]
+    replaced = replaced_cells({k: cells[k] for k in cells if k[0] in arms and k[1] in seeds})
     curves: dict = {}
     for arm in arms:
         curves[arm] = {}
@@ -433,7 +488,7 @@ def summarise(cells: dict[tuple[str, int], dict], seeds: list[int], arms, compar
             p = mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum()))
             final_tests[f"{a}-{b}/{attack}"] = {"seeds": paired_t(diffs), "mcnemar_p": p}
     return {"steps": steps, "curves": curves, "step_tests": step_tests, "final": final, "final_tests": final_tests,
-            "attacks": attacks}
+            "attacks": attacks, "replaced": replaced}
 
 
 def diff_text(test: dict) -> str:
@@ -463,7 +518,31 @@ def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list
         cells = [tests.get(f"{a}-{b}/{k}") for k in attacks]
         lines.append(f"| {a} − {b} | " + " | ".join(
             f"{diff_text(t['seeds'])}; McNemar p = {t['mcnemar_p']:.2g}" if t else "–" for t in cells) + " |")
+    replaced = summary.get("replaced", [])
+    lines += ["", f"Replaced cells: {len(replaced)} of the cells above were retrained for AutoAttack and their results "
+                  "replaced (the `provenance` field of each cell's JSON gives the original results' digest, the reason "
+                  "and the date)" + (f": {', '.join(replaced)}." if replaced else ".")]
     return lines
+
+
+def run_study(args, study: str, arms, comparisons, markdown, figure) -> None:
+    """A study of PGD-AT cells at :data:`TRAIN_STEPS`: train or read ``arms`` for ``--seeds``, then publish the report
+    (``markdown`` and ``figure`` of the payload) once all cells are there."""
+    from _common import device_name, publish
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    found = run_cells([(arm, s, TRAIN_STEPS) for s in seeds for arm in arms], args)
+    if found is None:
+        return
+    cells = {(arm, s): cell for (arm, s, _), cell in found.items()}
+    payload = {
+        "study": study,
+        "device": device_name(torch.device(args.device)),
+        "settings": settings_of(args, seeds=seeds, train_steps=TRAIN_STEPS, model="small-cnn"),
+        "summary": summarise(cells, seeds, arms, comparisons),
+        "runtime": {f"{arm}/s{s}": cells[(arm, s)]["train_s"] for arm in arms for s in seeds},
+    }
+    publish(Path(args.out), args.name, payload, markdown, figure)
 
 
 def main() -> None:

@@ -27,6 +27,18 @@ def paired_t(diffs: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "ci95": [mean - half, mean + half], "p": p, "dof": n - 1}
 
 
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values of one family, in the given order (``None`` stays ``None``): the ``i``-th
+    smallest of ``k`` p-values times ``k - i``, made monotone, capped at 1."""
+    present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (len(present) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: binomial test of ``min(b, c)`` out of ``b + c`` discordant pairs at 1/2."""
     from scipy import stats

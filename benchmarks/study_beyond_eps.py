@@ -55,15 +55,20 @@ from art_he.runs import load_run
 HERE = Path(__file__).resolve().parent
 ARMS = ("plain", "he")
 ATTACKS = {"pgd20": "CE-PGD-20", "cw20": "margin PGD-20", "apgd": "APGD-CE+T", "autoattack": "AutoAttack"}
+#: the table's row names: CE-PGD-20 attacks HE in two views (CE on s*cos and on the raw cosines) and keeps each
+#: image's worse result, plain in one; margin PGD and AutoAttack attack both in one view
+ROWS = {**ATTACKS, "pgd20": "CE-PGD-20 (HE: worse of 2 views, s·cos and raw cosines; plain: 1 view)"}
 COLORS = {"plain": "tab:blue", "he": "tab:red"}
 STYLES = {"pgd20": "-", "cw20": "--", "apgd": "-.", "autoattack": ":"}
 
 
 def run_dir(cells: Path, arm: str, seed: int) -> Path:
-    """The run folder of study 6's ``arm`` cell for ``seed`` (the cells' default settings, PGD-3 in training)."""
+    """The run folder of study 6's ``arm`` cell for ``seed`` (the cells' default settings, PGD-3 in training), as
+    this study attacked them: the cells from before issue 34 (no hidden BatchNorm, WN inside the graph)."""
     parser = argparse.ArgumentParser()
     add_cell_arguments(parser)
-    run = cells / cell_name(arm, seed, TRAIN_STEPS, "pgd", parser.parse_args([]))
+    legacy = parser.parse_args(["--no-hidden-norm", "--weight-norm", "differentiable"])
+    run = cells / cell_name(arm, seed, TRAIN_STEPS, "pgd", legacy)
     if not run.is_dir():
         raise SystemExit(f"no run folder {run.name} in {cells}; run study_convergence.py first")
     return run
@@ -132,7 +137,7 @@ def markdown(payload: dict) -> str:
             t = summary["tests"][f"{attack}/{m:g}"]
             ci = f" [{t['ci95'][0]:+.2f}, {t['ci95'][1]:+.2f}], p = {t['p']:.2g}" if t["ci95"] else ""
             plain, he = (pm(summary["cells"][f"{arm}/{attack}/{m:g}"]) for arm in ARMS)
-            lines.append(f"| {m * s['eps']:g} ({m:g}x) | {ATTACKS.get(attack, 'clean')} | {plain} | {he} | "
+            lines.append(f"| {m * s['eps']:g} ({m:g}x) | {ROWS.get(attack, 'clean')} | {plain} | {he} | "
                          f"{t['mean']:+.2f}{ci} |")
     return "\n".join(lines) + "\n"
 

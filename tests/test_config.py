@@ -110,12 +110,31 @@ def test_recipes_name_a_source_for_every_value_and_resolve():
         assert cfg.framework in FRAMEWORKS and cfg.model in ("wrn-34-10", "wrn-34-20", "preact-resnet18")
     imagenet = RECIPES["table4-free-he"].config()
     assert (imagenet.dataset, imagenet.model, imagenet.replays, imagenet.batch_size) == ("imagenet", "resnet50", 4, 256)
-    assert (imagenet.eps, imagenet.eps_step, imagenet.scale) == (4 / 255, 1 / 255, 10.0)
+    # the authors' ImageNet config trains with fgsm_step 4/255; the paper's 1/255 is the evaluation PGD's step
+    assert (imagenet.eps, imagenet.eps_step, imagenet.scale, imagenet.schedule) == (4 / 255, 4 / 255, 10.0, "step")
+    table4 = {name: r.config() for name, r in RECIPES.items() if name.startswith("table4")}
+    assert sorted((c.model, c.head) for c in table4.values()) == sorted(
+        (m, h) for m in ("resnet50", "resnet152", "wide_resnet50_2", "wide_resnet101_2") for h in ("plain", "he"))
+    # Sec. 4: s = 15, m = 0.2 for every CIFAR-10 framework; the authors' README's ALP values are a named variant
     alp = RECIPES["table2-alp-he"].config().resolved()
-    assert (alp.scale, alp.margin, alp.pairing) == (20.0, 0.3, "mse")
+    assert (alp.scale, alp.margin, alp.pairing) == (15.0, 0.2, "mse")
+    readme = RECIPES["table2-alp-he-readme"].config().resolved()
+    assert (readme.scale, readme.margin) == (20.0, 0.3)
+    for name, recipe in RECIPES.items():  # the paper's rows take the README only where the paper is silent
+        if name.startswith("table2-") and not name.endswith("-readme"):
+            assert not any("README" in source for source in recipe.sources().values()), name
     assert RECIPES["table2-trades-he"].config().resolved().beta == 6.0
-    assert RECIPES["table6-pgd-he-wrn34-20"].config().weight_decay == 5e-4
-    assert RECIPES["table3-fast-plain"].config().resolved().fgsm_mode == "train"
+    table6 = RECIPES["table6-pgd-he-wrn34-20"]
+    assert (table6.config().weight_decay, table6.config().scale) == (5e-4, 10.0)
+    assert "README" in table6.sources()["scale"]
+    # Table 3 follows Wong et al.'s train_fgsm.py and train_free.py
+    fast = RECIPES["table3-fast-he"].config().resolved()
+    assert (fast.model, fast.epochs, fast.lr, fast.schedule, fast.fgsm_mode, fast.early_stop) == (
+        "preact-resnet18", 30, 0.2, "cyclic", "train", False)
+    assert (fast.weight_decay, fast.eps_step) == (5e-4, pytest.approx(10 / 255))
+    free = RECIPES["table3-free-he"].config().resolved()
+    assert (free.model, free.replays, free.passes, free.lr, free.schedule) == ("preact-resnet18", 8, 10, 0.04, "cyclic")
+    assert (free.weight_decay, free.eps_step) == (5e-4, pytest.approx(8 / 255))
 
 
 def test_recipes_command_and_print_config(capsys):

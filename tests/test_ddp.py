@@ -32,7 +32,9 @@ WORKER = textwrap.dedent(
 
     def trainer_for(framework, head, dtype, augment=False):
         torch.manual_seed(0)
-        model = build_model("small-cnn-nobn", in_channels=1, head=head, width=8).to(dtype)
+        head, _, weight_norm = head.partition(":")  # "he:differentiable": another weight normalisation
+        options = {"weight_norm": weight_norm} if weight_norm else {}
+        model = build_model("small-cnn-nobn", in_channels=1, head=head, width=8, **options).to(dtype)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         classifier = HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0),
                                          device_type="cpu")
@@ -44,6 +46,7 @@ WORKER = textwrap.dedent(
     if mode == "train":
         runs = [(f, h, "float64", 64, False, False) for f in FRAMEWORKS for h in ("plain", "he")]
         runs += [(f, "mhe", "float64", 64, False, False) for f in ("pgd", "trades")]
+        runs += [("pgd", f"he:{wn}", "float64", 64, False, False) for wn in ("differentiable", "none")]
         runs += [(f, "plain", "float64", 96, False, False) for f in ("pgd", "alp", "fast")]  # 96: uneven last batch
         runs += [("trades", "he", "float64", 64, True, False)]
         runs += [(f, "he", "float64", 96, False, True) for f in ("pgd", "free")]  # on-device crop and flip
@@ -119,7 +122,7 @@ def test_two_gloo_processes_match_one_process(worker, tmp_path):
     h1 = json.loads((one / "results.json").read_text())
     h2 = json.loads((two / "results.json").read_text())
     assert h1.pop("resume_exact") is True and h2.pop("resume_exact") is True
-    assert h1.keys() == h2.keys() and len(h1) == 18
+    assert h1.keys() == h2.keys() and len(h1) == 20
     for key in h1:
         a = torch.load(one / f"{key}.pt", weights_only=True)
         b = torch.load(two / f"{key}.pt", weights_only=True)

@@ -99,8 +99,8 @@ def test_fast_at_defaults_to_a_cyclic_learning_rate(fmnist_train):
     trainer.fit(x, y, batch_size=32, nb_epochs=2)
     peak = int(np.argmax(lrs))
     assert len(lrs) == 20 and lrs[peak] == pytest.approx(0.05)
-    assert 0.3 * len(lrs) <= peak <= 0.5 * len(lrs)  # up for 40 % of the steps, then down
-    assert lrs[0] < 0.05 / 10 and lrs[-1] < 0.05 / 10
+    assert peak == len(lrs) // 2  # Wong et al.'s triangle: from 0 up for half of the steps, then down to 0
+    assert lrs[0] == 0.0 and lrs[-1] == pytest.approx(0.05 / 10)
     assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
     constant = trainer_for("fast", "he", guard_drop=None, cyclic_lr=False)

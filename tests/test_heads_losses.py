@@ -37,13 +37,14 @@ def test_head_equals_hand_computation():
 def test_head_ablations_and_no_bias():
     torch.manual_seed(0)
     z = torch.randn(4, 5, dtype=torch.float64)
-    fn_only = HypersphereHead(5, 3, weight_norm=False).double()
-    wn_only = HypersphereHead(5, 3, feature_norm=False).double()
-    none = HypersphereHead(5, 3, feature_norm=False, weight_norm=False).double()
+    fn_only = HypersphereHead(5, 3, weight_norm="none").double()
+    none = HypersphereHead(5, 3, feature_norm=False, weight_norm="none").double()
     w = fn_only.weight
     assert torch.allclose(fn_only(z), (z / z.norm(dim=1, keepdim=True)) @ w.T)
-    w = wn_only.weight
-    assert torch.allclose(wn_only(z), z @ (w / w.norm(dim=1, keepdim=True)).T)
+    for mode in ("project", "differentiable"):
+        wn_only = HypersphereHead(5, 3, feature_norm=False, weight_norm=mode).double()
+        w = wn_only.weight.detach().clone()
+        assert torch.allclose(wn_only(z), z @ (w / w.norm(dim=1, keepdim=True)).T)
     assert torch.allclose(none(z), z @ none.weight.T)
     assert [name for name, _ in HypersphereHead(5, 3).named_parameters()] == ["weight"]
 
@@ -69,9 +70,9 @@ def test_head_under_bf16_autocast_computes_fp32():
 
 
 @pytest.mark.parametrize("variant", ["he", "mhe"])
-def test_gradcheck_head(variant):
+def test_gradcheck_head_differentiable_wn(variant):
     torch.manual_seed(0)
-    head = HypersphereHead(6, 4, variant=variant).double()
+    head = HypersphereHead(6, 4, variant=variant, weight_norm="differentiable").double()
     z = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
     w = head.weight.detach().clone().requires_grad_(True)
 
@@ -79,6 +80,95 @@ def test_gradcheck_head(variant):
         return torch.func.functional_call(head, {"weight": w}, (z,))
 
     assert torch.autograd.gradcheck(forward, (z, w))
+
+
+def test_projected_wn_keeps_unit_rows_and_has_a_plain_linear_gradient():
+    """``"project"``: W is on the sphere after the first forward; the gradient w.r.t. W is a plain linear layer's
+    (``g^T FN(z)``), with no component removed along W; the features' gradient is the full FN gradient."""
+    torch.manual_seed(0)
+    head = HypersphereHead(6, 4, weight_norm="project").double()
+    assert not torch.allclose(head.weight.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    z = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(5, 4, dtype=torch.float64)
+    (head(z) * g).sum().backward()
+    torch.testing.assert_close(head.weight.norm(dim=1), torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-15)
+    zn = z.detach() / z.detach().norm(dim=1, keepdim=True)
+    torch.testing.assert_close(head.weight.grad, g.T @ zn, rtol=0, atol=1e-13)
+    assert (head.weight.grad * head.weight.detach()).sum(dim=1).abs().max() > 1e-3  # not orthogonal to W
+    w = head.weight.detach().clone()
+    assert torch.autograd.gradcheck(lambda z: normalize_rows(z) @ w.T, (z.detach().requires_grad_(True),))
+
+
+def _authors_linear(weight: torch.Tensor) -> nn.Linear:
+    """The authors' head: ``nn.Linear(bias=False)`` whose ``weight.data`` their ``forward`` overwrites."""
+    fc = nn.Linear(weight.shape[1], weight.shape[0], bias=False).double()
+    fc.weight.data = weight.clone()
+    return fc
+
+
+def test_projected_wn_is_the_authors_optimiser():
+    """Ten SGD steps (momentum, weight decay) of our ``"project"`` head equal the authors' code, which sets
+    ``fc.weight.data = F.normalize(fc.weight)`` before every ``fc(F.normalize(z))``, in float64; the
+    differentiable WN is another optimiser (its ||W|| grows)."""
+    torch.manual_seed(0)
+    ours = HypersphereHead(8, 5, weight_norm="project").double()
+    theirs = _authors_linear(ours.weight.detach())
+    diff = HypersphereHead(8, 5, weight_norm="differentiable").double()
+    diff.weight.data = ours.weight.detach().clone()
+    opts = [torch.optim.SGD(m.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4) for m in (ours, theirs, diff)]
+    y = torch.randint(0, 5, (16,))
+    for _ in range(10):
+        z = torch.randn(16, 8, dtype=torch.float64)
+        for model, opt in zip((ours, theirs, diff), opts):
+            if model is theirs:
+                theirs.weight.data = F.normalize(theirs.weight, p=2, dim=1)
+                for _ in range(2):  # the attack's forwards: re-projecting a projected W changes nothing
+                    theirs.weight.data = F.normalize(theirs.weight, p=2, dim=1)
+                cos = theirs(F.normalize(z, p=2, dim=1))
+            else:
+                for _ in range(2):
+                    model(z)
+                cos = model(z)
+            opt.zero_grad()
+            he_loss(cos, y, 15.0, 0.2).backward()
+            opt.step()
+    torch.testing.assert_close(ours.weight, theirs.weight, rtol=0, atol=1e-12)
+    assert diff.weight.norm() > 1.2 * ours.weight.norm()
+
+
+def test_projected_wn_projects_once_per_change():
+    """Forwards without a step between them leave W bit-for-bit alone (no drift from re-normalising); a step,
+    ``load_state_dict`` or a move to another dtype is followed by a projection at the next forward."""
+    torch.manual_seed(0)
+    head = HypersphereHead(6, 4)
+    assert head.weight_norm == "project"
+    z = torch.randn(3, 6)
+    head(z)
+    w = head.weight.detach().clone()
+    version = head.weight._version
+    for _ in range(3):
+        head(z)
+    assert torch.equal(head.weight, w) and head.weight._version == version
+    with torch.no_grad():
+        head.weight.mul_(3.0)
+    head(z)
+    torch.testing.assert_close(head.weight.norm(dim=1), torch.ones(4), rtol=0, atol=1e-6)
+    head.load_state_dict({"weight": 2 * w})
+    with torch.inference_mode():
+        head(z)
+    torch.testing.assert_close(head.weight, w, rtol=0, atol=1e-6)
+    head.double()
+    head(z.double())
+    torch.testing.assert_close(head.weight.norm(dim=1), torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_weight_norm_bools_are_deprecated_aliases():
+    with pytest.warns(DeprecationWarning, match="'differentiable'"):
+        assert HypersphereHead(4, 3, weight_norm=True).weight_norm == "differentiable"
+    with pytest.warns(DeprecationWarning, match="'none'"):
+        assert HypersphereHead(4, 3, weight_norm=False).weight_norm == "none"
+    with pytest.raises(ValueError, match="weight_norm"):
+        HypersphereHead(4, 3, weight_norm="cosface")
 
 
 def _cos(b=4, classes=5, seed=0):
@@ -228,3 +318,15 @@ def test_mhe_logits_equal_the_textbook_formula_bitwise(dtype, margin):
     assert torch.equal(ours, textbook) and torch.equal(ga, gb) and torch.isfinite(ga).all()
     if margin == 0:
         assert torch.equal(scaled_logits(cos, 15.0, "mhe"), textbook.detach())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_projection_is_idempotent_bit_for_bit(dtype):
+    """Projecting projected rows changes nothing (a resumed run must continue exactly); normalising twice would."""
+    torch.manual_seed(0)
+    head = HypersphereHead(640, 50).to(dtype)
+    head.project_()
+    once = head.weight.detach().clone()
+    assert not torch.equal(normalize_rows(once), once)  # what a plain re-normalisation would do
+    head.project_()
+    assert torch.equal(head.weight, once)

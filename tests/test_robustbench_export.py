@@ -73,7 +73,7 @@ def test_trades_keys_map_back_to_ours():
 @pytest.mark.parametrize("build,needle", [
     (lambda: build_model("small-cnn", head="he"), "no architecture with the forward of SmallCNN"),
     (lambda: build_model("wrn-10-1", head="he", feature_norm=False), "FN turned off"),
-    (lambda: build_model("wrn-10-1", head="he", weight_norm=False), "WN turned off"),
+    (lambda: build_model("wrn-10-1", head="he", weight_norm="none"), "WN turned off"),
     (lambda: build_model("preact-resnet18", head="he"), "no PreAct ResNet-18 with a hypersphere head"),
     (lambda: build_model("wrn-10-1", head="he", in_channels=1), "3-channel"),
     (lambda: build_model("wrn-10-1", head="he", num_classes=100), "10 classes"),

@@ -40,9 +40,9 @@ def lrs_per_batch(scheduler, opt, updates: int) -> list[float]:
 def test_warmup_is_a_linear_ramp_then_the_per_epoch_schedule(name):
     epochs, steps, warm = 8, 5, 7
     opt = optimizer()
-    got = lrs_per_batch(make_scheduler(name, opt, epochs, steps, 0.1, warmup_steps=warm), opt, epochs * steps)
+    got = lrs_per_batch(make_scheduler(name, opt, epochs, steps, warmup_steps=warm), opt, epochs * steps)
     ref_opt = optimizer()
-    reference = make_scheduler(name, ref_opt, epochs, steps, 0.1)  # the torch scheduler, stepped per epoch
+    reference = make_scheduler(name, ref_opt, epochs, steps)  # the torch scheduler, stepped per epoch
     per_epoch = []
     for _ in range(epochs):
         per_epoch.append(ref_opt.param_groups[0]["lr"])
@@ -55,14 +55,14 @@ def test_warmup_is_a_linear_ramp_then_the_per_epoch_schedule(name):
 
 def test_warmup_refuses_the_cyclic_schedule():
     with pytest.raises(UserError, match="cyclic"):
-        make_scheduler("cyclic", optimizer(), 2, 5, 0.1, warmup_steps=3)
+        make_scheduler("cyclic", optimizer(), 2, 5, warmup_steps=3)
 
 
 def test_the_trainer_steps_the_warmup_per_batch(fmnist_train):
     model = build_model("small-cnn", in_channels=1, width=4, head="he")
     clf = make_classifier(model, "fashion-mnist", lr=0.1, device="cpu")
     trainer = PGDATTrainer(clf, eps=0.1, max_iter=1, precision="fp32", seed=0, verbose=False)
-    scheduler = make_scheduler("constant", clf.optimizer, 2, 4, 0.1, warmup_steps=6)
+    scheduler = make_scheduler("constant", clf.optimizer, 2, 4, warmup_steps=6)
     assert isinstance(scheduler, WarmupLR)
     history = trainer.fit(fmnist_train[0][:128], fmnist_train[1][:128], batch_size=32, nb_epochs=2,
                           scheduler=scheduler)
@@ -102,6 +102,44 @@ def test_bad_warmup_is_one_line(tmp_path, flags, text, capsys):
 
 def test_warmup_is_zero_by_default_and_changes_nothing():
     opt_a, opt_b = optimizer(), optimizer()
-    a = lrs_per_batch(make_scheduler("multistep", opt_a, 4, 1, 0.1, warmup_steps=0), opt_a, 4)
+    a = lrs_per_batch(make_scheduler("multistep", opt_a, 4, 1, warmup_steps=0), opt_a, 4)
     b = lrs_per_batch(torch.optim.lr_scheduler.MultiStepLR(opt_b, milestones=[3], gamma=0.1), opt_b, 4)
     assert a == b and not math.isnan(np.sum(a))
+
+
+def test_cyclic_is_wong_et_als_triangle_with_momentum_cycling():
+    """0 -> lr at half of the updates -> 0 (torch's CyclicLR as Wong et al. build it); momentum 0.9 -> 0.8 -> 0.9."""
+    opt = optimizer(0.2)
+    scheduler = make_scheduler("cyclic", opt, 2, 5)
+    lrs, momenta = [], []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        momenta.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.16, 0.12, 0.08, 0.04])
+    assert momenta == pytest.approx([0.9, 0.88, 0.86, 0.84, 0.82, 0.8, 0.82, 0.84, 0.86, 0.88])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+    other = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.2, momentum=0.5)
+    scheduler = make_scheduler("cyclic", other, 2, 5)
+    other.step()
+    scheduler.step()
+    assert other.param_groups[0]["momentum"] == 0.5  # only Wong et al.'s 0.9 cycles
+
+
+def test_step_divides_the_lr_every_30_epochs_of_budget(tmp_path):
+    """``step``: x0.1 every ceil(30 / m) passes for FreeAT (Shafahi et al.'s ImageNet code), every 30 otherwise."""
+    opt = optimizer()
+    scheduler = make_scheduler("step", opt, 20, 3, step_every=8)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.1] * 8 + [0.01] * 8 + [0.001] * 4)
+    out = tmp_path / "free"
+    assert main(["train", "--dataset", "synthetic", "--subset", "32", "--width", "4", "--batch-size", "32", "--quiet",
+                 "--framework", "free", "--replays", "4", "--schedule", "step", "--epochs", "36",
+                 "--out", str(out)]) == 0
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([0.05] * 8 + [0.005])  # 36 epochs of budget = 9 passes; ceil(30 / 4) = 8

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from art_he.errors import MissingFileError
+from art_he.errors import MissingFileError, UserError
 
 CIFAR_C_DIRS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 CLEAN_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
@@ -41,7 +41,13 @@ def cifar_c_layout(dataset: str, data_dir) -> str:
 
 
 def check_cifar_c(dataset: str, data_dir, corruptions) -> Path:
-    """Raise :class:`MissingDataError` naming the expected layout if a CIFAR-10-C/100-C file is missing."""
+    """Raise :class:`MissingDataError` naming the expected layout if a CIFAR-10-C/100-C file is missing, and a
+    :class:`~art_he.errors.UserError` naming the file if one is malformed (dtype, shape, truncated, labels out of
+    range: checked from the headers and the labels before RobustBench reads them)."""
+    import numpy as np
+
+    from art_he.data.npy_check import check_npy
+
     root = Path(data_dir) / CIFAR_C_DIRS[dataset]
     missing = [p for p in [root / "labels.npy", *(root / f"{c}.npy" for c in corruptions)] if not p.is_file()]
     if missing:
@@ -50,6 +56,15 @@ def check_cifar_c(dataset: str, data_dir, corruptions) -> Path:
             f"{cifar_c_layout(dataset, data_dir)}; download it from https://zenodo.org/record/"
             f"{ZENODO_RECORDS[dataset]} and unpack it into {data_dir}."
         )
+    layout = cifar_c_layout(dataset, data_dir)
+    (rows,) = check_npy(root / "labels.npy", "iu", (None,), layout)
+    for corruption in corruptions:
+        check_npy(root / f"{corruption}.npy", "u", (rows, 32, 32, 3), layout)
+    labels = np.load(root / "labels.npy")
+    classes = 10 if dataset == "cifar10" else 100
+    bad = labels[(labels < 0) | (labels >= classes)]
+    if len(bad):
+        raise UserError(f"{root / 'labels.npy'}: label {bad[0]} is out of range (0 to {classes - 1})")
     return root
 
 

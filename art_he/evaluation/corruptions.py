@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from art_he.compat import MissingDataError, check_cifar_c, data_root, enable_robustbench, ensure_imagecorruptions
+from art_he.data.npy_check import check_npy
 from art_he.errors import UserError
 from art_he.evaluation.report import Row
 from art_he.rng import global_seed
@@ -126,6 +127,9 @@ def read_corrupted_set(root: str | os.PathLike, corruption: str, severity: int, 
     if missing:
         raise MissingDataError(f"missing {', '.join(missing)}; expected layout: {root}/<corruption>.npy "
                                 f"(uint8 (5N, H, W, C), severity s in rows (s-1)N:sN) and {root}/labels.npy (5N,)")
+    layout = f"{root}/<corruption>.npy uint8 (5N, H, W, C) and {root}/labels.npy (5N,) integers"
+    check_npy(files[0], "iu", (None,), layout)
+    check_npy(files[1], "u", (None, None, None, None), layout)
     labels = np.load(files[0])
     images = np.load(files[1], mmap_mode="r")
     if len(images) != len(labels) or len(labels) % len(SEVERITIES):

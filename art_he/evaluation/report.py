@@ -116,9 +116,9 @@ class Report:
             writer.writeheader()
             for r in self.rows:
                 d = r.to_dict()
-                d["settings"] = json.dumps(d["settings"], sort_keys=True)
+                d["settings"] = json.dumps(d["settings"], sort_keys=True, allow_nan=False)
                 d["details"] = json.dumps({k: v for k, v in d["details"].items() if k != "first_success"},
-                                          sort_keys=True)
+                                          sort_keys=True, allow_nan=False)
                 writer.writerow({k: d[k] for k in CSV_FIELDS})
         return path
 

@@ -1,4 +1,5 @@
-"""torchvision's ImageNet ResNets (the paper's Table 4: ResNet-50, WRN-50-2) with input normalisation inside."""
+"""torchvision's ImageNet ResNets (the paper's Table 4: ResNet-50, ResNet-152, WRN-50-2, WRN-101-2) with input
+normalisation inside."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import nn
 from art_he.models.layers import Normalize
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TORCHVISION_MODELS = ("resnet18", "resnet50", "wide_resnet50_2")
+TORCHVISION_MODELS = ("resnet18", "resnet50", "resnet152", "wide_resnet50_2", "wide_resnet101_2")
 
 
 class Normalized(nn.Module):

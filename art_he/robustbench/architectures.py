@@ -78,8 +78,8 @@ def wrn_shape(model: WideResNet) -> tuple[int, int]:
 def architecture_of(model: nn.Module) -> Architecture:
     """The RobustBench architecture whose forward equals ``model``'s, or a one-line error naming what is supported."""
     head = find_head(model)
-    if head is not None and not (head.feature_norm and head.weight_norm):
-        off = " and ".join(n for n, on in (("FN", head.feature_norm), ("WN", head.weight_norm)) if not on)
+    if head is not None and not (head.feature_norm and head.weight_norm != "none"):
+        off = " and ".join(n for n, on in (("FN", head.feature_norm), ("WN", head.weight_norm != "none")) if not on)
         raise UserError(f"the model's HE head has {off} turned off; RobustBench's BoostingWideResNet always "
                         "normalises features and weights, so it would compute another function")
     if not isinstance(model, (WideResNet, PreActResNet18)):

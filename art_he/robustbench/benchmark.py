@@ -111,5 +111,5 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
     n_used = min(n, len(labels))
     result = BenchmarkResult(DATASET, THREAT_MODEL, eps, n_used, float(clean), float(robust), arch.label,
                              version("robustbench"), elapsed)
-    path.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    path.write_text(json.dumps(asdict(result), indent=2, allow_nan=False) + "\n")
     return result

@@ -184,10 +184,11 @@ def _write(out: Path, name: str, paper: Paper, model, arch: Architecture, result
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(to_robustbench_state_dict(model), files["weights"])
-    files["card"].write_text(json.dumps(model_card(paper, arch.label, result), indent=2) + "\n")
+    files["card"].write_text(json.dumps(model_card(paper, arch.label, result), indent=2, allow_nan=False) + "\n")
     files["submission"].write_text(submission_text(name, paper, arch, result, config))
     log = report_paths(run_dir)[1]
     if log.is_file():
         shutil.copyfile(log, files["log"])
     files["export"].write_text(json.dumps({name: {"dataset": DATASET, "threat_model": THREAT_MODEL,
-                                                  "architecture": arch.to_json()}}, indent=2) + "\n")
+                                                  "architecture": arch.to_json()}}, indent=2,
+                                                 allow_nan=False) + "\n")

@@ -5,7 +5,10 @@ minimise (:meth:`ATTrainer.compute_loss`); FreeAT, whose replays interleave both
 :meth:`ATTrainer.train_batch`. Everything else is here: data on the device, bf16/fp16 autocast (with a grad
 scaler for fp16), channels_last and ``torch.compile``, the model in eval mode while attacking and train mode
 for the update, any torch LR scheduler, DistributedDataParallel when a process group is initialised, tqdm
-progress, per-epoch metrics, validation and atomic per-epoch checkpoints with exact resume.
+progress, per-epoch metrics, validation and atomic per-epoch checkpoints with exact resume. With a checkpoint
+folder, SIGTERM or SIGUSR1 ends training after the current batch with a mid-epoch checkpoint that resume continues
+exactly (also every ``checkpoint_every`` minutes); a non-finite loss or parameter stops it at that batch
+(:mod:`art_he.trainers.watch`).
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ from torch.utils.data import DataLoader
 
 from art_he.attacks.train_time import pgd
 from art_he.data.augment import crop_flip, draw_crop_flip
-from art_he.errors import UserError
+from art_he.errors import Preempted, UserError
 from art_he.heads import objective_of
 from art_he.progress import progress, say
 from art_he.schedules import WarmupLR
 from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
+from art_he.trainers.watch import BatchWatch
 from art_he.validation import check_number, check_xy
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -103,6 +107,7 @@ class ATTrainer(Trainer):
         (App. C.2), drawn per epoch from the seed, so that resume and DDP stay exact. Give :meth:`fit_loader` a
         ``DataLoader`` whose dataset applies its own transforms instead.
     :param verbose: show tqdm progress bars (rank 0 only).
+    :param checkpoint_every: with a ``checkpoint_dir``, also write a mid-epoch checkpoint every this many minutes.
 
     Under ``torch.distributed`` (initialise the process group, e.g. with
     :func:`~art_he.trainers.distributed.init_distributed`, *before* building the classifier and the trainer)
@@ -130,6 +135,7 @@ class ATTrainer(Trainer):
         seed: int | None = None,
         augment: bool = False,
         verbose: bool = True,
+        checkpoint_every: float | None = None,
     ) -> None:
         if not isinstance(classifier, PyTorchClassifier):
             raise TypeError(f"classifier must be an ART PyTorchClassifier, got {type(classifier).__name__}")
@@ -139,6 +145,8 @@ class ATTrainer(Trainer):
             raise TypeError(f"compile must be a bool or a torch.compile backend name, got {type(compile).__name__}")
         if seed is not None:
             check_number("seed", seed, low=0, integer=True)
+        if checkpoint_every is not None:
+            check_number("checkpoint_every", checkpoint_every, low=0.0, strict=True)
         super().__init__(classifier)
         self.model: nn.Module = classifier.model
         self.optimizer: torch.optim.Optimizer = classifier.optimizer
@@ -158,6 +166,9 @@ class ATTrainer(Trainer):
         self.generator.manual_seed(self.seed)
         self.verbose = verbose
         self.augment = bool(augment)
+        self.checkpoint_every = checkpoint_every
+        #: a DataLoader's own generator (its shuffling), whose state a mid-epoch checkpoint keeps
+        self._data_generator: torch.Generator | None = None
         self.history: list[dict] = []
         self.callbacks: list[EpochCallback] = []
         #: set (e.g. by FastAT's overfitting guard) to end training after the current batch
@@ -401,6 +412,7 @@ class ATTrainer(Trainer):
             sharded = distributed.shard_loader(loader, self.dist, self.seed)
             own_sampler = sharded is not loader
             loader = sharded
+            self._data_generator = loader.generator
             n, steps = len(loader.sampler), len(loader)  # type: ignore[arg-type]
         else:
             own_sampler = False
@@ -460,19 +472,27 @@ class ATTrainer(Trainer):
             raise UserError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
         path = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
         start, end = len(self.history), len(self.history) + nb_epochs
+        position = None
         if resume:
             state = ckpt.load_checkpoint(path, map_location=self.device)
             if state is None:
                 warnings.warn(f"resume=True but {path} does not exist; training from scratch", stacklevel=3)
             else:
-                self.load_state_dict(state, scheduler)
+                position = self.load_state_dict(state, scheduler)
                 start, end = state["epoch"], nb_epochs
+        every = self.checkpoint_every * 60 if self.checkpoint_every and path is not None else None
+        watch = BatchWatch(self.model, self.dist, self.device, checkpoint_every_s=every,
+                           kept=f"; {path} keeps the last finite state saved" if path is not None else "")
+        if path is not None:
+            watch.catch_signals()
         try:
             for epoch in range(start, end):
                 if self.stop_training:
                     break
                 metrics = self._run_epoch(batches(epoch), epoch, n_images,
-                                          scheduler if scheduler_step == "batch" else None)
+                                          scheduler if scheduler_step == "batch" else None, watch=watch,
+                                          scheduler=scheduler, path=path, position=position)
+                position = None
                 if scheduler is not None and scheduler_step == "epoch":
                     self._step_scheduler(scheduler)
                 if validation_data is not None:
@@ -483,34 +503,63 @@ class ATTrainer(Trainer):
                 self.history.append(metrics)
                 if path is not None:
                     self.save_checkpoint(path, scheduler)
+                    watch.saved()
                 for callback in self.callbacks:
                     callback(metrics)
+                if watch.stop and epoch + 1 < end and not self.stop_training:  # the signal came at the epoch end
+                    raise Preempted(f"stopped by {watch.signal_name()} after epoch {epoch + 1}: {path} holds the "
+                                    "run; continue it with --resume")
         except RuntimeError as error:  # e.g. a collective inside DDP's forward/backward: another rank is gone
             comm = not isinstance(error, distributed.DistributedError) and distributed.is_comm_error(error)
             if self.dist.active and comm:
                 raise distributed.failure(self.dist, "training", error) from error
             raise
+        finally:
+            watch.release_signals()
+            self._data_generator = None
         self.model.eval()
         return self.history
 
-    def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None, batch_scheduler) -> dict:
+    def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None, batch_scheduler, *,
+                   watch: BatchWatch, scheduler=None, path=None, position: dict | None = None) -> dict:
+        """One epoch; ``position`` (from a mid-epoch checkpoint) skips the batches trained before it was written."""
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         show = self.verbose and self.dist.is_main
-        bar = progress(total=n_images, desc=f"epoch {epoch + 1}", unit="img", enabled=show, leave=False)
-        t0 = time.perf_counter()
+        epoch_rng, done, elapsed, seen = self._data_rng_state(), 0, 0.0, 0
+        batches = iter(batches)
+        if position is not None:
+            epoch_rng, done, elapsed = position["epoch_rng"], position["batch"], position["elapsed"]
+            totals += position["totals"].to(self.device)
+            seen = self._skip_batches(batches, done, epoch_rng)
+        bar = progress(total=n_images, initial=seen, desc=f"epoch {epoch + 1}", unit="img", enabled=show,
+                       leave=False)
+        t0 = time.perf_counter() - elapsed
         lr = self.optimizer.param_groups[0]["lr"]
-        for i, (x, y) in enumerate(batches):
+        for i, (x, y) in enumerate(batches, start=done):
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             lr = self.optimizer.param_groups[0]["lr"]  # the LR of this update (a per-batch scheduler moves it on)
-            totals += self.train_batch(x, y)
+            stats = self.train_batch(x, y)
+            totals += stats
             if batch_scheduler is not None:
                 self._step_scheduler(batch_scheduler)
             bar.update(len(x))
             if show and i % 10 == 0:
                 bar.set_postfix(self._summary(totals, time.perf_counter() - t0), refresh=False)
+            watch.push(epoch, i, stats[0])
+            if watch.stop or watch.due:
+                watch.flush()  # this batch's flags too: nothing non-finite is ever saved
+                if path is not None:
+                    self.save_checkpoint(path, scheduler, position={
+                        "batch": i + 1, "totals": totals, "elapsed": time.perf_counter() - t0, "epoch_rng": epoch_rng})
+                    watch.saved()
+                if watch.stop:
+                    bar.close()
+                    raise Preempted(f"stopped by {watch.signal_name()} after batch {i + 1} of epoch {epoch + 1}: "
+                                    f"{path} holds the run up to that batch; continue it with --resume")
             if self.stop_training:
                 break
+        watch.flush()
         elapsed = time.perf_counter() - t0
         bar.close()
         distributed.all_reduce_sum(totals, self.dist)
@@ -528,6 +577,25 @@ class ATTrainer(Trainer):
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             scheduler.step()
 
+    def _data_rng_state(self) -> dict:
+        """The RNG states that decide an epoch's batches: the global ones (a DataLoader's shuffling and workers'
+        seeds) and a DataLoader's own generator."""
+        generator = self._data_generator
+        return {"global": ckpt.rng_state(), "loader": generator.get_state() if generator is not None else None}
+
+    def _skip_batches(self, batches: Iterator[Batch], n: int, epoch_rng: dict) -> int:
+        """Draw the first ``n`` batches of an epoch again, from the RNG states it started with, so that the next
+        ones are the batches (order, augmentation) the stopped run would have trained on; returns their images.
+        The training RNGs are then put back to the checkpoint's (DataLoader workers' own transforms are drawn
+        afresh unless the loader was created for this epoch)."""
+        now = ckpt.rng_state(self.generator)
+        ckpt.set_rng_state(epoch_rng["global"])
+        if epoch_rng["loader"] is not None and self._data_generator is not None:
+            self._data_generator.set_state(epoch_rng["loader"])
+        seen = sum(len(next(batches)[1]) for _ in range(n))
+        ckpt.set_rng_state(now, self.generator)
+        return seen
+
     @staticmethod
     def _summary(totals: torch.Tensor, elapsed: float) -> dict:
         loss, clean, adv, n = totals.tolist()
@@ -544,12 +612,15 @@ class ATTrainer(Trainer):
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
-    def state_dict(self, scheduler=None) -> dict:
-        """Everything exact resume needs (collective under DDP: the RNG states of all ranks are gathered)."""
+    def state_dict(self, scheduler=None, position: dict | None = None) -> dict:
+        """Everything exact resume needs (collective under DDP: the RNG states of all ranks are gathered);
+        ``position``: where in the current epoch a mid-epoch checkpoint is taken (``batch``, this rank's ``totals``,
+        ``elapsed`` seconds, the ``epoch_rng`` states)."""
         return {
             "format": ckpt.FORMAT,
             "framework": type(self).__name__,
             "epoch": len(self.history),
+            "batch": position["batch"] if position is not None else 0,
             "history": [dict(m) for m in self.history],
             "world_size": self.dist.world_size,
             "seed": self.seed,
@@ -558,13 +629,14 @@ class ATTrainer(Trainer):
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "ranks": distributed.all_gather_objects(
-                {"rng": ckpt.rng_state(self.generator), "state": _to_cpu(self.rank_state())}, self.dist),
+                {"rng": ckpt.rng_state(self.generator), "state": _to_cpu(self.rank_state()),
+                 "position": _to_cpu(position), "data_generator": self._data_rng_state()["loader"]}, self.dist),
             "trainer": self.extra_state(),
             "stop_training": self.stop_training,
         }
 
-    def load_state_dict(self, state: dict, scheduler=None) -> None:
-        """Restore :meth:`state_dict` (on every rank)."""
+    def load_state_dict(self, state: dict, scheduler=None) -> dict | None:
+        """Restore :meth:`state_dict` (on every rank); returns this rank's position in a stopped epoch, if any."""
         if state["framework"] != type(self).__name__:
             raise UserError(f"the checkpoint was written by {state['framework']}, not {type(self).__name__}")
         self.model.load_state_dict(state["model"])
@@ -586,12 +658,15 @@ class ATTrainer(Trainer):
         self.load_extra_state(state["trainer"])
         self.load_rank_state(mine["state"])
         self.stop_training = bool(state["stop_training"])
+        if self._data_generator is not None and mine.get("data_generator") is not None:
+            self._data_generator.set_state(mine["data_generator"])
+        return mine.get("position")
 
-    def save_checkpoint(self, path, scheduler=None) -> None:
-        """Write :meth:`state_dict` to ``path`` atomically (rank 0; every rank must call it under DDP)."""
-        state = self.state_dict(scheduler)
-        if self.dist.is_main:
-            ckpt.save_checkpoint(path, state)
+    def save_checkpoint(self, path, scheduler=None, position: dict | None = None) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically (rank 0; every rank must call it under DDP, and every
+        rank raises the one-line error of a failed write)."""
+        state = self.state_dict(scheduler, position)
+        distributed.on_main(self.dist, lambda: ckpt.save_checkpoint(path, state))
 
     # -- evaluation --------------------------------------------------------------------------------------------
 

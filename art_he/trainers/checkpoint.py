@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from art_he.atomic import write_atomic
 from art_he.errors import UserError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -29,29 +30,39 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file + ``fsync`` + ``os.replace``)."""
+    """Write ``state`` to ``path`` atomically (:func:`~art_he.atomic.write_atomic`); a failed write (disk full)
+    raises a one-line :class:`~art_he.errors.UserError` and leaves the previous checkpoint as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return path
+
+    def write(f) -> None:
+        recording = _RecordingWriter(f)
+        try:
+            torch.save(state, recording)
+        except RuntimeError:
+            # torch's zip writer reports a failed f.write (ENOSPC) as "unexpected pos ...": give back the OSError
+            if recording.error is not None:
+                raise recording.error from None
+            raise
+
+    return write_atomic(path, write)
+
+
+class _RecordingWriter:
+    """A file's ``write`` and ``flush``, remembering the ``OSError`` a write raised."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,

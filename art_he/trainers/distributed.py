@@ -10,8 +10,10 @@ shard the data by rank and reduce their metrics.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -19,6 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from art_he.errors import UserError
 
+T = TypeVar("T")
 #: seconds a collective (or the rendezvous) may wait for a missing rank; ``$ART_HE_DIST_TIMEOUT`` overrides
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -153,6 +156,24 @@ def all_gather_objects(obj, ctx: DistContext) -> list:
     except (RuntimeError, dist.DistError) as error:
         raise failure(ctx, "all_gather", error) from error
     return out
+
+
+def on_main(ctx: DistContext, action: Callable[[], T]) -> T | None:
+    """``action()`` on rank 0 only (writing a file); a :class:`~art_he.errors.UserError` it raises (a full disk, a
+    folder in use) is raised on every rank, so that no rank waits for rank 0 in the next collective. Returns
+    rank 0's result there, ``None`` elsewhere."""
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = action()
+        except UserError as caught:
+            error = caught
+    message = all_gather_objects(None if error is None else str(error), ctx)[0]
+    if error is not None:
+        raise error
+    if message is not None:
+        raise UserError(message)
+    return result
 
 
 def broadcast_int(value: int, ctx: DistContext) -> int:
