@@ -14,5 +14,6 @@ fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 # torch unpinned: pip takes the registry build, whose torchvision matches (see shared environment notes)
-"$venv/bin/python" -m pip install -q -e ".[test]"
+# the filter hides setuptools' "Editable installation" notice, a boxed warning about flat layouts
+PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install -q -e ".[test]"
 echo "art_he is set up in $venv"

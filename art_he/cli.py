@@ -1,4 +1,4 @@
-"""``art-he``: quickstart, train, recipes, eval, reproduce, export, leaderboard, plot (also ``python -m art_he``
+"""``art-he``: quickstart, train, recipes, eval, reproduce, export, leaderboard, plot, data (also ``python -m art_he``
 and ``torchrun -m art_he``)."""
 
 from __future__ import annotations
@@ -8,7 +8,10 @@ import json
 import os
 import sys
 from collections.abc import Collection
+from pathlib import Path
 
+from art_he import __version__
+from art_he.argtypes import positive_int
 from art_he.errors import PREEMPTED_EXIT, Preempted, UserError
 
 
@@ -21,20 +24,26 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run directory to write (refused if it holds a run already)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint: the last complete epoch, or the batch "
-                            f"where SIGTERM or SIGUSR1 stopped it (exit status {PREEMPTED_EXIT})")
+                       help="continue the run in --out from its checkpoint (the last complete epoch, or the batch "
+                            f"where SIGTERM or SIGUSR1 stopped it, exit status {PREEMPTED_EXIT}) with the "
+                            "configuration in its config.json (flags given change it where a resumed run may change)")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--print-config", action="store_true",
-                   help="print the fully resolved configuration as JSON and exit without training")
+                   help="print the fully resolved configuration (what config.json records) as JSON and exit")
     p.add_argument("--quiet", action="store_true")
 
 
 def _train(args: argparse.Namespace) -> int:
-    from art_he.config import config_from_arguments
+    from art_he.config import TrainConfig, config_from_arguments
     from art_he.recipes import get_recipe
-    from art_he.runs import is_main_process, train_run
+    from art_he.runs import CONFIG_FILE, is_main_process, read_config, train_run
 
-    base = get_recipe(args.recipe).config() if args.recipe else None
+    if args.recipe:
+        base = get_recipe(args.recipe).config()
+    elif args.resume and args.out and (Path(args.out) / CONFIG_FILE).is_file():  # the run's own configuration
+        base = TrainConfig.from_record(read_config(args.out))
+    else:
+        base = None
     cfg = config_from_arguments(args, base)
     if args.print_config:
         print(cfg.resolved().to_json())
@@ -91,8 +100,25 @@ def _add_quickstart_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--quiet", action="store_true")
 
 
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=("fashion-as-cifar10",),
+                   help="fashion-as-cifar10: Fashion-MNIST in CIFAR-10's on-disk format (28x28 padded to 32x32, grey "
+                        "in 3 channels), to try the CIFAR-10 commands offline")
+    p.add_argument("out", metavar="OUT", help="data root to write OUT/cifar-10-batches-py into; then pass "
+                                              "--data-dir OUT --no-verify-data")
+    p.add_argument("--n-train", type=positive_int, default=None, help="training images (default: all 60,000)")
+    p.add_argument("--n-test", type=positive_int, default=None, help="test images (default: all 10,000)")
+    p.add_argument("--data-dir", default=None, help="where Fashion-MNIST is (default: the usual places)")
 
 
+def _data(args: argparse.Namespace) -> int:
+    from art_he.data.convert import fashion_as_cifar10
+
+    folder, n_train, n_test = fashion_as_cifar10(args.out, n_train=args.n_train, n_test=args.n_test,
+                                                 data_dir=args.data_dir)
+    print(f"wrote {folder}: {n_train:,} training and {n_test:,} test images of Fashion-MNIST in CIFAR-10's format; "
+          f"use them with --dataset cifar10 --data-dir {args.out} --no-verify-data")
+    return 0
 
 
 def _add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,7 +172,7 @@ COMMANDS = {
              _lazy("art_he.evaluation.cli:run_eval")),
     "export": ("write a RobustBench submission of a run (model file, model card, issue text, AutoAttack log)",
                _add_export_arguments, _export),
-    "reproduce": ("train, evaluate and compare a table of the paper (table2, table10, table3) with its numbers",
+    "reproduce": ("train and evaluate every row of one of the paper's tables and compare them with its numbers",
                   _lazy("art_he.reproduce:add_reproduce_arguments"),
                   _lazy("art_he.reproduce:run_reproduce")),
     "leaderboard": ("rank model cards (ours, RobustBench's model_info) as RobustBench's leaderboard does; "
@@ -154,26 +180,43 @@ COMMANDS = {
                     _lazy("art_he.robustbench.leaderboard:run_leaderboard")),
     "plot": ("figures of runs and reports: curves, eps, attacks, corruptions, diagnostics (.png or .svg)",
              _lazy("art_he.plots.cli:add_plot_arguments"), _lazy("art_he.plots.cli:run_plot")),
+    "data": ("prepare data sets: Fashion-MNIST in CIFAR-10's format for offline trials", _add_data_arguments, _data),
 }
+#: the commands that compute with torch, and so take --threads
+COMPUTING = ("quickstart", "train", "eval", "export", "reproduce", "plot")
 
 
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
-    """The ``art-he`` parser; only the sub-commands in ``commands`` get their arguments (default: all)."""
-    parser = argparse.ArgumentParser(prog="art-he", description="Hypersphere embedding for ART: train and evaluate.")
+    """The ``art-he`` parser; only the sub-commands in ``commands`` get their arguments (default: all).
+    Options are never abbreviated: ``--epoch`` is an error, not ``--epochs``."""
+    parser = argparse.ArgumentParser(prog="art-he", description="Hypersphere embedding for ART: train and evaluate.",
+                                     allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (text, add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         if commands is None or name in commands:
             add_arguments(p)
-        p.set_defaults(func=run)
+            if name in COMPUTING:
+                p.add_argument("--threads", type=positive_int, default=None,
+                               help="CPU threads (default: $OMP_NUM_THREADS, else one per usable core; on a machine "
+                                    "other jobs also use, try 1)")
+        p.set_defaults(func=run, parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from art_he.threads import prefer_passive_wait, set_threads
+
+    prefer_passive_wait()  # before anything imports torch: OpenMP reads it once
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser([command] if command in COMMANDS else []).parse_args(argv)
+    args, unknown = build_parser([command] if command in COMMANDS else []).parse_known_args(argv)
+    if unknown:  # the command's usage, not the top level's
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        if args.command in COMPUTING:
+            set_threads(args.threads)
         return int(args.func(args) or 0)
     except UserError as error:
         print(f"art-he {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)  # one line

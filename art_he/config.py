@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS
+from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS, head_defaults
 from art_he.devices import DEVICE_HELP, parse_device
 from art_he.errors import UserError
 from art_he.models.factory import model_builder
@@ -105,8 +105,8 @@ class TrainConfig:
                                          "Wong et al.)", choices=("train", "eval"))
     early_stop: bool | None = option(None, "FastAT: stop and roll back when PGD accuracy on a held-out batch "
                                            "collapses (catastrophic overfitting; default on)")
-    precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16)",
-                            choices=PRECISIONS)
+    precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16; resolved "
+                                    "to the one used)", choices=PRECISIONS)
     channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
     capture: str = option("off", "replay the training step (attack and backward) from a capture: cuda-graph (CUDA "
@@ -134,8 +134,12 @@ class TrainConfig:
         return FRAMEWORKS[self.framework]
 
     def resolved(self) -> TrainConfig:
-        """A copy with every default filled in and every value checked."""
+        """A copy with every default filled in and every value checked (``precision="auto"`` becomes the
+        precision the run's device gets)."""
+        import torch
+
         from art_he.data import dataset_info
+        from art_he.trainers.base import resolve_precision
 
         info = dataset_info(self.dataset)
         cls = self.framework_class()
@@ -172,6 +176,12 @@ class TrainConfig:
             check_number("subset", cfg.subset, low=1, integer=True)
         if cfg.head == "plain" and (cfg.scale is not None or cfg.margin is not None or cfg.weight_norm is not None):
             raise UserError("--scale/--margin/--weight-norm need --head he or mhe")
+        if cfg.head != "plain":
+            paper = {**head_defaults(cfg.head), "weight_norm": WEIGHT_NORM}
+            for name, value in paper.items():
+                setattr(cfg, name, value if getattr(cfg, name) is None else getattr(cfg, name))
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where train_run trains
+        cfg.precision = resolve_precision(cfg.precision, device)
         if cfg.width is not None:
             cfg.model_kwargs["width"] = check_number("width", cfg.width, low=1, integer=True)
         cfg.passes = cls.passes(cfg.epochs, dataclasses.asdict(cfg))
@@ -187,6 +197,12 @@ class TrainConfig:
         elif cfg.image_size is not None:
             raise UserError("--image-size applies to image-folder data sets (imagefolder, imagenet)")
         return cfg
+
+    @classmethod
+    def from_record(cls, record: dict) -> TrainConfig:
+        """The configuration a run's ``config.json`` records (its other keys, such as ``head_kwargs``, ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
 
     def trainer_kwargs(self) -> dict:
         """The options the framework's trainer takes (``None`` keeps the trainer's own default)."""

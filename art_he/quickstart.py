@@ -59,19 +59,11 @@ def evaluate(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray, eps:
     return results
 
 
-#: printed under the table: what one seed can and cannot say, and what the multi-seed studies found (README)
-CLOSING = """One seed and one short budget: differences of a point or two are within seed noise.
-On Fashion-MNIST, our multi-seed studies find smaller gains than the paper's at the training eps: with the
-defaults HE is 1.2 PGD-20 points ahead of the plain head (not significant); it is 1.6 to 2.1 PGD-20 points ahead
-when both get an LR warm-up (--warmup 0.1; without it HE's first steps are too large and it trails early on),
-with m = 0.3 to 0.5 or s = 5 to 10 (1.5 to 2.5 under AutoAttack's APGD; significant at m = 0.3, p = 0.01, and
-only just at m = 0.5 and s = 5, p = 0.05), and 2.3 ahead with a 1-step training attack (3.4 under AutoAttack's
-APGD). With a 3-step training attack HE matched plain with 7 steps (-0.1 PGD-20 points; the paper has it ahead).
-The angular margin does the work: FN+WN without it is 2.9 points behind plain. With TRADES the gain is gone: no
-s or m beat the plain head (the defaults: -0.8 PGD-20 points, not significant). Above the training eps HE fell
-faster in every seed, under AutoAttack too (by 1 to 16 points; not significant), and FN in the attack objective
-made PGD-1/2 weaker, not stronger (paper's Table 7).
-See "Does HE help?" in the README and benchmarks/results/."""
+#: printed under the table (at most 4 lines): what one seed can say, and what the multi-seed studies found
+CLOSING = """One seed, one short budget: a difference of a point or two is within seed noise.
+Over 3 seeds (docs/studies.md), at s = 15 and m = 0.2 HE is 1.2 PGD-20 points ahead (not significant), and 1.6
+to 2.3 ahead with an LR warm-up (--warmup 0.1), m = 0.3 to 0.5, s = 5 to 10 or a 1-step training attack; with
+TRADES the gain is gone, and above the training eps HE falls faster."""
 
 
 def format_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:

@@ -556,7 +556,9 @@ def train_row(cfg: TrainConfig, run_dir: Path, state: RowState, verbose: bool) -
 def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *, n: int | None = None,
               max_steps: int | None = None, dry_run: bool = False, verbose: bool = True) -> str:
     """Plan, train, evaluate and compare one table; returns the comparison (the plan for ``dry_run``)."""
-    from art_he.validation import check_number
+    from art_he.data import dataset_info
+    from art_he.data.folder import split_dir
+    from art_he.validation import check_data_dir, check_number
 
     table = get_table(name)
     for label, value in (("n", n), ("max_steps", max_steps)):
@@ -565,13 +567,19 @@ def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
-    configs = row_configs(table, overrides)
+    check_data_dir(overrides.get("data_dir"))
+    configs = row_configs(table, overrides)  # image folders: their classes are read and checked here
     settings = eval_settings(table, n, max_steps)
     states = {row: row_state(out / row, cfg, settings) for row, cfg in configs.items()}
+    first = next(iter(configs.values()))
+    test = _test_loader(first, n)
+    if dataset_info(first.dataset).folder:
+        split_dir(first.data_dir, train=False)  # train/ was read for the classes
+    elif not dry_run:
+        test()  # the data are there (or downloaded) and readable before the plan and the first row
     print(plan_text(table, configs, states, out, overrides, n, max_steps), flush=True)
     if dry_run:
         return ""
-    test = _test_loader(next(iter(configs.values())), n)
     values, n_eval = {}, []
     for row, cfg in configs.items():
         run_dir, state = out / row, states[row]

@@ -170,6 +170,9 @@ def config_differences(saved: dict, config: dict) -> list[str]:
     """The keys, other than :data:`RESUMABLE` ones, whose values differ between a run's ``config.json`` and
     ``config`` (keys only one of them has are not compared)."""
     config = json.loads(json.dumps(config, allow_nan=False))  # tuples as lists, as config.json holds them
+    # records from before the head's settings were resolved hold None there; the head's own values are in head_kwargs
+    head = saved.get("head_kwargs", {})
+    saved = {**saved, **{k: head.get(k) for k in ("scale", "margin", "weight_norm") if k in saved and saved[k] is None}}
     return sorted(k for k in config if k not in RESUMABLE and k in saved and saved[k] != config[k])
 
 
@@ -186,6 +189,10 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, o
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file, not a run folder")
     present = [name for name in RUN_FILES if (out / name).exists()]
+    runs = sorted(p.name for p in out.iterdir() if (p / CONFIG_FILE).is_file()) if out.is_dir() else []
+    if runs and not resume:
+        raise UserError(f"{out} holds runs in its folders ({', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''}); "
+                        f"give a folder of its own, such as {out / 'NAME'}")
     if overwrite:
         for name in present:
             (out / name).unlink()

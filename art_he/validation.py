@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from art_he.errors import UserError
+from art_he.errors import MissingFileError, UserError
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -25,6 +27,12 @@ def check_number(name: str, value, *, low: float | None = None, strict: bool = F
     if low is not None and (value <= low if strict else value < low):
         raise UserError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
     return value
+
+
+def check_data_dir(data_dir: str | os.PathLike | None) -> None:
+    """A ``--data-dir`` must be an existing folder (``None``: the default data root, see ``art_he.compat.layout``)."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise MissingFileError(f"data directory {data_dir} does not exist")
 
 
 def check_probability(name: str, value: float) -> float:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _stats import mcnemar_exact, paired_t, pm, sd
+from _stats import holm, mcnemar_exact, paired_t, pm, sd
 from torch import nn
 
 from art_he.config import TrainConfig
@@ -522,6 +522,28 @@ def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list
     lines += ["", f"Replaced cells: {len(replaced)} of the cells above were retrained for AutoAttack and their results "
                   "replaced (the `provenance` field of each cell's JSON gives the original results' digest, the reason "
                   "and the date)" + (f": {', '.join(replaced)}." if replaced else ".")]
+    return lines
+
+
+def multiple_comparisons(summary: dict, family: list[tuple[str, str, str]], name: str) -> list[str]:
+    """Markdown lines: per metric the p-values (paired t over seeds) of a family of comparisons ``(row label, a, b)``
+    picked from a grid, raw and Holm-adjusted within the family, and the comparisons whose adjusted p is < 0.05."""
+    attacks = [a for a in ("clean", "pgd20", "apgd") if a in summary["attacks"]]
+    tests = {k: [summary["final_tests"].get(f"{a}-{b}/{k}") for _, a, b in family] for k in attacks}
+    raw = {k: [t["seeds"]["p"] if t else None for t in tests[k]] for k in attacks}
+    adjusted = {k: holm(raw[k]) for k in attacks}
+    lines = ["", f"Multiple comparisons, {name}: the {len(family)} comparisons form one family per metric; p is the "
+                 "paired t-test over seeds, Holm its Holm-Bonferroni adjustment.", "",
+             "| comparison | " + " | ".join(f"{ATTACK_LABELS[k]} p | {ATTACK_LABELS[k]} p (Holm)" for k in attacks)
+             + " |", "| --- | " + " | ".join("---: | ---:" for _ in attacks) + " |"]
+    for i, (row, _, _) in enumerate(family):
+        cells = [f"{raw[k][i]:.2g} | {adjusted[k][i]:.2g}" if raw[k][i] is not None else "– | –" for k in attacks]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    for k in attacks:
+        kept = [f"{row} {tests[k][i]['seeds']['mean']:+.2f}" for i, (row, _, _) in enumerate(family)
+                if adjusted[k][i] is not None and adjusted[k][i] < 0.05]
+        verb = "survive" if len(kept) > 1 else "survives"
+        lines.append(f"\n{ATTACK_LABELS[k]}: {', '.join(kept) if kept else 'no comparison'} {verb} the correction.")
     return lines
 
 

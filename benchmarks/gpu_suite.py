@@ -53,6 +53,7 @@ import torch
 from _common import device_name, interleaved, median, sync
 
 from art_he import HEPyTorchClassifier
+from art_he.data.convert import fashion_as_cifar10
 from art_he.models import build_model
 from art_he.reproduce import THROUGHPUT_FILE, model_forward_flops
 from art_he.trainers import PGDATTrainer
@@ -290,20 +291,6 @@ def art_section(suite: Suite) -> None:
 # -- sections 3 and 4: the Table 3 row end to end, and evaluation on its model ---------------------------------------
 
 
-def fashion_as_cifar10(root: Path, n_train: int, n_test: int) -> Path:
-    """Fashion-MNIST's first images in CIFAR-10's files (28x28 zero-padded to 32x32, grey copied to RGB): a
-    learnable CIFAR-shaped set (``art-he data fashion-as-cifar10`` where that command exists)."""
-    from art_he.data import load_dataset, save_cifar10
-
-    def rgb32(x: np.ndarray) -> np.ndarray:
-        return np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
-
-    x, y = load_dataset("fashion-mnist", train=True)
-    x_test, y_test = load_dataset("fashion-mnist", train=False)
-    save_cifar10(root, (rgb32(x[:n_train]), y[:n_train]), (rgb32(x_test[:n_test]), y_test[:n_test]))
-    return root
-
-
 def table3_run(suite: Suite, data: Path, run: Path, capture: str) -> Path:
     """``python -m art_he train --recipe table3-fast-he`` on ``data``; one row (wall and training time)."""
     sizes, device = suite.sizes, suite.device
@@ -450,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         if not {"table3", "eval"} <= skip:
-            data = suite.attempt("table3", "Fashion-MNIST written as CIFAR-10 files",
-                                 lambda: fashion_as_cifar10(work / "fashion-cifar10", *sizes.table3_images))
+            data = suite.attempt("table3", "Fashion-MNIST written as CIFAR-10 files", lambda: fashion_as_cifar10(
+                work / "fashion-cifar10", n_train=sizes.table3_images[0], n_test=sizes.table3_images[1])[0].parent)
             run = None
             if data is not None and "table3" not in skip:
                 capture = "cuda-graph" if device.type == "cuda" else "fx"

@@ -23,28 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from _common import device_name, report
 
 from art_he.cli import main as art_he
 from art_he.data import load_dataset
-from art_he.data.cifar10 import save_cifar10
+from art_he.data.convert import fashion_as_cifar10
 from art_he.evaluation import evaluate
 from art_he.robustbench.benchmark import benchmark_run
 from art_he.runs import load_run
 
 EPS = 0.1  # Fashion-MNIST's usual eps (8/255 leaves most images robust, and AutoAttack slow, on this data)
-
-
-def fmnist_as_cifar10(root: Path, n_train: int, n_test: int) -> None:
-    """Fashion-MNIST written as ``cifar-10-batches-py``: 28x28 padded to 32x32, grey copied to 3 channels."""
-    def rgb32(x: np.ndarray) -> np.ndarray:
-        return np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
-
-    x, y = load_dataset("fashion-mnist", train=True)
-    x_test, y_test = load_dataset("fashion-mnist", train=False)
-    save_cifar10(root, (rgb32(x[:n_train]), y[:n_train]), (rgb32(x_test[:n_test]), y_test[:n_test]))
 
 
 def main() -> None:
@@ -59,7 +48,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
-        fmnist_as_cifar10(data, args.n_train, args.n)
+        fashion_as_cifar10(data, n_train=args.n_train, n_test=args.n)
         start = time.perf_counter()
         assert art_he(["train", "--dataset", "cifar10", "--model", args.model, "--head", "he", "--framework", "pgd",
                        "--epochs", str(args.epochs), "--max-iter", "3", "--eps", str(EPS), "--eps-step", str(EPS / 2),

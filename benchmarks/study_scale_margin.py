@@ -32,13 +32,14 @@ from _cells import (
     final_table,
     he_arm,
     model_text,
+    multiple_comparisons,
     run_cells,
     settings_of,
     study_parser,
     summarise,
 )
 from _common import device_name, publish
-from _stats import holm, pm
+from _stats import pm
 
 HERE = Path(__file__).resolve().parent
 SCALES = (1.0, 5.0, 10.0, 15.0, 20.0)  # at MARGIN
@@ -96,41 +97,23 @@ def markdown(payload: dict) -> str:
                      for t in tests]
             lines.append(f"| {s:g} | {m:g} | {pm(final[arm]['clean'])} | {pm(final[arm]['pgd20'])} | "
                          f"{diffs[0]} | {diffs[1]} |")
-        lines += multiple_comparisons(summary, f, pairs)
+        lines += grid_families(summary, f, pairs)
     arms = [label(f, a) for f in frameworks for a in ["plain"] + [he_arm(s, m) for s, m in pairs]]
     lines += ["", "## All arms and comparisons"] + final_table(summary, arms, comparisons(frameworks, pairs),
                                                               st.get("autoattack") or 0)
     return "\n".join(lines) + "\n"
 
 
-def multiple_comparisons(summary: dict, framework: str, pairs: list[tuple[float, float]]) -> list[str]:
-    """Per metric the p-values of the grid's settings against plain and against the default (paired t over seeds),
-    raw and Holm-adjusted within each family (picking from the grid), and the settings whose adjusted p < 0.05."""
-    attacks = [a for a in ("clean", "pgd20", "apgd") if a in summary["attacks"]]
-    default = he_arm(SCALE, MARGIN)
+def grid_families(summary: dict, framework: str, pairs: list[tuple[float, float]]) -> list[str]:
+    """The grid's settings against plain, and against the default where the grid has it, each one family."""
     lines = []
-    for reference in ("plain", default):
+    for reference in ("plain", he_arm(SCALE, MARGIN)):
         grid = [(s, m) for s, m in pairs if he_arm(s, m) != reference]
-        if reference == default and len(grid) == len(pairs):
+        if len(grid) == len(pairs) and reference != "plain":
             continue  # the default is not in the grid
-        tests = {a: [summary["final_tests"].get(f"{label(framework, he_arm(s, m))}-{label(framework, reference)}/{a}")
-                     for s, m in grid] for a in attacks}
-        raw = {a: [t["seeds"]["p"] if t else None for t in tests[a]] for a in attacks}
-        adjusted = {a: holm(raw[a]) for a in attacks}
-        name = "plain" if reference == "plain" else f"the default (s {SCALE:g}, m {MARGIN:g})"
-        lines += ["", f"Multiple comparisons against {name}: the {len(grid)} settings form one family per metric; p is "
-                      "the paired t-test over seeds, Holm its Holm-Bonferroni adjustment.", "",
-                  "| s | m | " + " | ".join(f"{ATTACK_LABELS[a]} p | {ATTACK_LABELS[a]} p (Holm)" for a in attacks)
-                  + " |", "| ---: | ---: | " + " | ".join("---: | ---:" for _ in attacks) + " |"]
-        for i, (s, m) in enumerate(grid):
-            cells = [f"{raw[a][i]:.2g} | {adjusted[a][i]:.2g}" if raw[a][i] is not None else "– | –" for a in attacks]
-            lines.append(f"| {s:g} | {m:g} | " + " | ".join(cells) + " |")
-        for a in attacks:
-            kept = [f"(s {s:g}, m {m:g}) {tests[a][i]['seeds']['mean']:+.2f}" for i, (s, m) in enumerate(grid)
-                    if adjusted[a][i] is not None and adjusted[a][i] < 0.05]
-            verb = "survive" if len(kept) > 1 else "survives"
-            lines.append(f"\n{ATTACK_LABELS[a]} against {name}: {', '.join(kept) if kept else 'no setting'} {verb} "
-                         "the correction.")
+        name = "against plain" if reference == "plain" else f"against the default (s {SCALE:g}, m {MARGIN:g})"
+        family = [(f"s {s:g}, m {m:g}", label(framework, he_arm(s, m)), label(framework, reference)) for s, m in grid]
+        lines += multiple_comparisons(summary, family, name)
     return lines
 
 

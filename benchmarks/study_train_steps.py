@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _cells import final_table, model_text, run_cells, settings_of, study_parser, summarise
+from _cells import final_table, model_text, multiple_comparisons, run_cells, settings_of, study_parser, summarise
 from _common import device_name, publish
 from _stats import pm
 
@@ -63,6 +63,8 @@ def markdown(payload: dict) -> str:
         seconds = [np.mean([payload["runtime"][f"{arm}/s{seed}"] for seed in s["seeds"]]) for arm in (p, h)]
         lines.append(f"| {k} | {pm(final[p]['clean'])} | {pm(final[h]['clean'])} | {pm(final[p]['pgd20'])} | "
                      f"{pm(final[h]['pgd20'])} | {test['mean']:+.2f}{ci} | {seconds[0]:,.0f} / {seconds[1]:,.0f} |")
+    family = [(f"k = {k}", label("he", k), label("plain", k)) for k in ks]
+    lines += multiple_comparisons(summary, family, "HE − plain at each k")
     lines += ["", "## All arms and comparisons"] + final_table(summary, arms, comparisons(ks), s.get("autoattack") or 0)
     return "\n".join(lines) + "\n"
 

@@ -3,10 +3,12 @@
     python notebooks/run.py                      # execute every notebook, fail on an error, save nothing
     python notebooks/run.py --save 02_frameworks.ipynb   # execute and write the outputs back (what is committed)
 
-The notebooks run with the notebooks folder as their working directory and write their runs under
-``notebooks/runs/`` (ignored by git), so the paths they print are relative. Checks on the outputs: no error, no
-warning text, no local path (``/tmp``, ``/work``, ``/home``, ``/root``), and the time limit per notebook. Notebooks
-run one per CPU core at a time (``--jobs``), each kernel with one torch thread. The test suite
+The notebooks write their runs under ``runs/`` and their figures under ``images/``, relative to their working
+directory: a fresh temporary folder, so that executing them changes nothing in the tree, or with ``--save`` the
+notebooks folder itself (``notebooks/runs/`` is ignored by git; ``notebooks/images/`` holds the committed
+figures). Checks on the outputs: no error, no warning text, no local path (``/tmp``, ``/work``, ``/home``,
+``/root``), and the time limit per notebook. Notebooks run one per CPU core at a time (``--jobs``), each kernel
+with one torch thread. The test suite
 (``tests/test_notebooks.py``) runs the same functions.
 """
 
@@ -16,6 +18,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -66,22 +69,29 @@ def problems(nb) -> list[str]:
 
 
 def execute(path: Path, save: bool = False, timeout: int = TIME_LIMIT) -> tuple[object, float]:
-    """Run ``path`` top to bottom in a fresh kernel started in the notebooks folder; returns (notebook, seconds).
+    """Run ``path`` top to bottom in a fresh kernel; returns (notebook, seconds). The kernel starts in a temporary
+    folder, or with ``save`` in the notebooks folder, whose figures and outputs it then rewrites.
 
     Raises ``nbclient.exceptions.CellExecutionError`` on an error, ``TimeoutError`` past ``timeout`` seconds in
     total, ``ValueError`` when an output shows a warning, a traceback or a local path.
     """
     import nbformat
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
     # one torch thread unless told otherwise: the notebooks' models are small, and on a machine whose cores other
     # jobs also use, two spinning OpenMP threads made a notebook several times slower than one
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("ART_HE_NOTEBOOK_THREADS", "1")}
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(FOLDER)}}).execute(env=env)
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="art_he_notebook_") as scratch:
+        folder = FOLDER if save else Path(scratch)
+        (folder / "images").mkdir(exist_ok=True)
+        start = time.perf_counter()
+        # the kernel talks over local sockets in the scratch folder, not TCP (ipykernel warns about unencrypted TCP)
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(scratch) / "kernel")}})
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=ipc,
+                       resources={"metadata": {"path": str(folder)}}).execute(env=env)
+        elapsed = time.perf_counter() - start
     if elapsed > timeout:
         raise TimeoutError(f"{path.name} took {elapsed:.0f} s, over the limit of {timeout} s")
     found = problems(nb)

@@ -1,21 +1,54 @@
-"""Shared fixtures: small real data (Fashion-MNIST subsets) and tiny trained models, built once per session."""
+"""Shared fixtures: small real data (Fashion-MNIST subsets) and tiny trained models, built once per session; the
+state of the git checkout before the suite, which its last test compares with the state after it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+from art_he.threads import prefer_passive_wait
 
-from art_he.devices import DEVICE_ENV
+prefer_passive_wait()  # as every art-he command: before torch is imported, so that a busy core does not stall it
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from art_he.devices import DEVICE_ENV  # noqa: E402
+
 #: the suite computes on the CPU, where its bitwise and tolerance checks hold on every machine (subprocesses and
 #: notebook kernels inherit it); the tests marked gpu (tests/test_gpu.py) name their CUDA devices
 os.environ[DEVICE_ENV] = "cpu"
 #: cuBLAS is deterministic only with a fixed workspace, set before CUDA starts (the gpu tests compare bitwise)
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+ROOT = Path(__file__).resolve().parent.parent
+#: what Python, pytest, ruff and pip write into any checkout (never the suite's own files)
+CACHES = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", ".egg-info/", ".venv/")
+TREE = pytest.StashKey[list]()
+LAST = "test_the_suite_leaves_the_tree_as_it_found_it"
+
+
+def tree_state(root: Path = ROOT) -> list[str] | None:
+    """``git status --porcelain --ignored`` of the checkout (changed, new and ignored files), caches left out;
+    ``None`` where the tree is not a git checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--ignored"], capture_output=True,
+                              text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode:
+        return None
+    return sorted(line for line in done.stdout.splitlines() if not any(cache in line for cache in CACHES))
+
+
+def pytest_sessionstart(session) -> None:
+    session.config.stash[TREE] = tree_state()
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    items.sort(key=lambda item: item.name == LAST)  # stable: the tree check runs after every other test
 
 
 @pytest.fixture(scope="session")

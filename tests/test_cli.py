@@ -1,4 +1,6 @@
+import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +11,7 @@ import torch
 from art_he import HEPyTorchClassifier, load_run
 from art_he.cli import main
 from art_he.heads import find_head
+from art_he.threads import cgroup_cpu_limit, usable_cores
 
 
 def _train(out, *extra):
@@ -87,3 +90,63 @@ def test_missing_data_is_one_line_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "dataset-fashion-mnist" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_options_are_never_abbreviated_and_a_wrong_one_shows_the_commands_usage(capsys):
+    from art_he.cli import COMMANDS, build_parser
+
+    for argv in (["train", "--epoch", "1", "--print-config"], ["train", "--bogus", "1"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith("usage: art-he train")
+        assert f"unrecognized arguments: {' '.join(argv[1:3])}" in err
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert not parser.allow_abbrev and set(commands) == set(COMMANDS)
+    assert not any(p.allow_abbrev for p in commands.values())
+
+
+def test_version(capsys):
+    import art_he
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"art-he {art_he.__version__}"
+
+
+def test_threads_option_and_a_passive_wait_policy(capsys):
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--threads", "1", "--print-config"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
+    code = ("import os, sys; from art_he.cli import main; main(['train', '--print-config']); import torch; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    assert out.splitlines()[-1] == f"PASSIVE {usable_cores()}"
+    env.update(OMP_WAIT_POLICY="ACTIVE", OMP_NUM_THREADS="1")  # the user's settings win
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    assert out.splitlines()[-1] == "ACTIVE 1"
+
+
+@pytest.mark.parametrize("text, cores", [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000", 1)])
+def test_cgroup_quota_caps_the_threads(tmp_path, text, cores):
+    (tmp_path / "cpu.max").write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == cores
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1" if cores is None else str(cores * 100000 - 50000))
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert cgroup_cpu_limit(v1) == cores
+    assert cgroup_cpu_limit(tmp_path / "none") is None
+
+
+def test_the_epoch_line_carries_the_validation_metrics(tmp_path, capsys):
+    assert main(["train", "--subset", "128", "--width", "4", "--epochs", "1", "--max-iter", "1", "--batch-size", "64",
+                 "--val-n", "20", "--out", str(tmp_path / "run")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch=1 "))
+    assert "val_clean_acc=" in line and "val_adv_acc=" in line

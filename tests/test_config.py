@@ -54,6 +54,24 @@ def test_python_and_the_cli_resolve_the_same_configuration(flags):
     assert parse(*flags).resolved() == TrainConfig(**given).resolved()
 
 
+@pytest.mark.parametrize("forced", ["bf16", "fp32"])
+def test_print_config_shows_the_resolved_head_and_precision(forced, capsys, monkeypatch):
+    monkeypatch.setenv("ART_HE_AUTO_PRECISION", forced)  # what "auto" gives on a CPU with or without native bf16
+    assert main(["train", "--head", "mhe", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["scale"], printed["margin"], printed["precision"]) == (15.0, 0.1, forced)
+    assert main(["train", "--head", "he", "--margin", "0.3", "--precision", "fp32", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["scale"], printed["margin"], printed["precision"]) == (15.0, 0.3, "fp32")
+
+
+@pytest.mark.parametrize("recipe", ["table2-alp-he", "table3-free-mhe", "table3-fast-plain"])
+def test_a_recorded_configuration_resolves_to_itself(recipe):
+    resolved = RECIPES[recipe].config().resolved()
+    record = json.loads(resolved.to_json())
+    assert TrainConfig.from_record({**record, "head_kwargs": {}}).resolved() == resolved
+
+
 def test_framework_defaults_come_from_the_trainers():
     for name, cls in FRAMEWORKS.items():
         cfg = TrainConfig(framework=name, dataset="cifar10").resolved()

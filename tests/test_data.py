@@ -115,8 +115,14 @@ def test_cifar10_md5_check_refuses_foreign_files(tmp_path, monkeypatch):
     from art_he.errors import MissingFileError, UserError
 
     monkeypatch.setattr("torchvision.datasets.CIFAR10.download", lambda self: (_ for _ in ()).throw(OSError("off")))
-    with pytest.raises(MissingFileError, match="cifar-10-batches-py.*OSError: off"):  # keeps the cause's message
+    with pytest.raises(MissingFileError, match="cifar-10-batches-py.*OSError: off") as error:  # keeps the cause
         load_cifar10(train=False, data_dir=tmp_path)
+    assert f"into {tmp_path}" in str(error.value) and "--data-dir" not in str(error.value)  # it was given
+    assert "art-he data fashion-as-cifar10" in str(error.value)
+    monkeypatch.setenv("ART_HE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ART_HE_DATA", raising=False)
+    with pytest.raises(MissingFileError, match="pass --data-dir D"):
+        load_cifar10(train=False)
     _write_cifar(tmp_path)
     with pytest.raises(UserError, match="cifar-10-batches-py.*verify=False"):  # a local copy is never replaced
         load_cifar10(train=False, data_dir=tmp_path)
@@ -177,3 +183,19 @@ def test_save_cifar10_writes_what_the_reader_reads_and_refuses_other_shapes(tmp_
     assert len(load_cifar10(train=True, data_dir=tmp_path, verify=False)[1]) == 10
     with pytest.raises(UserError, match=r"\(N, 3, 32, 32\)"):
         save_cifar10(tmp_path / "bad", (x[:, :1], y), (x[:4], y[:4]))
+
+
+def test_fashion_mnist_as_cifar10_files(tmp_path, fmnist_test, capsys):
+    from art_he.cli import main
+
+    out = tmp_path / "data"
+    assert main(["data", "fashion-as-cifar10", str(out), "--n-train", "20", "--n-test", "10"]) == 0
+    assert "--dataset cifar10 --data-dir" in capsys.readouterr().out
+    x, y = load_dataset("cifar10", train=False, data_dir=out, verify=False)
+    grey = fmnist_test[0][:10, 0]
+    assert x.shape == (10, 3, 32, 32) and y.tolist() == fmnist_test[1][:10].tolist()
+    assert np.abs(x[:, :, 2:30, 2:30] - grey[:, None]).max() < 1e-6 and x[:, :, :2].max() == 0  # padded, exact
+    assert len(load_dataset("cifar10", train=True, data_dir=out, verify=False)[1]) == 20
+    with open(out / "cifar-10-batches-py" / "batches.meta", "rb") as f:
+        assert pickle.load(f)["label_names"][0] == "T-shirt/top"
+    assert main(["data", "fashion-as-cifar10", str(out)]) == 2  # never written over

@@ -444,3 +444,30 @@ def test_views_per_attack_family_and_head():
     assert spec("adaptive20").variants(he) == ("adaptive",) and spec("adaptive20").variants(plain) == ("ce",)
     assert spec("cw-art").variants(he) == ("logits", "raw") and spec("cw20").variants(he) == ("margin",)
     assert spec("autoattack").variants(he) == ("logits", "raw") and spec("spsa20").variants(he) == ("raw",)
+
+
+def test_checks_find_the_rows_a_report_shows():
+    blackbox = [_row("clean", "clean", 0.9), _row("spsa20", "black-box", 0.6), _row("pgd20@1eps", "sweep", 0.5)]
+    check = {c.name: c for c in run_checks(blackbox, 0.9)}["black-box accuracy >= white-box accuracy"]
+    assert check.status == OK and "1 black-box" in check.message  # the sweep's PGD row at the same eps
+    corrupted = [_row("clean", "clean", 0.9), _row("fog@1", "corruption", 0.95), _row("mca", "corruption-mean", 0.7)]
+    check = run_checks(corrupted, 0.9)[0]
+    assert check.status == OK and "MCA" in check.message  # the mean over corruptions, not one easy set
+    assert run_checks([*corrupted[:2], _row("mca", "corruption-mean", 0.95)], 0.9)[0].status == WARN
+    assert run_checks(corrupted[:1], 0.9)[0].message == "no attack rows"
+    assert run_checks(corrupted[1:], None)[0].message == "no clean row"
+
+
+def test_an_attack_list_replaces_the_suite_and_its_sweep(he_clf, fmnist):
+    _, _, x, y = fmnist
+    report = evaluate(he_clf, x[:8], y[:8], suite="quick", attacks="fgsm", eps=EPS)
+    assert [r.attack for r in report.rows] == ["clean", "fgsm"]
+
+
+def test_the_notes_column_has_a_legend():
+    worst = Report("he", "quick", [_row("clean", "clean", 0.9), _row("pgd20", "white-box", 0.5,
+                                                                     broken_by={"ce": 3, "raw": 1})])
+    text = worst.to_markdown()
+    assert "worst case of ce (+3), raw (+1)" in text and "\nNotes: " in text
+    assert "raw: cross-entropy on the raw cosines" in text
+    assert "Notes:" not in Report("plain", "quick", [_row("clean", "clean", 0.9)]).to_markdown()

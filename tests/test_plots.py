@@ -169,8 +169,22 @@ def test_corruption_heatmap_is_the_grid_with_its_means():
 def test_titles_write_cifar_eps_as_a_fraction_of_255():
     cifar = Report("he", "quick", [row("clean", "clean", 0.8, eps=0.0), row("pgd20", "white-box", 0.5, eps=8 / 255)],
                    {"eps": 8 / 255})
-    assert attacks_figure(cifar).axes[0].get_title().endswith("= 8/255)")
-    assert attacks_figure(PLAIN).axes[0].get_title().endswith("= 0.1)")
+    assert attacks_figure(cifar).axes[0].get_title().endswith("= 8/255, 200 test images)")
+    assert attacks_figure(PLAIN).axes[0].get_title().endswith("= 0.1, 200 test images)")
+
+
+def test_titles_give_the_number_of_images(tmp_path):
+    assert eps_figure([PLAIN, HE]).axes[0].get_title().endswith("(PGD-20, 200 test images)")
+    small = Report("small", "quick", [row("clean", "clean", 0.8, eps=0.0), row("pgd20", "white-box", 0.5)],
+                   {"eps": 0.1, "n": 50})
+    assert "50 to 200 test images" in attacks_figure([small, PLAIN]).axes[0].get_title()
+    assert corruptions_figure(corruption_report()).get_suptitle().endswith("(200 test images)")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in HE_HISTORY))
+    (run / "config.json").write_text(json.dumps({"subset": 1024, "val_n": 300}))
+    assert curves_figure([run]).get_suptitle() == ("Training curves (training on the first 1,024 images, "
+                                                   "validation on 300 test images)")
 
 
 def test_save_writes_png_and_svg_and_refuses_other_suffixes(tmp_path):
@@ -225,6 +239,7 @@ def test_cli_writes_each_figure(report_files, tmp_path, capsys, kind, inputs, su
     (["corruptions", "{plain}", "--out", "{tmp}/x.png"], ["no corruption rows"]),
     (["attacks", "{plain}", "{he}", "--label", "a", "--out", "{tmp}/x.png"], ["1 --label(s) for 2 input(s)"]),
     (["attacks", "{run}/metrics.jsonl", "--out", "{tmp}/x.png"], ["not valid JSON"]),
+    (["curves", "{plain}", "--out", "{tmp}/x.png"], ["plain.json", "curves take run folders", "plot eps"]),
 ])
 def test_cli_bad_input_is_one_line(report_files, tmp_path, capsys, args, needles):
     args = [a.format(tmp=tmp_path, **report_files) for a in args]
@@ -323,6 +338,7 @@ def test_diagnostics_figure_shows_the_measured_values(data):
     counts, edges, _ = ratio_steps[1].get_data()
     np.testing.assert_array_equal(counts, np.histogram(results[1]["grad_ratio"], edges)[0])
     assert ax_ratio.get_xscale() == "log" and "median" in ratio_steps[0].get_label()
+    assert fig.get_suptitle().startswith(f"Hypersphere-embedding diagnostics on {len(y)} test images; adversarial")
 
 
 def test_cli_diagnostics_of_run_directories(tmp_path, capsys):

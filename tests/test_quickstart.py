@@ -40,9 +40,10 @@ def test_quickstart_evaluation_is_seeded_without_touching_the_global_generators(
     assert evaluate(clf, x, y, eps=0.1, seed=3) == first
 
 
-def test_readme_sample_output_ends_with_the_closing_text_the_quickstart_prints():
+def test_readme_sample_output_ends_with_the_closing_text_the_quickstart_prints_in_4_lines():
     from pathlib import Path
 
     from art_he.quickstart import CLOSING
 
     assert CLOSING in (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len(CLOSING.splitlines()) <= 4

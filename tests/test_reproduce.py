@@ -166,6 +166,17 @@ def test_table4_plans_imagenet_and_unknown_tables_are_one_line(capsys, tmp_path)
     one_line_error(capsys, "table2", "table10", "table3", "table4")
 
 
+def test_the_data_are_checked_before_the_plan(tmp_path, capsys, monkeypatch):
+    for table in ("table2", "table4"):
+        assert main(["reproduce", table, "--data-dir", str(tmp_path / "none"), "--dry-run"]) == 2
+        one_line_error(capsys, "data directory", "does not exist")
+    monkeypatch.setattr("torchvision.datasets.CIFAR10.download", lambda self: (_ for _ in ()).throw(OSError("off")))
+    assert main(["reproduce", "table2", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), *TINY]) == 2
+    captured = capsys.readouterr()
+    assert "GPU-hours" not in captured.out and not (tmp_path / "out").exists()  # no plan, no row
+    assert len(captured.err.strip().splitlines()) == 1 and "OSError: off" in captured.err
+
+
 def test_overrides_keep_the_rows_what_they_are(capsys):
     with pytest.raises(SystemExit):  # not a flag of reproduce: the rows define it
         main(["reproduce", "table2", "--head", "he", "--dry-run"])
@@ -257,3 +268,10 @@ def test_a_rerun_trains_and_evaluates_nothing(table2, capsys, monkeypatch):
     assert cached_report(row, eval_settings(table, 4, 1)) is None  # another n: evaluated again
     assert main([*argv, "--epochs", "3", "--dry-run"]) == 2  # a finished row of another configuration stays
     one_line_error(capsys, "table2-pgd-plain", "epochs 2")
+
+
+def test_the_help_lists_every_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(key in text for key in TABLES)

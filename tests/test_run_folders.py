@@ -74,10 +74,16 @@ def test_resume_continues_an_interrupted_run_and_says_from_where(tmp_path, monke
     monkeypatch.undo()
     assert not (out / "model.safetensors").exists() and (out / "checkpoint.pt").is_file()
     capsys.readouterr()
-    assert main([*TRAIN[:-1], "--out", str(out), "--resume"]) == 0
+    assert main(["train", "--out", str(out), "--resume"]) == 0  # the configuration comes from config.json
     assert "resuming from epoch 1 of 2" in capsys.readouterr().out
     assert (out / "model.safetensors").is_file()
     assert [line.count('"epoch": ') for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 1]
+
+
+def test_a_folder_that_holds_runs_is_not_a_run_folder(finished, capsys):
+    assert train(finished.parent) == 2  # e.g. runs/quickstart, the folder of the quickstart's two runs
+    one_line_error(capsys, str(finished.parent), "holds runs", finished.name)
+    assert sorted(p.name for p in finished.parent.iterdir()) == [finished.name]
 
 
 def test_resume_without_a_checkpoint_stops_in_one_line(tmp_path, capsys):
@@ -183,3 +189,11 @@ def test_a_bar_off_a_terminal_redraws_rarely():
         time.sleep(0.001)
     bar.close()
     assert log.getvalue().count("\r") <= 3, log.getvalue().count("\r")
+
+
+def test_records_from_before_scale_and_margin_were_resolved_still_resume():
+    from art_he.runs import config_differences
+
+    old = {"head": "he", "scale": None, "margin": None, "head_kwargs": {"scale": 15.0, "margin": 0.2}}
+    assert config_differences(old, {"head": "he", "scale": 15.0, "margin": 0.2}) == []
+    assert config_differences(old, {"head": "he", "scale": 10.0, "margin": 0.2}) == ["scale"]

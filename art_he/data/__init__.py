@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -12,9 +11,10 @@ from art_he.data.cifar10 import cifar10_dataset, load_cifar, load_cifar10, save_
 from art_he.data.fashion_mnist import load_fashion_mnist
 from art_he.data.folder import load_folder
 from art_he.data.synthetic import load_synthetic
-from art_he.errors import MissingFileError, UserError
+from art_he.errors import UserError
 from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from art_he.models.torchvision_models import IMAGENET_MEAN, IMAGENET_STD
+from art_he.validation import check_data_dir
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ def load_dataset(
     (all without ``n``); the other data sets ignore both. ``verify=False`` reads CIFAR-10 files whose md5
     differs from the official release (see ``load_cifar10``)."""
     info = dataset_info(name)
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise MissingFileError(f"data directory {data_dir} does not exist")
+    check_data_dir(data_dir)
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
     if name in ("cifar10", "cifar100"):

@@ -16,8 +16,11 @@ from art_he.errors import MissingFileError, UserError
 #: the files each release holds, named in the error when they are missing
 LAYOUTS = {"cifar10": "data_batch_1..5, test_batch and batches.meta", "cifar100": "train, test and meta"}
 NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
 MISSING = ("{name} not found under {root} (expected {folder}/{files}) and it could not be downloaded ({error}). "
-           "Pass --data-dir or set $ART_HE_DATA.")
+           "Unpack {archive} (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}{elsewhere}.")
+ELSEWHERE = ", or pass --data-dir D (or set $ART_HE_DATA) where D holds {folder_name}"
+OFFLINE = "; offline, `art-he data fashion-as-cifar10 D` writes Fashion-MNIST in CIFAR-10's format to try the commands"
 
 
 def cifar_dataset(dataset: str = "cifar10", train: bool = True, data_dir=None, augment: bool = False,
@@ -38,8 +41,11 @@ def cifar_dataset(dataset: str = "cifar10", train: bool = True, data_dir=None, a
     try:
         return reader(str(root), train=train, transform=transform, download=True, verify=verify)
     except Exception as error:  # noqa: BLE001 - any download failure ends in the same advice
+        elsewhere = "" if data_dir is not None else ELSEWHERE.format(folder_name=folder.name)
+        elsewhere += OFFLINE if dataset == "cifar10" else ""
         raise MissingFileError(MISSING.format(name=NAMES[dataset], root=root, folder=folder, files=LAYOUTS[dataset],
-                                              error=f"{type(error).__name__}: {error}")) from None
+                                              error=f"{type(error).__name__}: {error}", archive=ARCHIVES[dataset],
+                                              elsewhere=elsewhere)) from None
 
 
 def load_cifar(dataset: str = "cifar10", train: bool = True, data_dir=None,

@@ -14,6 +14,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from art_he.errors import MissingFileError
+from art_he.validation import check_data_dir
 
 SPLITS = {True: "train", False: "val"}
 LAYOUT = "{root}/{split}/<class>/<image> (one folder per class, as torchvision's ImageFolder reads)"
@@ -24,6 +25,7 @@ def split_dir(data_dir: str | os.PathLike | None, train: bool) -> Path:
     if data_dir is None:
         raise MissingFileError("image-folder data sets need --data-dir D with " +
                                LAYOUT.format(root="D", split="train|val"))
+    check_data_dir(data_dir)
     folder = Path(data_dir) / SPLITS[train]
     if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
         raise MissingFileError(f"{folder} has no class folders; expected " +

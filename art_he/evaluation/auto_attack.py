@@ -132,9 +132,10 @@ def run_autoattack(
         try:
             module = as_torch_module(classifier, logits=logits)
             x_adv, robust, per_attack = _run(module, x, y, attacks=attacks, **kwargs)
-            clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
-            checks.check_square_sr({"clean": clean, **per_attack}, logger=logger)
-            broken = {"logits" if logits else "raw": int((~robust).sum())}
+            clean_correct = classifier.predict(x, batch_size=batch_size).argmax(1) == y
+            checks.check_square_sr({"clean": float(clean_correct.mean()), **per_attack}, logger=logger)
+            # images the attack broke, as the other rows count them: correct before, wrong after
+            broken = {"logits" if logits else "raw": int((clean_correct & ~robust).sum())}
             if raw_apgd and he and logits and (attacks is None or "apgd-ce" in attacks):
                 idx = np.flatnonzero(robust)
                 if len(idx):

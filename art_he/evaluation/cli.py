@@ -48,7 +48,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="attack suite (default: quick); robustbench: RobustBench's benchmark() (AutoAttack "
                              "standard on its own data loading), written to DIR/robustbench/ for `art-he export`")
     parser.add_argument("--attacks", default=None,
-                        help=f"comma-separated attacks replacing the suite's list; known: {known_attacks()}")
+                        help="comma-separated attacks replacing the suite's list and its eps sweep; known: "
+                             f"{known_attacks()}")
     parser.add_argument("--n", type=positive_int, default=None,
                         help=f"number of test images (default: {DEFAULT_N}; --suite robustbench: the full 10,000)")
     parser.add_argument("--eps", type=float, default=None, help="Linf radius (default: the run's training eps)")
@@ -160,7 +161,7 @@ def _run_robustbench(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m art_he.evaluation.cli DIR ...``)."""
-    parser = argparse.ArgumentParser(prog="art-he eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="art-he eval", description=__doc__.splitlines()[0], allow_abbrev=False)
     add_eval_arguments(parser)
     return run_eval(parser.parse_args(argv))
 

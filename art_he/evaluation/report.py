@@ -142,6 +142,9 @@ class Report:
         for r in table:
             eps = f"{r.eps:.4g}" if r.kind not in ("clean", "corruption-mean") else ""
             lines.append(f"| {r.label} | {100 * r.accuracy:.2f} | {r.n} | {eps} | {r.time_s:.1f} | {_notes(r)} |")
+        legend = notes_legend(table)
+        if legend:
+            lines += ["", legend]
         grid = corruption_grid(self)
         if grid:
             lines += ["", grid]
@@ -167,6 +170,24 @@ def _notes(r: Row) -> str:
     if "requested_steps" in r.settings:
         notes.append("smoke-test cap")
     return "; ".join(notes)
+
+
+#: what the attack views named in "worst case of ..." are (art_he.estimator.HEAttackLoss, evaluation.views)
+VIEW_NAMES = {"ce": "cross-entropy on s*cos (plain head: on the logits)", "raw": "cross-entropy on the raw cosines",
+              "logits": "the outputs s*cos", "adaptive": "the HE training loss with s and m",
+              "margin": "the C&W margin", "raw apgd-ce": "APGD-CE on the raw cosines"}
+
+
+def notes_legend(rows: list[Row]) -> str:
+    """A line under the table saying what the notes of ``rows`` mean (``""`` when none needs it)."""
+    views = list(dict.fromkeys(v for r in rows if len(r.details.get("broken_by") or {}) > 1
+                               for v in r.details["broken_by"]))
+    if not views:
+        return ""
+    named = "; ".join(f"{v}: {VIEW_NAMES.get(v, v)}" for v in views)
+    return ("Notes: \"worst case of A (+k), B (+j)\": the attack ran on view A, then on view B for the images A left "
+            "correct; an image counts as broken when any view broke it, +k are those view A broke. "
+            f"Views: {named}.")
 
 
 def corruption_grid(report: Report) -> str:

@@ -137,7 +137,8 @@ def evaluate(
     :param substitute: the substitute classifier of the transfer attacks.
     :param dataset: ``"cifar10"``, ``"cifar100"``, ``"imagenet"`` read the benchmark corruption sets from
         ``data_dir``; any other name corrupts ``x`` locally.
-    :param sweep: eps multipliers of the PGD-20 sweep (default: the suite's; ``()`` for none).
+    :param sweep: eps multipliers of the PGD-20 sweep (default: the suite's, none when ``attacks`` replaces the
+        suite's list; ``()`` for none).
     :param max_steps: cap on every attack's iterations/queries, for smoke tests (labels and settings show it).
     """
     suite = check_suite(suite)
@@ -205,7 +206,7 @@ def evaluate(
             continue
         rows.append(runner.row(spec))
 
-    multipliers = SWEEPS[suite] if sweep is None else tuple(sweep)
+    multipliers = (SWEEPS[suite] if attacks is None else ()) if sweep is None else tuple(sweep)
     if multipliers:
         base = parse_attack("pgd20", **kwargs)
         for m in sorted(float(check_number("sweep multiplier", v, low=0.0, strict=True)) for v in multipliers):

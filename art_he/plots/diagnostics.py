@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from art_he.errors import UserError
-from art_he.plots.figures import _colors, _labels, format_eps, new_figure, require_matplotlib
+from art_he.plots.figures import _colors, _labels, format_eps, images_note, new_figure, require_matplotlib
 
 KEYS = ("feature_norm_clean", "feature_norm_adv", "cos_y_clean", "cos_y_adv", "weight_norm", "grad_norm_clean",
         "grad_norm_adv", "grad_ratio", "correct_clean", "correct_adv", "y", "eps")
@@ -254,8 +254,8 @@ def diagnostics_figure(diagnostics, labels: Sequence[str] | None = None, *, bins
                 Line2D([], [], color="0.3", ls="--", label="adversarial inputs")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     eps = {float(d["eps"]) for d in diagnostics}
-    note = ""
+    note = images_note(len(d["feature_norm_clean"]) for d in diagnostics)
     if len(eps) == 1 and not math.isnan(next(iter(eps))):
-        note = f" (adversarial: PGD, $\\epsilon$ = {format_eps(next(iter(eps)))})"
-    fig.suptitle(title or f"Hypersphere-embedding diagnostics{note}")
+        note += f"; adversarial: PGD, $\\epsilon$ = {format_eps(next(iter(eps)))}"
+    fig.suptitle(title or f"Hypersphere-embedding diagnostics on {note}")
     return fig

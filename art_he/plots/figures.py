@@ -84,6 +84,9 @@ def read_metrics(run: str | os.PathLike) -> list[dict]:
         path = path / METRICS_FILE
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist (a run directory holds {METRICS_FILE})")
+    if path.suffix != ".jsonl":
+        raise UserError(f"{path} is not a run: training curves take run folders (or their {METRICS_FILE}); "
+                        "evaluation reports go to `art-he plot eps`, `attacks` or `corruptions`")
     lines = []
     for number, text in enumerate(path.read_text().splitlines(), 1):
         if not text.strip():
@@ -165,6 +168,35 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def images_note(counts) -> str:
+    """``"200 test images"`` (or ``"50 to 200 test images"`` when the counts differ) for a title; ``""`` without."""
+    counts = sorted({int(c) for c in counts if c})
+    if not counts:
+        return ""
+    n = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,} to {counts[-1]:,}"
+    return f"{n} test image{'s' if counts[-1] != 1 else ''}"
+
+
+def report_images(reports) -> str:
+    """:func:`images_note` of the reports' evaluation sizes (``meta["n"]``, else their clean rows' ``n``)."""
+    return images_note(r.meta.get("n") or next((row.n for row in r.rows if row.kind == "clean"), None)
+                       for r in reports)
+
+
+def _run_sizes(run) -> str:
+    """What a run directory's ``config.json`` says about its images: training subset and validation size."""
+    path = Path(run)
+    folder = path.parent if path.name == METRICS_FILE else path
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    parts = [f"training on the first {config['subset']:,} images"] if config.get("subset") else []
+    if config.get("val_n"):
+        parts.append(f"validation on {images_note([config['val_n']])}")
+    return ", ".join(parts)
+
+
 # -- training curves -------------------------------------------------------------------------------------------
 
 CURVE_PANELS = (("loss", "training loss", "loss (training objective)"),
@@ -189,11 +221,12 @@ def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | Non
         runs = [runs]
     if not runs:
         raise UserError("no run given")
-    histories, names = [], []
+    histories, names, sizes = [], [], set()
     for i, run in enumerate(runs):
         if isinstance(run, (str, os.PathLike)):
             histories.append(read_metrics(run))
             names.append(_run_name(run))
+            sizes.add(_run_sizes(run))
         else:
             histories.append([dict(m) for m in run])
             names.append(f"run {i + 1}")
@@ -229,7 +262,8 @@ def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | Non
         handles += [Line2D([], [], color="0.3", ls="-", label="training batches"),
                     Line2D([], [], color="0.3", ls="--", label="validation (test images)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
-    fig.suptitle(title or "Training curves")
+    note = sizes.pop() if len(sizes) == 1 else ""
+    fig.suptitle(title or "Training curves" + (f" ({note})" if note else ""))
     return fig
 
 
@@ -274,7 +308,7 @@ def eps_figure(reports, labels: Sequence[str] | None = None, *, include_clean: b
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    ax.set_title(title or f"Accuracy against $\\epsilon$ ({attack})")
+    ax.set_title(title or f"Accuracy against $\\epsilon$ ({attack}, {report_images(reports)})")
     return fig
 
 
@@ -327,8 +361,9 @@ def attacks_figure(reports, labels: Sequence[str] | None = None, *, attacks: Seq
     ax.set_axisbelow(True)
     fig.legend(loc="outside lower center", ncols=min(n, 6), frameon=False)  # not beside a long title
     eps = shared_eps(reports)
-    note = f" ($\\epsilon$ = {format_eps(eps)})" if eps is not None else ""
-    ax.set_title(title or f"Accuracy per attack{note}")
+    note = ", ".join(p for p in (f"$\\epsilon$ = {format_eps(eps)}" if eps is not None else "",
+                                 report_images(reports)) if p)
+    ax.set_title(title or f"Accuracy per attack ({note})")
     return fig
 
 
@@ -409,5 +444,5 @@ def corruptions_figure(reports, labels: Sequence[str] | None = None, *, title: s
         mca = 100 * mca if mca is not None else table[-1, -1]
         ax.set_title(f"{name}: mCA {mca:.2f}%", loc="left")
     fig.colorbar(image, ax=list(axes), label="accuracy (%)", shrink=0.9)
-    fig.suptitle(title or "Accuracy under common corruptions")
+    fig.suptitle(title or f"Accuracy under common corruptions ({report_images(reports)})")
     return fig

@@ -533,6 +533,8 @@ class ATTrainer(Trainer):
                 if validation_data is not None:
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
                 self.on_epoch_end(metrics)
+                if self.verbose and self.dist.is_main:  # one line per epoch, validation included
+                    say(" ".join(f"{k}={v}" for k, v in metrics.items()))
                 self.history.append(metrics)
                 if path is not None:
                     self.save_checkpoint(path, scheduler)
@@ -597,11 +599,8 @@ class ATTrainer(Trainer):
         elapsed = time.perf_counter() - t0
         bar.close()
         distributed.all_reduce_sum(totals, self.dist)
-        metrics = {"epoch": epoch + 1, **self._summary(totals, elapsed), "time_s": round(elapsed, 3),
-                   "lr": float(f"{lr:.6g}")}  # the last update's: a finished cycle's next value can be < 0
-        if show:
-            say(" ".join(f"{k}={v}" for k, v in metrics.items()))
-        return metrics
+        return {"epoch": epoch + 1, **self._summary(totals, elapsed), "time_s": round(elapsed, 3),
+                "lr": float(f"{lr:.6g}")}  # the last update's: a finished cycle's next value can be < 0
 
     def _step_scheduler(self, scheduler) -> None:
         """``scheduler.step()``. Under fp16 the grad scaler skips ``optimizer.step()`` while it lowers its scale
