@@ -32,7 +32,7 @@ ASSUMED_H100_TFLOPS = 100.0
 #: attacks whose every step takes one gradient per class (DeepFool's linearisation, FAB's projections)
 PER_CLASS_GRADIENTS = frozenset({"deepfool", "fab"})
 #: the options that make a row what it is: ``reproduce`` does not take them as flags
-ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin")
+ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin", "weight_norm")
 EVAL_FILE = "eval.json"
 #: Table 2's attacks in the suite's names (C&W: PGD on the C&W margin, as Zhang et al. evaluate it)
 WHITE_BOX = ("pgd20", "pgd500", "mim20", "fgsm", "deepfool", "cw20", "feature100", "fab")
