@@ -43,7 +43,7 @@ class HypersphereHead(nn.Module):
       the next forward puts it back. (Skipping the re-projection of an already projected ``W`` also keeps the
       rows bit-stable across the forwards of an attack, and the weights saved for backward unmodified.)
     * ``"differentiable"``: ``W~ = W / ||W||`` inside the graph; every step is orthogonal to ``W``, so ``||W||``
-      grows and the head's effective learning rate ``lr / ||W||^2`` falls (``benchmarks/wn_modes.py``).
+      grows and the head's effective learning rate ``lr / ||W||^2`` falls (``benchmarks/study_weight_norm.py``).
     * ``"none"``: no WN (ablation).
 
     ``forward`` returns the (B, L) cosine matrix; ``scale``, ``margin`` and ``variant`` ("he" or "mhe", the

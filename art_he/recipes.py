@@ -43,14 +43,20 @@ CIFAR10: dict[str, tuple[Any, str]] = {
     "eps_step": (2 / 255, SEC4),
     "max_iter": (10, SEC4),
 }
-HE = {"scale": (SCALE, SEC4 + " (s = 15 for each framework)"), "margin": (MARGINS["he"], SEC4 + " (m = 0.2)")}
-MHE = {"scale": (SCALE, "paper App. C.5 (Table 10)"), "margin": (MARGINS["mhe"], "paper App. C.5 (Table 10)")}
+#: the authors' weight normalisation, whatever the package's default: what produced the paper's numbers
+AUTHORS_WN = {"weight_norm": ("project", "the authors' code: CIFAR-10/models/wideresnet.py and ImageNet/models/"
+                                         "resnet.py overwrite fc.weight.data with its row-normalised copy before "
+                                         "every forward")}
+HE = {"scale": (SCALE, SEC4 + " (s = 15 for each framework)"), "margin": (MARGINS["he"], SEC4 + " (m = 0.2)"),
+      **AUTHORS_WN}
+MHE = {"scale": (SCALE, "paper App. C.5 (Table 10)"), "margin": (MARGINS["mhe"], "paper App. C.5 (Table 10)"),
+       **AUTHORS_WN}
 ALP = {"pairing_weight": (0.5, SEC4), "alpha": (0.5, "ALP (Kannan et al.): clean and adversarial CE weighted "
                                                       "equally; the paper is silent"),
        "pairing": ("mse", "the authors' code (MSE between clean and adversarial outputs)")}
 #: the authors' README trains ALP+HE with ``--s=20.0 --m=0.3``; the paper gives s = 15, m = 0.2 for every framework
 ALP_HE_README = {"scale": (20.0, AUTHORS_README + ": ALP+HE with --s=20.0 (the paper: 15)"),
-                 "margin": (0.3, AUTHORS_README + ": ALP+HE with --m=0.3 (the paper: 0.2)")}
+                 "margin": (0.3, AUTHORS_README + ": ALP+HE with --m=0.3 (the paper: 0.2)"), **AUTHORS_WN}
 TRADES = {"beta": (6.0, SEC4 + " (1/lambda = 6)")}
 #: Table 3 on CIFAR-10: what Wong et al.'s scripts do by default (the paper gives only the epochs and the times)
 WONG_COMMON = {
@@ -97,7 +103,8 @@ IMAGENET = {
 #: Table 4's networks: (recipe stem, our model name, the paper's label); torchvision builds all four
 TABLE4_MODELS = (("resnet50", "resnet50", "ResNet-50"), ("resnet152", "resnet152", "ResNet-152"),
                  ("wrn50-2", "wide_resnet50_2", "WRN-50-2"), ("wrn101-2", "wide_resnet101_2", "WRN-101-2"))
-IMAGENET_HE = {"scale": (10.0, IMAGENET_SETUP + " (s = 10)"), "margin": (0.2, IMAGENET_SETUP + " (m = 0.2)")}
+IMAGENET_HE = {"scale": (10.0, IMAGENET_SETUP + " (s = 10)"), "margin": (0.2, IMAGENET_SETUP + " (m = 0.2)"),
+               **AUTHORS_WN}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ FORWARD = 1 / 3
 #: Square spends 5,000 queries (a query is a forward pass)
 AA_TARGETS, AA_SQUARE_QUERIES = 9, 5000
 #: the options that make a row what it is: ``reproduce`` does not take them as flags
-ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin")
+ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin", "weight_norm")
 EVAL_FILE = "eval.json"
 #: Table 2's attacks in the suite's names (C&W: PGD on the C&W margin, as Zhang et al. evaluate it)
 WHITE_BOX = ("pgd20", "pgd500", "mim20", "fgsm", "deepfool", "cw20", "feature100", "fab")

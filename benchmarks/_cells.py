@@ -226,7 +226,13 @@ def train_cell(arm: str, seed: int, train_steps: int, framework: str, data: dict
     save_run(run_dir, model, {**run_config(cfg), "steps": args.steps})  # art-he eval reads it (study 5)
     final = final_eval(trainer, data, args)
     return {"arm": arm, "seed": seed, "framework": framework, "device": args.device, "train_steps": train_steps,
-            "warmup_steps": warmup_steps, "curve": curve, "train_s": round(train_s, 1), **final}
+            "warmup_steps": warmup_steps, "curve": curve, "train_s": round(train_s, 1),
+            "model_digest": file_digest(run_dir / MODEL_FILE), **final}
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (first 16 hex digits) of a file: the cell's JSON names its weights, which git does not keep."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def final_eval(trainer: PGDATTrainer, data: dict, args) -> dict:
@@ -380,9 +386,10 @@ def run_cells(wanted: list[tuple], args) -> dict[tuple, dict] | None:
 
 
 def restore_run(path: Path, cell: tuple, data, args) -> None:
-    """Retrain the cell cached at ``path`` if its run folder is gone (the JSON is committed, the folder is not), unless
-    another worker holds its lock, and keep the model only if it reproduces the cached per-image results exactly
-    (clean and PGD-20 on every test image), so that AutoAttack attacks the model the JSON describes; with
+    """Retrain the cell cached at ``path`` if its run folder is gone (the JSON is committed, the folder with its weights
+    is not), unless another worker holds its lock, and keep the model only if it reproduces the cached per-image
+    results exactly (clean and PGD-20 on every test image) and, where the JSON names it, the weights' digest, so that
+    AutoAttack attacks the model the JSON describes; with
     ``--replace-unreproduced`` the new results replace the cached ones instead (and any AutoAttack cached for them
     is dropped). ``data`` loads the training data."""
     run, lock = path.with_suffix(""), path.with_suffix(".lock")
@@ -392,8 +399,9 @@ def restore_run(path: Path, cell: tuple, data, args) -> None:
         print(f"retraining {' '.join(map(str, cell))}: its run folder is gone", flush=True)
         start = time.perf_counter()
         fresh = train_cell(*cell, data(), args, run)
-        cached = json.loads(path.read_text())["correct"]
-        if fresh["correct"] == cached:
+        record = json.loads(path.read_text())
+        cached = record["correct"]
+        if fresh["correct"] == cached and record.get("model_digest", fresh["model_digest"]) == fresh["model_digest"]:
             print(f"  reproduced exactly in {time.perf_counter() - start:.0f} s", flush=True)
             return
         if not args.replace_unreproduced:

@@ -70,7 +70,10 @@ def run_dir(cells: Path, arm: str, seed: int) -> Path:
     legacy = parser.parse_args(["--no-hidden-norm", "--weight-norm", "differentiable"])
     run = cells / cell_name(arm, seed, TRAIN_STEPS, "pgd", legacy)
     if not run.is_dir():
-        raise SystemExit(f"no run folder {run.name} in {cells}; run study_convergence.py first")
+        raise SystemExit(f"no run folder {run.name} in {cells} (git keeps the cells' JSON, not their weights); "
+                         "retrain it with `python _cells.py --arms plain,he "
+                         "--no-hidden-norm --weight-norm differentiable --autoattack 1000 --aa-stages apgd-ce "
+                         "--replace-unreproduced`")
     return run
 
 

@@ -124,6 +124,8 @@ def test_recipes_name_a_source_for_every_value_and_resolve():
         if name.startswith("table2-") and not name.endswith("-readme"):
             assert not any("README" in source for source in recipe.sources().values()), name
     assert RECIPES["table2-trades-he"].config().resolved().beta == 6.0
+    # the authors' projected WN in every HE row, whatever the package's default
+    assert all(r.config().weight_norm == "project" for r in RECIPES.values() if r.config().head != "plain")
     table6 = RECIPES["table6-pgd-he-wrn34-20"]
     assert (table6.config().weight_decay, table6.config().scale) == (5e-4, 10.0)
     assert "README" in table6.sources()["scale"]
