@@ -408,6 +408,17 @@ def test_paper_table_puts_runs_in_rows():
     b = Report("PGD-AT+HE", "quick", [_row("clean", "clean", 0.79), _row("pgd20", "white-box", 0.55)])
     table = paper_table([a, b], title="Table 2")
     assert "| Defense | CLEAN | PGD20 |" in table and "| PGD-AT+HE | 79.00 | 55.00 |" in table
+    assert "†" not in table  # one view each: nothing to say
+
+
+def test_paper_table_marks_the_cells_that_are_a_worst_case_of_several_views():
+    plain = Report("PGD-AT", "quick", [_row("clean", "clean", 0.8),
+                                       _row("pgd20", "white-box", 0.5, broken_by={"ce": 5})])
+    he = Report("PGD-AT+HE", "quick", [_row("clean", "clean", 0.79),
+                                       _row("pgd20", "white-box", 0.55, broken_by={"ce": 3, "raw": 1})])
+    table = paper_table([plain, he])
+    assert "| PGD-AT | 80.00 | 50.00 |" in table and "| PGD-AT+HE | 79.00 | 55.00 †2 |" in table
+    assert "†k: the worst case of k attack views" in table and "raw: cross-entropy on the raw cosines" in table
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

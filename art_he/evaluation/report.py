@@ -232,9 +232,21 @@ def paper_table(reports: list[Report], columns: list[str] | None = None, title: 
     lines = [f"**{title}**", ""] if title else []
     lines += ["| Defense | " + " | ".join(labels.get(c, c) for c in columns) + " |",
               "| --- |" + " ---: |" * len(columns)]
+    views: dict[str, None] = {}
     for rep in reports:
-        acc = {r.attack: r.accuracy for r in rep.rows}
-        lines.append(f"| {rep.name} | " + " | ".join(_cell(acc.get(c)) for c in columns) + " |")
+        rows = {r.attack: r for r in rep.rows}
+        cells = []
+        for c in columns:
+            r = rows.get(c)
+            broken_by = (r.details.get("broken_by") or {}) if r is not None else {}
+            several = len(broken_by) > 1
+            views.update(dict.fromkeys(broken_by if several else ()))
+            cells.append(_cell(None if r is None else r.accuracy) + (f" †{len(broken_by)}" if several else ""))
+        lines.append(f"| {rep.name} | " + " | ".join(cells) + " |")
+    if views:  # an HE head is attacked on several views, a plain one on one: the row itself says which cell is which
+        lines += ["", "†k: the worst case of k attack views (an image counts as broken when any view broke it; "
+                  "a plain head has one view, so its cell is one attack): "
+                  + "; ".join(f"{v}: {VIEW_NAMES.get(v, v)}" for v in views) + "."]
     return "\n".join(lines) + "\n"
 
 
