@@ -20,7 +20,7 @@ _LAZY = {
     "save": "art_he.plots.figures",
     "read_metrics": "art_he.plots.figures",
     "load_report": "art_he.plots.figures",
-    "he_diagnostics": "art_he.plots.diagnostics",
+    "he_diagnostics": "art_he.evaluation.diagnostics",
     "diagnostics_figure": "art_he.plots.diagnostics",
 }
 
