@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from art_he.cli import main
-from art_he.compat import enable_robustbench
 from art_he.errors import UserError
 from art_he.models import build_model
+from art_he.robustbench import import_robustbench
 from art_he.robustbench.architectures import (
     architecture_of,
     from_trades_state_dict,
@@ -185,7 +185,7 @@ def test_export_overwrite_replaces(exported, tmp_path):
 def test_register_needs_an_export(tmp_path):
     from art_he.robustbench import register
 
-    enable_robustbench()
+    import_robustbench()
     with pytest.raises(UserError, match="not an `art-he export` folder"):
         register(NAME, tmp_path)
 
@@ -193,7 +193,7 @@ def test_register_needs_an_export(tmp_path):
 def test_export_then_load_robustbench_predicts_the_same(exported):
     from art_he.estimator import HEPyTorchClassifier
     from art_he.robustbench import register
-    from art_he.zoo import load_robustbench
+    from art_he.robustbench.zoo import load_robustbench
 
     _, run, out = exported
     _, ours, _ = load_run(run, device="cpu")

@@ -1,4 +1,5 @@
-"""art_he.zoo: RobustBench zoo entries and the authors' AT_HE checkpoints as ART classifiers, from local files only.
+"""art_he.robustbench.zoo: RobustBench zoo entries and the authors' AT_HE checkpoints as ART classifiers, from local
+files only.
 
 The checkpoints are written here, at small depth and width, with the real key layouts (TRADES WideResNet keys,
 ``sub_block1``, ``fc`` without bias, ``module.`` prefixes, RobustBench's ``mu``/``sigma``)."""
@@ -15,15 +16,15 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from art_he import HEPyTorchClassifier
-from art_he.compat import enable_robustbench
 from art_he.errors import MissingFileError, UserError
 from art_he.heads import find_head
 from art_he.models import build_model
 from art_he.models.wide_resnet import WideResNet
+from art_he.robustbench import import_robustbench
 from art_he.robustbench.architectures import to_robustbench_state_dict
-from art_he.zoo import AT_HE_MEAN, AT_HE_STD, load_at_he, load_robustbench, zoo_classifier_for_eval
+from art_he.robustbench.zoo import AT_HE_MEAN, AT_HE_STD, load_at_he, load_robustbench, zoo_classifier_for_eval
 
-rb = enable_robustbench()
+rb = import_robustbench()
 from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet  # noqa: E402
 from robustbench.model_zoo.cifar10 import Rice2020OverfittingNet  # noqa: E402
 from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel  # noqa: E402
