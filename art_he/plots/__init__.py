@@ -1,4 +1,5 @@
-"""Figures of runs, evaluation reports and HE diagnostics (matplotlib, ``pip install 'art-he[notebooks]'``).
+"""Figures of runs, evaluation reports and HE diagnostics (:func:`art_he.evaluation.he_diagnostics`), with matplotlib
+(``pip install 'art-he[notebooks]'``).
 
 >>> from art_he.plots import attacks_figure, save
 >>> save(attacks_figure(["plain.json", "he.json"]), "attacks.png")
@@ -20,7 +21,6 @@ _LAZY = {
     "save": "art_he.plots.figures",
     "read_metrics": "art_he.plots.figures",
     "load_report": "art_he.plots.figures",
-    "he_diagnostics": "art_he.evaluation.diagnostics",
     "diagnostics_figure": "art_he.plots.diagnostics",
 }
 
