@@ -159,6 +159,20 @@ def test_missing_at_he_file(tmp_path):
     assert_one_line(info.value, str(tmp_path / "nope.pt"))
 
 
+def test_a_bug_while_reading_a_checkpoint_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only what the file can cause becomes a one-line UserError; an error of the code stays what it is."""
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": at_he_state(he_wrn("wrn-10-1"))}, path)
+
+    def broken_load(*args, **kwargs):
+        raise TypeError("load() got an unexpected keyword argument")
+
+    monkeypatch.setattr(torch, "load", broken_load)
+    with pytest.raises(TypeError, match="unexpected keyword") as info:
+        load_at_he(path)
+    assert not isinstance(info.value, UserError)
+
+
 # ---- RobustBench's zoo -------------------------------------------------------------------------------------
 @pytest.fixture
 def register():
