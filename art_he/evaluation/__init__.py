@@ -5,7 +5,7 @@
 >>> print(report.to_markdown()); report.to_json("eval.json"); report.to_csv("eval.csv")
 
 ``art-he eval DIR --suite quick|paper|blackbox|corruptions|transfer`` is the same from the command line
-(:mod:`art_he.evaluation.cli`).
+(:mod:`art_he.commands.eval`).
 """
 
 from art_he.evaluation.attacks import Context, build_attack, run_attack

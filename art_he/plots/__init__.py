@@ -4,7 +4,7 @@
 >>> from art_he.plots import attacks_figure, save
 >>> save(attacks_figure(["plain.json", "he.json"]), "attacks.png")
 
-The command line is ``art-he plot KIND INPUT... --out FILE.png|svg`` (:mod:`art_he.plots.cli`). Functions are
+The command line is ``art-he plot KIND INPUT... --out FILE.png|svg`` (:mod:`art_he.commands.plot`). Functions are
 imported on first use, so that ``import art_he.plots`` loads neither matplotlib nor torch.
 """
 

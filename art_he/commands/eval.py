@@ -161,7 +161,7 @@ def _run_robustbench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m art_he.evaluation.cli DIR ...``)."""
+    """Stand-alone entry point (``python -m art_he.commands.eval DIR ...``)."""
     parser = argparse.ArgumentParser(prog="art-he eval", description=__doc__.splitlines()[0], allow_abbrev=False)
     add_eval_arguments(parser)
     return run_eval(parser.parse_args(argv))
