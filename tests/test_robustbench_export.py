@@ -103,6 +103,26 @@ def exported(tmp_path_factory):
     return data, run, out
 
 
+def test_registered_adds_the_export_for_the_block_only(exported):
+    """``verify_export`` (run by every export) registers NAME through :func:`registered`: afterwards RobustBench's
+    zoo holds what it held before (nothing, or what an earlier ``register`` put there)."""
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    from art_he.robustbench import registered
+
+    _, _, out = exported
+    zoo = import_robustbench().utils.all_models[BenchmarkDataset.cifar_10][ThreatModel.Linf]
+    absent = object()
+    before = zoo.get(NAME, absent)
+    with registered(NAME, out) as model_dir:
+        assert zoo[NAME] is not before and zoo[NAME]["gdrive_id"] == "local"
+        assert (model_dir / f"cifar10/Linf/{NAME}.pt").is_file()
+    assert zoo.get(NAME, absent) is before
+    with pytest.raises(UserError, match="holds no export named"), registered("Other2026Name", out):
+        pass
+    assert "Other2026Name" not in zoo
+
+
 def test_export_writes_the_submission_files(exported):
     _, _, out = exported
     for rel in (f"models/cifar10/Linf/{NAME}.pt", f"model_info/cifar10/Linf/{NAME}.json", "SUBMISSION.md",
