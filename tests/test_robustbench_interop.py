@@ -78,7 +78,7 @@ def test_import_robustbench_lends_the_adapter_for_the_import_only():
     assert out == "no autoattack"
 
 
-def test_enable_robustbench_keeps_an_installed_autoattack(tmp_path):
+def test_import_robustbench_keeps_an_installed_autoattack(tmp_path):
     """fra31's package (here a stand-in with its two names) is used, not replaced."""
     fake = write_package(tmp_path, {"__init__.py": "MARK = 'fra31'\nclass AutoAttack:\n    pass\n",
                                     "state.py": "class EvaluationState:\n    pass\n"})
