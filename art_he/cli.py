@@ -168,8 +168,8 @@ COMMANDS = {
     "quickstart": ("PGD-AT vs PGD-AT+HE on Fashion-MNIST, table of results", _add_quickstart_arguments, _quickstart),
     "train": ("adversarially train one model", _add_train_arguments, _train),
     "recipes": ("list the paper's training recipes", _add_recipes_arguments, _recipes),
-    "eval": ("evaluate a run directory with an attack suite", _lazy("art_he.evaluation.cli:add_eval_arguments"),
-             _lazy("art_he.evaluation.cli:run_eval")),
+    "eval": ("evaluate a run directory with an attack suite", _lazy("art_he.commands.eval:add_eval_arguments"),
+             _lazy("art_he.commands.eval:run_eval")),
     "export": ("write a RobustBench submission of a run (model file, model card, issue text, AutoAttack log)",
                _add_export_arguments, _export),
     "reproduce": ("train and evaluate every row of one of the paper's tables and compare them with its numbers",
@@ -179,7 +179,7 @@ COMMANDS = {
                     "Markdown table, --html page", _lazy("art_he.robustbench.leaderboard:add_leaderboard_arguments"),
                     _lazy("art_he.robustbench.leaderboard:run_leaderboard")),
     "plot": ("figures of runs and reports: curves, eps, attacks, corruptions, diagnostics (.png or .svg)",
-             _lazy("art_he.plots.cli:add_plot_arguments"), _lazy("art_he.plots.cli:run_plot")),
+             _lazy("art_he.commands.plot:add_plot_arguments"), _lazy("art_he.commands.plot:run_plot")),
     "data": ("prepare data sets: Fashion-MNIST in CIFAR-10's format for offline trials", _add_data_arguments, _data),
 }
 #: the commands that compute with torch, and so take --threads

@@ -30,7 +30,7 @@ def check_number(name: str, value, *, low: float | None = None, strict: bool = F
 
 
 def check_data_dir(data_dir: str | os.PathLike | None) -> None:
-    """A ``--data-dir`` must be an existing folder (``None``: the default data root, see ``art_he.compat.layout``)."""
+    """A ``--data-dir`` must be an existing folder (``None``: the default data root, see ``art_he.data.layout``)."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise MissingFileError(f"data directory {data_dir} does not exist")
 

@@ -70,7 +70,7 @@ def test_fashion_mnist_missing_names_debian_package(tmp_path, monkeypatch):
 
 def test_one_data_root_rule(tmp_path, monkeypatch):
     """``data_dir``, else ``$ART_HE_DATA``, else the cache; ``load_dataset`` refuses a data_dir that is not there."""
-    from art_he.compat.layout import data_root
+    from art_he.data.layout import data_root
 
     monkeypatch.setenv("ART_HE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ART_HE_DATA", raising=False)
@@ -98,7 +98,7 @@ def test_cifar10_reads_real_pickle_format(tmp_path):
 
 
 def test_cifar_reader_without_md5_needs_only_the_required_files(tmp_path):
-    from art_he.compat.cifar_reader import local_cifar_class
+    from art_he.data.cifar_reader import local_cifar_class
 
     batches = _write_cifar(tmp_path)
     reader = local_cifar_class("cifar10")

@@ -18,16 +18,9 @@ from matplotlib.patches import StepPatch
 
 from art_he.cli import main
 from art_he.errors import UserError
+from art_he.evaluation import he_diagnostics
 from art_he.evaluation.report import Report, Row
-from art_he.plots import (
-    attacks_figure,
-    corruptions_figure,
-    curves_figure,
-    diagnostics_figure,
-    eps_figure,
-    he_diagnostics,
-    save,
-)
+from art_he.plots import attacks_figure, corruptions_figure, curves_figure, diagnostics_figure, eps_figure, save
 from tests.conftest import one_line_error
 
 # -- inputs built by hand --------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from art_he.cli import main
-from art_he.compat import enable_robustbench
 from art_he.errors import UserError
 from art_he.models import build_model
+from art_he.robustbench import import_robustbench
 from art_he.robustbench.architectures import (
     architecture_of,
     from_trades_state_dict,
@@ -103,6 +103,26 @@ def exported(tmp_path_factory):
     return data, run, out
 
 
+def test_registered_adds_the_export_for_the_block_only(exported):
+    """``verify_export`` (run by every export) registers NAME through :func:`registered`: afterwards RobustBench's
+    zoo holds what it held before (nothing, or what an earlier ``register`` put there)."""
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    from art_he.robustbench import registered
+
+    _, _, out = exported
+    zoo = import_robustbench().utils.all_models[BenchmarkDataset.cifar_10][ThreatModel.Linf]
+    absent = object()
+    before = zoo.get(NAME, absent)
+    with registered(NAME, out) as model_dir:
+        assert zoo[NAME] is not before and zoo[NAME]["gdrive_id"] == "local"
+        assert (model_dir / f"cifar10/Linf/{NAME}.pt").is_file()
+    assert zoo.get(NAME, absent) is before
+    with pytest.raises(UserError, match="holds no export named"), registered("Other2026Name", out):
+        pass
+    assert "Other2026Name" not in zoo
+
+
 def test_export_writes_the_submission_files(exported):
     _, _, out = exported
     for rel in (f"models/cifar10/Linf/{NAME}.pt", f"model_info/cifar10/Linf/{NAME}.json", "SUBMISSION.md",
@@ -185,7 +205,7 @@ def test_export_overwrite_replaces(exported, tmp_path):
 def test_register_needs_an_export(tmp_path):
     from art_he.robustbench import register
 
-    enable_robustbench()
+    import_robustbench()
     with pytest.raises(UserError, match="not an `art-he export` folder"):
         register(NAME, tmp_path)
 
@@ -193,7 +213,7 @@ def test_register_needs_an_export(tmp_path):
 def test_export_then_load_robustbench_predicts_the_same(exported):
     from art_he.estimator import HEPyTorchClassifier
     from art_he.robustbench import register
-    from art_he.zoo import load_robustbench
+    from art_he.robustbench.zoo import load_robustbench
 
     _, run, out = exported
     _, ours, _ = load_run(run, device="cpu")

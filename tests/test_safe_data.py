@@ -116,7 +116,7 @@ def test_the_cli_refuses_a_hostile_batch_in_train_eval_and_with_verification(tmp
     test_batch.write_bytes(pickle.dumps(hostile_batch("builtin", marker)))
     with pytest.raises(UserError, match="test_batch: refused.*builtins.exec"):
         load_dataset("cifar10", train=False, data_dir=data, verify=False)
-    from art_he.compat import load_clean_cifar
+    from art_he.robustbench import load_clean_cifar
 
     with pytest.raises(UserError, match="test_batch: refused.*builtins.exec"):
         load_clean_cifar("cifar10", 10, data, None)
@@ -225,7 +225,7 @@ def write_release_format(root: Path, seed: int = 0) -> Path:
 def test_genuine_format_loads_bit_identically_with_and_without_verification(tmp_path, monkeypatch):
     from torchvision.datasets import CIFAR10
 
-    from art_he.compat.cifar_reader import local_cifar_class
+    from art_he.data.cifar_reader import local_cifar_class
 
     folder = write_release_format(tmp_path)
     assert b"cnumpy.core.multiarray\n_reconstruct\n" in (folder / "test_batch").read_bytes()
@@ -250,7 +250,7 @@ def test_genuine_format_loads_bit_identically_with_and_without_verification(tmp_
 
 
 def test_malformed_cifar10c_files_get_one_line(tmp_path):
-    from art_he.compat import check_cifar_c
+    from art_he.data.layout import check_cifar_c
 
     root = tmp_path / "CIFAR-10-C"
     root.mkdir()

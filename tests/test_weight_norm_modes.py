@@ -11,14 +11,14 @@ import torchvision
 from torch import nn
 
 from art_he import HEPyTorchClassifier, to_hypersphere
-from art_he.compat import enable_robustbench
 from art_he.defaults import WEIGHT_NORMS
 from art_he.errors import UserError
 from art_he.heads import HypersphereHead, find_head
 from art_he.models import build_model
+from art_he.robustbench import import_robustbench
 from art_he.robustbench.architectures import to_robustbench, to_robustbench_state_dict
+from art_he.robustbench.zoo import AT_HE_MEAN, AT_HE_STD, load_at_he
 from art_he.trainers import PGDATTrainer
-from art_he.zoo import AT_HE_MEAN, AT_HE_STD, load_at_he
 from tests.conftest import make_classifier
 
 MODES = list(WEIGHT_NORMS)
@@ -94,7 +94,7 @@ def sgd_steps(model: nn.Module, steps: int = 3) -> nn.Module:
 
 @pytest.mark.parametrize("weight_norm", ["project", "differentiable"])
 def test_robustbench_export_gives_the_same_logits_in_every_mode(weight_norm):
-    enable_robustbench()
+    import_robustbench()
     torch.manual_seed(0)
     model = sgd_steps(build_model("wrn-10-1", head="he", weight_norm=weight_norm))
     rows = find_head(model).weight.detach().norm(dim=1)

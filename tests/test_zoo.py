@@ -1,4 +1,5 @@
-"""art_he.zoo: RobustBench zoo entries and the authors' AT_HE checkpoints as ART classifiers, from local files only.
+"""art_he.robustbench.zoo: RobustBench zoo entries and the authors' AT_HE checkpoints as ART classifiers, from local
+files only.
 
 The checkpoints are written here, at small depth and width, with the real key layouts (TRADES WideResNet keys,
 ``sub_block1``, ``fc`` without bias, ``module.`` prefixes, RobustBench's ``mu``/``sigma``)."""
@@ -15,15 +16,15 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from art_he import HEPyTorchClassifier
-from art_he.compat import enable_robustbench
 from art_he.errors import MissingFileError, UserError
 from art_he.heads import find_head
 from art_he.models import build_model
 from art_he.models.wide_resnet import WideResNet
+from art_he.robustbench import import_robustbench
 from art_he.robustbench.architectures import to_robustbench_state_dict
-from art_he.zoo import AT_HE_MEAN, AT_HE_STD, load_at_he, load_robustbench, zoo_classifier_for_eval
+from art_he.robustbench.zoo import AT_HE_MEAN, AT_HE_STD, load_at_he, load_robustbench, zoo_classifier_for_eval
 
-rb = enable_robustbench()
+rb = import_robustbench()
 from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet  # noqa: E402
 from robustbench.model_zoo.cifar10 import Rice2020OverfittingNet  # noqa: E402
 from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel  # noqa: E402
@@ -156,6 +157,20 @@ def test_missing_at_he_file(tmp_path):
     with pytest.raises(MissingFileError) as info:
         load_at_he(tmp_path / "nope.pt")
     assert_one_line(info.value, str(tmp_path / "nope.pt"))
+
+
+def test_a_bug_while_reading_a_checkpoint_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only what the file can cause becomes a one-line UserError; an error of the code stays what it is."""
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": at_he_state(he_wrn("wrn-10-1"))}, path)
+
+    def broken_load(*args, **kwargs):
+        raise TypeError("load() got an unexpected keyword argument")
+
+    monkeypatch.setattr(torch, "load", broken_load)
+    with pytest.raises(TypeError, match="unexpected keyword") as info:
+        load_at_he(path)
+    assert not isinstance(info.value, UserError)
 
 
 # ---- RobustBench's zoo -------------------------------------------------------------------------------------

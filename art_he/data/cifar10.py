@@ -1,6 +1,6 @@
 """CIFAR-10 and CIFAR-100 through torchvision (python pickle batches in ``<root>/cifar-10-batches-py`` or
-``<root>/cifar-100-python``, root as :func:`~art_he.compat.layout.data_root`); ``verify=False`` reads re-packed
-copies (:func:`~art_he.compat.cifar_reader.local_cifar_class`)."""
+``<root>/cifar-100-python``, root as :func:`~art_he.data.layout.data_root`); ``verify=False`` reads re-packed
+copies (:func:`~art_he.data.cifar_reader.local_cifar_class`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from art_he.compat.cifar_reader import local_cifar_class
-from art_he.compat.layout import data_root
+from art_he.data.cifar_reader import local_cifar_class
+from art_he.data.layout import data_root
 from art_he.errors import MissingFileError, UserError
 
 #: the files each release holds, named in the error when they are missing

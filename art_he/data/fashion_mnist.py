@@ -7,7 +7,7 @@ way), the cache, then ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-
 Workaround: Debian recompressed the ``.gz`` files, so their md5 differs from torchvision's and
 ``FashionMNIST(download=True)`` refuses them; we gunzip them into a torchvision ``raw`` folder under the
 cache and load with ``download=False``. Without files we try torchvision's download into the data root
-(:func:`~art_he.compat.layout.data_root`).
+(:func:`~art_he.data.layout.data_root`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torchvision.datasets import FashionMNIST
 
-from art_he.compat.layout import cache_dir, data_root
+from art_he.data.layout import cache_dir, data_root
 from art_he.errors import MissingFileError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -5,7 +5,7 @@
 >>> print(report.to_markdown()); report.to_json("eval.json"); report.to_csv("eval.csv")
 
 ``art-he eval DIR --suite quick|paper|blackbox|corruptions|transfer`` is the same from the command line
-(:mod:`art_he.evaluation.cli`).
+(:mod:`art_he.commands.eval`).
 """
 
 from art_he.evaluation.attacks import Context, build_attack, run_attack
@@ -20,6 +20,7 @@ from art_he.evaluation.corruptions import (
     read_corrupted_set,
     write_corrupted_set,
 )
+from art_he.evaluation.diagnostics import he_diagnostics
 from art_he.evaluation.report import Report, Row, corruption_table, paper_table
 from art_he.evaluation.sanity import Check, run_checks
 from art_he.evaluation.specs import SUITES, SWEEPS, AttackSpec, parse_attack, parse_attacks
@@ -29,8 +30,8 @@ from art_he.evaluation.views import ClassifierModule, FeatureTap, as_torch_modul
 __all__ = [
     "CATALOG", "CORRUPTIONS", "SEVERITIES", "SUITES", "SWEEPS", "AttackFamily", "AttackSpec", "AutoAttackResult",
     "Check", "ClassifierModule", "Context", "FeatureTap", "Report", "Row", "as_torch_module", "build_attack",
-    "corrupt_images", "corruption_table", "evaluate", "evaluate_corruptions", "known_attacks", "load_corrupted",
-    "logits_view", "paper_table", "parse_attack",
+    "corrupt_images", "corruption_table", "evaluate", "evaluate_corruptions", "he_diagnostics", "known_attacks",
+    "load_corrupted", "logits_view", "paper_table", "parse_attack",
     "parse_attacks", "project_linf", "read_corrupted_set", "run_attack", "run_autoattack", "run_checks", "view",
     "write_corrupted_set",
 ]

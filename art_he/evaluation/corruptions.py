@@ -2,14 +2,15 @@
 
 Two sources:
 
-* CIFAR-10-C, CIFAR-100-C and ImageNet-C from a local directory, read by RobustBench's loaders (through
-  :func:`art_he.compat.enable_robustbench`); a missing file raises ``MissingDataError`` (a ``FileNotFoundError``
-  and a ``ValueError``) naming the layout.
-* any other test set (Fashion-MNIST, synthetic) corrupted locally with ``imagecorruptions``, held in memory or
-  written once in the CIFAR-10-C layout (``<root>/<corruption>.npy`` uint8 (5N, H, W, C), severity s in rows
-  (s-1)N to sN, ``labels.npy`` (5N,)) and read back from there. imagecorruptions needs images of at least
-  32x32 pixels: smaller ones are edge-padded to 32 and cropped back; grey images are corrupted as RGB and
-  averaged back to one channel.
+* CIFAR-10-C, CIFAR-100-C and ImageNet-C from a local directory, read the way RobustBench's loaders read them
+  (CIFAR-10-C: severity s is rows (s-1)N to sN of ``<corruption>.npy``; ImageNet-C: the 5,000 images RobustBench
+  lists, resized to 224x224); a missing file raises ``MissingDataError`` (a ``FileNotFoundError`` and a
+  ``ValueError``) naming the layout.
+* any other test set (Fashion-MNIST, synthetic) corrupted locally with imagecorruptions' functions
+  (:mod:`art_he.evaluation.imagecorruptions`), held in memory or written once in the CIFAR-10-C layout
+  (``<root>/<corruption>.npy`` uint8 (5N, H, W, C), severity s in rows (s-1)N to sN, ``labels.npy`` (5N,)) and
+  read back from there. imagecorruptions needs images of at least 32x32 pixels: smaller ones are edge-padded to 32
+  and cropped back; grey images are corrupted as RGB and averaged back to one channel.
 
 mCA is the mean accuracy over corruptions and severities (the paper's Table 5); Table 11 is the full grid.
 """
@@ -18,15 +19,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
-from art_he.compat import MissingDataError, check_cifar_c, data_root, enable_robustbench, ensure_imagecorruptions
+from art_he.data.layout import MissingDataError, check_cifar_c, data_root
 from art_he.data.npy_check import check_npy
 from art_he.errors import UserError
+from art_he.evaluation.imagecorruptions import corrupt
 from art_he.evaluation.report import Row
 from art_he.rng import global_seed
+from art_he.upstream import resource_filename
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
@@ -71,16 +77,13 @@ def _to_uint8_hwc(img: np.ndarray) -> np.ndarray:
 
 def _corrupt_one(img: np.ndarray, corruption: str, severity: int) -> np.ndarray:
     """One (C, H, W) float image in [0, 1] -> corrupted (H, W, C) uint8."""
-    from imagecorruptions import corrupt
-
     hwc = _to_uint8_hwc(img)
     h, w, c = hwc.shape
     pad_h, pad_w = max(0, MIN_SIZE - h), max(0, MIN_SIZE - w)
     top, left = pad_h // 2, pad_w // 2
     if pad_h or pad_w:
         hwc = np.pad(hwc, ((top, pad_h - top), (left, pad_w - left), (0, 0)), mode="edge")
-    out = corrupt(hwc[..., 0] if c == 1 else hwc, corruption_name=corruption, severity=severity)
-    out = np.asarray(out)
+    out = corrupt(hwc[..., 0] if c == 1 else hwc, corruption, severity)
     if out.ndim == 2:
         out = out[..., None]
     out = out[top : top + h, left : left + w]
@@ -96,7 +99,6 @@ def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0)
     """
     check_corruptions([corruption])
     check_severities([severity])
-    ensure_imagecorruptions()
     with global_seed(seed * 1009 + CORRUPTIONS.index(corruption) * 7 + severity):
         out = np.stack([_corrupt_one(img, corruption, severity) for img in x])
     return out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
@@ -141,35 +143,57 @@ def read_corrupted_set(root: str | os.PathLike, corruption: str, severity: int, 
     return x, labels[(severity - 1) * per : (severity - 1) * per + take].astype(np.int64)
 
 
-# -- the benchmark sets through RobustBench -----------------------------------------------------------------------
+# -- the benchmark sets ------------------------------------------------------------------------------------------
+
+#: RobustBench's list of the ImageNet-C images it evaluates (5,000 validation images, ``<wnid>/<image>.JPEG``)
+IMAGENET_C_IDS = ("robustbench.loaders", "helper_files/imagenet_test_image_ids.txt")
 
 
-def imagenet_c_layout(data_dir) -> str:
+def imagenet_c_layout(data_dir: str | os.PathLike[str]) -> str:
     return (f"{Path(data_dir) / 'ImageNet-C'}/<corruption>/<severity>/<wnid>/<image>.JPEG with the 5,000 validation "
             "images listed in robustbench/helper_files/imagenet_test_image_ids.txt")
 
 
-def load_corrupted(dataset: str, corruption: str, severity: int, data_dir=None, n: int | None = None,
-                   prepr=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` numpy arrays of CIFAR-10-C / CIFAR-100-C / ImageNet-C (RobustBench's loaders) or of a locally
-    written set ``<data_dir>/<Name>-C`` for other data sets."""
+def read_imagenet_c(folder: Path, n: int, transform: Callable[[Any], torch.Tensor] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` of RobustBench's 5,000 ImageNet-C images in ``folder`` (``<wnid>/<image>``, classes in the
+    sorted order of the ``<wnid>`` folders), as RobustBench's ``load_imagenetc`` reads them: RGB, ``transform``
+    (default: resized to 224x224, RobustBench's ``Res224``)."""
+    from PIL import Image
+    from torchvision import transforms
+
+    try:
+        ids = Path(resource_filename(*IMAGENET_C_IDS)).read_text().split()
+    except (ModuleNotFoundError, OSError):
+        raise UserError("ImageNet-C is read in RobustBench's selection of 5,000 images, listed in its "
+                        "helper_files/imagenet_test_image_ids.txt: pip install 'art-he[robustbench]'") from None
+    transform = transform or transforms.Compose([transforms.Resize([224, 224]), transforms.ToTensor()])
+    classes = sorted(d.name for d in os.scandir(folder) if d.is_dir())
+    index = {wnid: i for i, wnid in enumerate(classes)}
+    images, labels = [], []
+    for name in ids[:n]:
+        with open(folder / name, "rb") as f:
+            images.append(transform(Image.open(f).convert("RGB")))
+        labels.append(index[name.split("/")[0]])
+    return torch.stack(images).numpy(), np.asarray(labels, dtype=np.int64)
+
+
+def load_corrupted(dataset: str, corruption: str, severity: int, data_dir: str | os.PathLike[str] | None = None,
+                   n: int | None = None, prepr: Callable[[Any], torch.Tensor] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` numpy arrays of CIFAR-10-C / CIFAR-100-C / ImageNet-C (the first ``n`` images, as RobustBench's
+    loaders give them; ``prepr``: ImageNet-C's transform) or of a locally written set ``<data_dir>/<Name>-C`` for
+    other data sets."""
     check_corruptions([corruption])
     check_severities([severity])
     root = data_root(data_dir)
     if dataset in ("cifar10", "cifar100"):
-        check_cifar_c(dataset, root, [corruption])
-        rb = enable_robustbench()
-        loader = rb.data.load_cifar10c if dataset == "cifar10" else rb.data.load_cifar100c
-        x, y = loader(10000 if n is None else n, severity, str(root), False, [corruption])
-        return x.numpy(), y.numpy().astype(np.int64)
+        return read_corrupted_set(check_cifar_c(dataset, root, [corruption]), corruption, severity, n)
     if dataset == "imagenet":
         folder = root / "ImageNet-C" / corruption / str(severity)
         if not folder.is_dir():
             raise MissingDataError(f"ImageNet-C folder missing: {folder}. Expected layout: {imagenet_c_layout(root)}")
-        rb = enable_robustbench()
-        transform = prepr if prepr is not None else rb.data.PREPROCESSINGS["Res224"]
-        x, y = rb.data.load_imagenetc(5000 if n is None else n, severity, str(root), False, [corruption], transform)
-        return x.numpy(), y.numpy().astype(np.int64)
+        return read_imagenet_c(folder, 5000 if n is None else n, prepr)
     return read_corrupted_set(root / LOCAL_DIRS.get(dataset, f"{dataset}-C"), corruption, severity, n)
 
 

@@ -1,9 +1,10 @@
-"""Figures of runs, evaluation reports and HE diagnostics (matplotlib, ``pip install 'art-he[notebooks]'``).
+"""Figures of runs, evaluation reports and HE diagnostics (:func:`art_he.evaluation.he_diagnostics`), with matplotlib
+(``pip install 'art-he[notebooks]'``).
 
 >>> from art_he.plots import attacks_figure, save
 >>> save(attacks_figure(["plain.json", "he.json"]), "attacks.png")
 
-The command line is ``art-he plot KIND INPUT... --out FILE.png|svg`` (:mod:`art_he.plots.cli`). Functions are
+The command line is ``art-he plot KIND INPUT... --out FILE.png|svg`` (:mod:`art_he.commands.plot`). Functions are
 imported on first use, so that ``import art_he.plots`` loads neither matplotlib nor torch.
 """
 
@@ -20,7 +21,6 @@ _LAZY = {
     "save": "art_he.plots.figures",
     "read_metrics": "art_he.plots.figures",
     "load_report": "art_he.plots.figures",
-    "he_diagnostics": "art_he.plots.diagnostics",
     "diagnostics_figure": "art_he.plots.diagnostics",
 }
 

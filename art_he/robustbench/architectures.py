@@ -50,9 +50,9 @@ class Architecture:
         """RobustBench's own module, built by RobustBench's own class."""
         from importlib import import_module
 
-        from art_he.compat import enable_robustbench
+        from art_he.robustbench.imports import import_robustbench
 
-        enable_robustbench()
+        import_robustbench()
         return getattr(import_module(self.module), self.cls)(**dict(self.kwargs))
 
     def factory(self) -> Callable[[], nn.Module]:

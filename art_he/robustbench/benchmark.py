@@ -79,11 +79,11 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
     """Benchmark the run in ``run_dir`` with RobustBench's own code and write ``RUN/robustbench/``."""
     from importlib.metadata import version
 
-    from art_he.compat import check_clean_cifar, enable_robustbench
-    from art_he.compat.cifar_reader import local_cifar_class
-    from art_he.compat.layout import CLEAN_TEST_FILES
+    from art_he.data.cifar_reader import local_cifar_class
+    from art_he.data.layout import CLEAN_TEST_FILES, check_clean_cifar
     from art_he.rng import global_seed
     from art_he.robustbench.architectures import architecture_of, to_robustbench
+    from art_he.robustbench.loaders import fixed_loaders
     from art_he.runs import load_run
 
     model, _, config = load_run(run_dir, device="cpu")
@@ -91,7 +91,6 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
         raise UserError(f"--suite robustbench evaluates CIFAR-10 Linf models; {run_dir} was trained on "
                         f"{config['dataset']}")
     arch = architecture_of(model)
-    rb = enable_robustbench()
     check_clean_cifar(DATASET, data_dir)
     eps = float(config["eps"] if eps is None else eps)
     torch_device = parse_device(device)
@@ -100,7 +99,7 @@ def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)  # AutoAttack appends to its log
     start = time.perf_counter()
-    with global_seed(seed):
+    with fixed_loaders(local_data=True) as rb, global_seed(seed):
         clean, robust = rb.eval.benchmark(rb_model, n_examples=n, dataset=DATASET, threat_model=THREAT_MODEL,
                                           data_dir=str(data_dir), device=torch_device, batch_size=batch_size,
                                           eps=eps, log_path=str(log))

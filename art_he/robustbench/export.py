@@ -8,8 +8,8 @@ Writes, for a CIFAR-10 Linf run benchmarked with ``art-he eval RUN --suite robus
     OUT/autoattack.log                       AutoAttack's log of the benchmark
     OUT/art_he_export.json                   which architecture class builds NAME (read by :func:`register`)
 
-Before it returns, the export registers NAME in RobustBench's model zoo in this process (:func:`register`), loads
-it back with ``robustbench.utils.load_model`` (strict) and checks that RobustBench's outputs equal ours to 1e-5 on
+Before it returns, the export registers NAME in RobustBench's model zoo for the check only (:func:`registered`),
+loads it back with ``robustbench.utils.load_model`` (strict) and checks that RobustBench's outputs equal ours to 1e-5 on
 random inputs and that the predicted classes agree.
 """
 
@@ -18,12 +18,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from art_he.errors import MissingFileError, UserError
 from art_he.robustbench.architectures import Architecture
 from art_he.robustbench.benchmark import DATASET, EXPORT_FILE, FULL_TEST_SET, THREAT_MODEL, report_paths
+
+_ABSENT = object()
 
 #: the card's paper fields default to the HE paper; a submission of your own work gives its own
 PAPER = {"title": "Boosting Adversarial Training with Hypersphere Embedding",
@@ -104,12 +108,12 @@ def submission_text(name: str, paper: Paper, arch: Architecture, result, config:
     return "\n".join(lines)
 
 
-def register(name: str, out) -> Path:
-    """Add ``name`` from an export folder ``out`` to RobustBench's model zoo in this process; return the
-    ``model_dir`` to give ``robustbench.utils.load_model`` (which then loads the local file, offline)."""
-    from art_he.compat import enable_robustbench
+def _zoo_entry(name: str, out) -> tuple[dict, str, dict]:
+    """``(zoo, name, entry)``: the RobustBench zoo table (``all_models[dataset][threat_model]``) that export ``name``
+    of folder ``out`` belongs in, and the entry to put there."""
+    from art_he.robustbench.imports import import_robustbench
 
-    enable_robustbench()
+    import_robustbench()
     from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
     from robustbench.utils import all_models
 
@@ -122,8 +126,31 @@ def register(name: str, out) -> Path:
     entry = entries[name]
     arch = Architecture.from_json(entry["architecture"])
     zoo = all_models[BenchmarkDataset(entry["dataset"])][ThreatModel(entry["threat_model"])]
-    zoo[name] = {"model": arch.factory(), "gdrive_id": "local"}  # any id: None is refused even with the file
+    return zoo, name, {"model": arch.factory(), "gdrive_id": "local"}  # any id: None is refused even with the file
+
+
+def register(name: str, out) -> Path:
+    """Add ``name`` from an export folder ``out`` to RobustBench's model zoo for the rest of this process (what it
+    is asked for); return the ``model_dir`` to give ``robustbench.utils.load_model`` (which then loads the local
+    file, offline). :func:`registered` adds it for a ``with`` block only."""
+    zoo, name, entry = _zoo_entry(name, out)
+    zoo[name] = entry
     return Path(out) / "models"
+
+
+@contextmanager
+def registered(name: str, out) -> Iterator[Path]:
+    """:func:`register` inside the block; after it, RobustBench's zoo holds what it held before."""
+    zoo, name, entry = _zoo_entry(name, out)
+    before = zoo.get(name, _ABSENT)
+    zoo[name] = entry
+    try:
+        yield Path(out) / "models"
+    finally:
+        if before is _ABSENT:
+            zoo.pop(name, None)
+        else:
+            zoo[name] = before
 
 
 def verify_export(name: str, out, model, n: int = 8, seed: int = 0) -> float:
@@ -131,10 +158,10 @@ def verify_export(name: str, out, model, n: int = 8, seed: int = 0) -> float:
     random inputs; returns the largest difference, or raises when it exceeds 1e-5 or a prediction differs."""
     import torch
 
-    model_dir = register(name, out)
-    from robustbench.utils import load_model
+    with registered(name, out) as model_dir:
+        from robustbench.utils import load_model
 
-    rb_model = load_model(name, model_dir=str(model_dir), dataset=DATASET, threat_model=THREAT_MODEL)
+        rb_model = load_model(name, model_dir=str(model_dir), dataset=DATASET, threat_model=THREAT_MODEL)
     x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     model = model.cpu().eval()
     with torch.no_grad():

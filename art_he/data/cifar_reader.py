@@ -11,7 +11,7 @@ re-packed, recompressed or subsampled copies in the same pickle format.
 
 What it relies on of ``torchvision.datasets.CIFAR10`` (the class attributes ``base_folder``, ``train_list``,
 ``test_list``, ``meta``, and ``_check_integrity`` and ``download``) is checked by
-``tests/test_robustbench_compat.py``.
+``tests/test_robustbench_interop.py``.
 """
 
 from __future__ import annotations

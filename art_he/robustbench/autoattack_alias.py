@@ -1,8 +1,10 @@
-"""Register art_he's AutoAttack adapter as ``autoattack``, but only where no other ``autoattack`` can be imported.
+"""art_he's AutoAttack adapter as ``autoattack`` while RobustBench is imported, but only where no other
+``autoattack`` can be imported.
 
 fra31's AutoAttack (installed from GitHub) owns the top-level name ``autoattack``; where it is importable it is
-used and nothing is registered. Otherwise :mod:`art_he.compat.autoattack_api` goes into ``sys.modules`` as
-``autoattack`` and its ``state`` submodule as ``autoattack.state``, which is what RobustBench imports.
+used and nothing is registered. Otherwise :mod:`art_he.robustbench.autoattack_api` stands in ``sys.modules`` as
+``autoattack`` and its ``state`` submodule as ``autoattack.state`` (what RobustBench imports) inside
+:func:`autoattack_alias`, and is taken out again when it ends.
 
 A stale copy of the adapter does not count as another ``autoattack``: earlier art_he shipped it as a top-level
 package, and an environment can still expose that copy (an editable install made from an older checkout, a
@@ -16,11 +18,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 NAME = "autoattack"
 MARKER = 'ADAPTER = "art_he"'
+_ABSENT = object()
 
 
 def _is_adapter(module: types.ModuleType) -> bool:
@@ -34,7 +39,7 @@ def _is_namespace(spec: ModuleSpec) -> bool:
 
 def _is_stale_adapter(spec: ModuleSpec) -> bool:
     origin = spec.origin
-    if not origin.endswith(".py"):
+    if origin is None or not origin.endswith(".py"):
         return False
     try:
         return MARKER in Path(origin).read_text(encoding="utf-8", errors="replace")
@@ -52,13 +57,23 @@ def other_autoattack() -> ModuleSpec | types.ModuleType | None:
     return None if spec is None or _is_namespace(spec) or _is_stale_adapter(spec) else spec
 
 
-def register_autoattack() -> bool:
-    """Register the adapter as ``autoattack`` and ``autoattack.state`` unless another ``autoattack`` is there;
-    True if the adapter is the one ``import autoattack`` now gives."""
+@contextmanager
+def autoattack_alias() -> Iterator[bool]:
+    """Inside: the adapter is ``autoattack`` and ``autoattack.state`` unless another ``autoattack`` is there (yields
+    whether the adapter is the one ``import autoattack`` gives); after: ``sys.modules`` as before."""
     if other_autoattack() is not None:
-        return False
-    from art_he.compat import autoattack_api
+        yield False
+        return
+    from art_he.robustbench import autoattack_api
 
-    sys.modules[NAME] = autoattack_api
-    sys.modules[f"{NAME}.state"] = autoattack_api.state
-    return True
+    names = {NAME: autoattack_api, f"{NAME}.state": autoattack_api.state}
+    before = {name: sys.modules.get(name, _ABSENT) for name in names}
+    sys.modules.update(names)
+    try:
+        yield True
+    finally:
+        for name, module in before.items():
+            if module is _ABSENT:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module

@@ -18,7 +18,7 @@ never unpickled).
 
 Usage::
 
-    from art_he.zoo import load_at_he, load_robustbench
+    from art_he.robustbench.zoo import load_at_he, load_robustbench
 
     clf = load_robustbench("Pang2020Boosting", "models")        # models/cifar10/Linf/Pang2020Boosting.pt
     clf = load_at_he("model-wideres-pgdHE-wide20.pt", scale=10)  # the authors' PGD-AT+HE, trained with s = 10
@@ -32,6 +32,7 @@ inside the loss), so it only sets the loss that gradient attacks see; the margin
 from __future__ import annotations
 
 import difflib
+import pickle
 import re
 import zipfile
 from collections.abc import Callable
@@ -45,12 +46,16 @@ from art_he.defaults import WEIGHT_NORM
 from art_he.devices import art_estimator, parse_device
 from art_he.errors import MissingFileError, UserError
 from art_he.heads import check_weight_norm
+from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD
 
 #: datasets whose RobustBench zoo entries load here: ``name -> (input_shape, nb_classes)``
 DATASETS = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100)}
-#: the input normalisation the authors' CIFAR-10 WideResNet applies inside ``forward`` (``i_normalize=True``)
-AT_HE_MEAN = (0.4914, 0.4822, 0.4465)
-AT_HE_STD = (0.2471, 0.2435, 0.2616)
+#: the input normalisation the authors' CIFAR-10 WideResNet applies inside ``forward`` (``i_normalize=True``):
+#: the CIFAR-10 statistics of our own models
+AT_HE_MEAN, AT_HE_STD = CIFAR10_MEAN, CIFAR10_STD
+#: what ``torch.load`` raises on a file that is not a (weights-only) PyTorch checkpoint: a problem of the file, which
+#: the user can fix; anything else is a bug and keeps its traceback
+UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError, KeyError)
 
 __all__ = ["AT_HE_MEAN", "AT_HE_STD", "DATASETS", "load_at_he", "load_robustbench", "read_checkpoint",
            "zoo_classifier_for_eval"]
@@ -67,13 +72,11 @@ def read_checkpoint(path: str | PathLike) -> object:
     if zipfile.is_zipfile(path):
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # read again without mmap below, which names the problem
+        except UNREADABLE:  # read again without mmap below, which names the problem
             pass
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, ... here
+    except UNREADABLE as error:
         raise UserError(f"{path} cannot be read as a PyTorch checkpoint: {_load_problem(error)}") from None
 
 
@@ -205,10 +208,10 @@ def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: floa
 
 # ---- RobustBench's model zoo -------------------------------------------------------------------------------
 def _robustbench():
-    from art_he.compat import enable_robustbench
+    from art_he.robustbench.imports import import_robustbench
 
     try:
-        return enable_robustbench()
+        return import_robustbench()
     except ModuleNotFoundError as error:
         raise UserError(f"loading RobustBench models needs robustbench ({error}); "
                         "install it with: pip install 'art-he[robustbench]'") from None

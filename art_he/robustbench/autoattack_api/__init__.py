@@ -16,11 +16,12 @@ a ``(x_adv, y_adv)`` return, logging only through the ``"auto-attack"`` logger).
 With ``verbose=True`` AutoAttack's log goes to ``log_path`` (appended) or to stdout, as on GitHub.
 
 art_he does not install it as a top-level ``autoattack`` (that name belongs to fra31's package):
-:func:`art_he.compat.enable_robustbench` registers it in ``sys.modules`` as ``autoattack`` (and its :mod:`.state`
-as ``autoattack.state``) only where no other ``autoattack`` can be imported (:mod:`art_he.compat.autoattack_alias`).
+:func:`art_he.robustbench.import_robustbench` puts it in ``sys.modules`` as ``autoattack`` (and its :mod:`.state` as
+``autoattack.state``) while robustbench is imported, and only where no other ``autoattack`` can be imported
+(:mod:`art_he.robustbench.autoattack_alias`).
 
 Written for pyautoattack 0.2.x: on import, :func:`pyautoattack_problems` checks the signatures it relies on
-(see :mod:`art_he.compat.upstream` for what happens on another version).
+(see :mod:`art_he.upstream` for what happens on another version).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from pathlib import Path
 import pyautoattack
 from pyautoattack import AutoAttack as _PyAutoAttack
 
-from art_he.compat.autoattack_api import state
-from art_he.compat.upstream import binds, guard
+from art_he.robustbench.autoattack_api import state
+from art_he.upstream import binds, guard
 
 __all__ = ["AutoAttack", "state"]
 __version__ = pyautoattack.__version__

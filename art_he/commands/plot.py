@@ -67,7 +67,8 @@ def _diagnostics(args):
     import numpy as np
 
     from art_he.data import dataset_info, load_dataset
-    from art_he.plots.diagnostics import diagnostics_figure, he_diagnostics
+    from art_he.evaluation.diagnostics import he_diagnostics
+    from art_he.plots.diagnostics import diagnostics_figure
     from art_he.runs import load_run
 
     loaded = [load_run(run, device=args.device) for run in args.inputs]

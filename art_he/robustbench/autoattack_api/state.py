@@ -1,6 +1,6 @@
 """``autoattack.state`` of the GitHub API: pyautoattack's ``EvaluationState`` (same class and JSON format).
 
-Registered as ``autoattack.state`` together with the adapter (see :mod:`art_he.compat.autoattack_api`)."""
+Registered as ``autoattack.state`` together with the adapter (see :mod:`art_he.robustbench.autoattack_api`)."""
 
 from pyautoattack.state import EvaluationState
 

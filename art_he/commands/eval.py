@@ -36,7 +36,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval`` options to ``parser``."""
     parser.add_argument("run_dir", metavar="DIR", nargs="?",
                         help="training run directory (config.json + model.safetensors); or give --robustbench NAME")
-    zoo = parser.add_argument_group("a RobustBench zoo model instead of a run (art_he.zoo.load_robustbench)")
+    zoo = parser.add_argument_group("a RobustBench zoo model instead of a run "
+                                    "(art_he.robustbench.zoo.load_robustbench)")
     zoo.add_argument("--robustbench", default=None, metavar="NAME", help="zoo entry, e.g. Pang2020Boosting")
     zoo.add_argument("--model-dir", default=None, metavar="D",
                      help="RobustBench's model_dir: the checkpoint is D/<dataset>/<threat-model>/NAME.pt (never "
@@ -132,7 +133,7 @@ def run_eval(args) -> int:
 def _target(args):
     """``(classifier, config, name, meta)`` of what is evaluated: a run folder or a RobustBench zoo entry."""
     if args.robustbench:
-        from art_he.zoo import zoo_classifier_for_eval
+        from art_he.robustbench.zoo import zoo_classifier_for_eval
 
         classifier, meta = zoo_classifier_for_eval(args.robustbench, args.model_dir, args.device,
                                                    dataset=args.dataset or "cifar10",
@@ -146,7 +147,7 @@ def _target(args):
 
 
 def _run_robustbench(args) -> int:
-    from art_he.compat import data_root
+    from art_he.data.layout import data_root
     from art_he.robustbench.benchmark import FULL_TEST_SET, benchmark_run, report_paths
 
     result = benchmark_run(args.run_dir, data_dir=data_root(args.data_dir), n=args.n or FULL_TEST_SET, eps=args.eps,
@@ -160,7 +161,7 @@ def _run_robustbench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m art_he.evaluation.cli DIR ...``)."""
+    """Stand-alone entry point (``python -m art_he.commands.eval DIR ...``)."""
     parser = argparse.ArgumentParser(prog="art-he eval", description=__doc__.splitlines()[0], allow_abbrev=False)
     add_eval_arguments(parser)
     return run_eval(parser.parse_args(argv))

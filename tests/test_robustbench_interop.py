@@ -1,6 +1,7 @@
-"""RobustBench and the GitHub AutoAttack API in this environment: the adapter and its registration as
-``autoattack``, the loader fixes (CIFAR-10-C in the real ``.npy`` layout, ImageNet-C folders, clean CIFAR-10
-batches) and ``benchmark()``."""
+"""RobustBench and the GitHub AutoAttack API in this environment (:mod:`art_he.robustbench`): the adapter and its
+place as ``autoattack`` during RobustBench's import only, the loader fixes inside :func:`fixed_loaders` only (CIFAR-10-C
+in the real ``.npy`` layout, clean CIFAR-10 batches), the corrupted sets as RobustBench reads them, ``benchmark()``,
+and the guards that refuse when upstream changed shape."""
 
 import ast
 import importlib.util
@@ -12,7 +13,6 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,19 +20,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from art_he import HEPyTorchClassifier, to_hypersphere
-from art_he.compat import (
-    CLEAN_DIRS,
-    MissingDataError,
-    UntestedUpstreamWarning,
-    UpstreamChangedError,
-    enable_robustbench,
-    ensure_imagecorruptions,
-    ensure_pkg_resources,
-    upstream,
-)
-from art_he.compat.autoattack_api import AutoAttack, pyautoattack_problems
+from art_he import HEPyTorchClassifier, to_hypersphere, upstream
+from art_he.data.layout import CLEAN_DIRS, MissingDataError
 from art_he.evaluation import as_torch_module, load_corrupted
+from art_he.evaluation import imagecorruptions as ic_copy
+from art_he.robustbench.autoattack_api import AutoAttack, pyautoattack_problems
+from art_he.robustbench.imports import import_robustbench, stand_in_pkg_resources
+from art_he.robustbench.loaders import fixed_loaders
+from art_he.upstream import UntestedUpstreamWarning, UpstreamChangedError
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 10000  # images per severity in CIFAR-10-C
@@ -63,32 +58,34 @@ def write_package(folder: Path, files: dict) -> Path:
     return folder
 
 
-def test_enable_robustbench_registers_the_adapter_in_a_fresh_interpreter():
+def test_import_robustbench_lends_the_adapter_for_the_import_only():
+    """RobustBench binds the adapter as its ``AutoAttack``; afterwards ``import autoattack`` fails as it would
+    without art_he (fra31's package is not installed), and no stand-in is left in ``sys.modules``."""
     out = run_python("""
         import sys
-        from art_he.compat import enable_robustbench; enable_robustbench()
-        import robustbench
-        import autoattack
-        from art_he.compat.autoattack_api.state import EvaluationState
-        from robustbench.eval import benchmark
-        from art_he.compat import autoattack_api
-        assert sys.modules["autoattack"] is autoattack is autoattack_api
-        assert sys.modules["autoattack.state"] is autoattack_api.state and autoattack.state is autoattack_api.state
+        from art_he.robustbench import import_robustbench
+        robustbench = import_robustbench()
+        from art_he.robustbench import autoattack_api
+        from art_he.robustbench.autoattack_api.state import EvaluationState
         assert robustbench.eval.AutoAttack is autoattack_api.AutoAttack
         assert robustbench.eval.EvaluationState is EvaluationState
-        print(autoattack.ADAPTER)
+        assert [m for m in sys.modules if m.split(".")[0] == "autoattack"] == []
+        try:
+            import autoattack
+        except ModuleNotFoundError:
+            print("no autoattack")
     """)
-    assert out == "art_he"
+    assert out == "no autoattack"
 
 
-def test_enable_robustbench_keeps_an_installed_autoattack(tmp_path):
+def test_import_robustbench_keeps_an_installed_autoattack(tmp_path):
     """fra31's package (here a stand-in with its two names) is used, not replaced."""
     fake = write_package(tmp_path, {"__init__.py": "MARK = 'fra31'\nclass AutoAttack:\n    pass\n",
                                     "state.py": "class EvaluationState:\n    pass\n"})
     out = run_python(f"""
         import sys
-        from art_he.compat import enable_robustbench
-        rb = enable_robustbench()
+        from art_he.robustbench import import_robustbench
+        rb = import_robustbench()
         import autoattack
         assert rb.eval.AutoAttack is autoattack.AutoAttack
         assert rb.eval.EvaluationState is sys.modules["autoattack.state"].EvaluationState
@@ -105,9 +102,9 @@ def test_what_is_not_another_autoattack_is_shadowed(tmp_path, files):
     folder named ``autoattack`` (a namespace package) are not someone else's ``autoattack``: neither is used."""
     stale = write_package(tmp_path, files)
     out = run_python("""
-        from art_he.compat import enable_robustbench
-        rb = enable_robustbench()
-        from art_he.compat import autoattack_api
+        from art_he.robustbench import import_robustbench
+        rb = import_robustbench()
+        from art_he.robustbench import autoattack_api
         assert rb.eval.AutoAttack is autoattack_api.AutoAttack
         print("ours")
     """, stale)
@@ -120,7 +117,7 @@ def test_the_distribution_has_no_top_level_autoattack():
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     packages = find_packages(where=str(ROOT), include=config["include"], exclude=config.get("exclude", ()))
-    assert "art_he.compat.autoattack_api" in packages
+    assert "art_he.robustbench.autoattack_api" in packages
     assert [p for p in packages if p.split(".")[0] != "art_he"] == []
     assert not (ROOT / "autoattack").exists()
 
@@ -144,7 +141,7 @@ def test_adapter_speaks_the_github_api(tmp_path):
         assert aa.clean_accuracy(x, y, bs=4) == pytest.approx(float((model(x).argmax(1) == y).float().mean()))
     state = tmp_path / "state.json"
     aa.run_standard_evaluation(x, y, bs=4, state_path=state)
-    from art_he.compat.autoattack_api.state import EvaluationState
+    from art_he.robustbench.autoattack_api.state import EvaluationState
 
     assert EvaluationState.from_disk(state).robust_flags.shape == (6,)
     individual = aa.run_standard_evaluation_individual(x, y, bs=6)
@@ -187,26 +184,77 @@ def cifar10c(tmp_path_factory):
     return root, write_cifar10c(root, ["fog", "gaussian_noise"])
 
 
-def test_load_cifar10c_reads_the_real_layout_through_robustbench(cifar10c):
+def test_load_cifar10c_reads_the_real_layout_as_robustbench_does(cifar10c):
     root, written = cifar10c
+    rb = import_robustbench()
     for corruption, severity in (("fog", 1), ("gaussian_noise", 4)):
         x, y = load_corrupted("cifar10", corruption, severity, root, n=8)
         expected = written["images"][(corruption, severity)].transpose(0, 3, 1, 2).astype(np.float32) / 255
         assert x.shape == (8, 3, 32, 32) and np.array_equal(x, expected)
         assert np.array_equal(y, written["labels"][:8])
+        x_rb, y_rb = rb.data.load_cifar10c(8, severity, str(root), False, [corruption])
+        assert x.dtype == x_rb.numpy().dtype and np.array_equal(x, x_rb.numpy())
+        assert y.dtype == np.int64 and np.array_equal(y, y_rb.numpy())
 
 
-def test_robustbench_corruption_loader_takes_prepr_after_the_fix(cifar10c):
+def test_robustbench_corruption_loader_takes_prepr_inside_fixed_loaders(cifar10c):
     root, written = cifar10c
-    rb = enable_robustbench()
+    rb = import_robustbench()
     from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
 
-    loader = rb.data.CORRUPTION_DATASET_LOADERS[BenchmarkDataset.cifar_10][ThreatModel.corruptions]
+    table = rb.data.CORRUPTION_DATASET_LOADERS[BenchmarkDataset.cifar_10]
     with pytest.raises(TypeError):  # the upstream defect benchmark() runs into
-        loader.__wrapped__(4, 2, str(root), False, ["fog"], prepr=None)
-    x, y = loader(4, 2, str(root), False, ["fog"], prepr=rb.data.PREPROCESSINGS["Res224"])
+        table[ThreatModel.corruptions](4, 2, str(root), False, ["fog"], prepr=None)
+    with fixed_loaders():
+        loader = table[ThreatModel.corruptions]
+        assert loader.__wrapped__ is rb.data.load_cifar10c
+        x, y = loader(4, 2, str(root), False, ["fog"], prepr=rb.data.PREPROCESSINGS["Res224"])
+    assert table[ThreatModel.corruptions] is rb.data.load_cifar10c
     assert tuple(x.shape) == (4, 3, 32, 32)
     assert np.array_equal(x.numpy(), written["images"][("fog", 2)][:4].transpose(0, 3, 1, 2) / np.float32(255))
+
+
+def loader_tables(rb) -> dict:
+    """Every entry of RobustBench's loader tables and model zoo, by path: what the user's own calls see."""
+    flat = {}
+
+    def walk(prefix, table):
+        for key, value in table.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}[{getattr(key, 'value', key)}]", value)
+            else:
+                flat[f"{prefix}[{getattr(key, 'value', key)}]"] = value
+
+    walk("CORRUPTION_DATASET_LOADERS", rb.data.CORRUPTION_DATASET_LOADERS)
+    walk("_clean_dataset_loaders", rb.data._clean_dataset_loaders)
+    walk("all_models", rb.utils.all_models)
+    return flat
+
+
+def test_fixed_loaders_give_the_users_tables_back(tmp_path):
+    """Inside the block the clean CIFAR loaders read local batches without md5 checks; after it (also after an
+    error) every entry is RobustBench's own again, so the user's later calls keep RobustBench's md5 checks."""
+    rb = import_robustbench()
+    from robustbench.model_zoo.enums import BenchmarkDataset
+
+    before = loader_tables(rb)
+    assert rb.data._clean_dataset_loaders[BenchmarkDataset.cifar_10] is rb.data.load_cifar10
+    x, y = write_cifar10_test_batch(tmp_path, 6)
+    with fixed_loaders(local_data=True):
+        changed = {k for k, v in loader_tables(rb).items() if before[k] is not v}
+        x_rb, y_rb = rb.data.load_clean_dataset(BenchmarkDataset.cifar_10, 6, str(tmp_path),
+                                                 rb.data.PREPROCESSINGS[None])
+    assert changed == {f"CORRUPTION_DATASET_LOADERS[{b}][corruptions]" for b in ("cifar10", "cifar100")} | {
+        f"_clean_dataset_loaders[{b}]" for b in ("cifar10", "cifar100")}
+    assert np.array_equal(x_rb.numpy(), x) and np.array_equal(y_rb.numpy(), y)
+    assert loader_tables(rb) == before and all(loader_tables(rb)[k] is v for k, v in before.items())
+    with pytest.raises(RuntimeError, match="inside"), fixed_loaders(local_data=False):
+        raise RuntimeError("inside")
+    assert all(loader_tables(rb)[k] is v for k, v in before.items())
+    from art_he.robustbench import load_clean_cifar
+
+    xs, _ = load_clean_cifar("cifar10", 4, tmp_path, rb.data.PREPROCESSINGS[None])
+    assert np.array_equal(xs.numpy(), x[:4]) and all(loader_tables(rb)[k] is v for k, v in before.items())
 
 
 def test_missing_corruption_files_name_the_layout(cifar10c, tmp_path):
@@ -219,8 +267,8 @@ def test_missing_corruption_files_name_the_layout(cifar10c, tmp_path):
         load_corrupted("imagenet", "fog", 1, tmp_path, n=4)
 
 
-def test_imagenet_c_folders_load_through_robustbench(tmp_path):
-    robustbench = enable_robustbench()
+def test_imagenet_c_folders_load_as_robustbench_loads_them(tmp_path):
+    robustbench = import_robustbench()
     ids = (Path(robustbench.__file__).parent / "helper_files" / "imagenet_test_image_ids.txt").read_text().split()
     severity_dir = tmp_path / "ImageNet-C" / "fog" / "3"
     for wnid in sorted({i.split("/")[0] for i in ids}):
@@ -231,6 +279,9 @@ def test_imagenet_c_folders_load_through_robustbench(tmp_path):
     x, y = load_corrupted("imagenet", "fog", 3, tmp_path, n=2)
     classes = sorted({i.split("/")[0] for i in ids})
     assert x.shape == (2, 3, 224, 224) and list(y) == [classes.index(i.split("/")[0]) for i in ids[:2]]
+    x_rb, y_rb = robustbench.data.load_imagenetc(2, 3, str(tmp_path), False, ["fog"],
+                                                 robustbench.data.PREPROCESSINGS["Res224"])
+    assert np.array_equal(x, x_rb.numpy()) and np.array_equal(y, y_rb.numpy())
 
 
 def write_cifar10_test_batch(root: Path, n: int, seed: int = 0):
@@ -246,7 +297,8 @@ def write_cifar10_test_batch(root: Path, n: int, seed: int = 0):
 
 def test_benchmark_runs_on_a_tiny_he_model(tmp_path):
     """``robustbench.eval.benchmark`` (standard AutoAttack through the adapter) on our model and 8 images."""
-    rb = enable_robustbench()
+    rb = import_robustbench()
+    before = loader_tables(rb)
     x, y = write_cifar10_test_batch(tmp_path, 8)
     model = tiny_model()
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
@@ -258,9 +310,11 @@ def test_benchmark_runs_on_a_tiny_he_model(tmp_path):
         opt.step()
     classifier = HEPyTorchClassifier(model.eval(), None, (3, 32, 32), 10, clip_values=(0.0, 1.0), device_type="cpu")
     module = as_torch_module(classifier)
-    clean, robust = rb.eval.benchmark(module, n_examples=8, dataset="cifar10", threat_model="Linf",
-                                      eps=0.25, data_dir=str(tmp_path), device=torch.device("cpu"),
-                                      batch_size=8, log_path=str(tmp_path / "aa.log"))
+    with fixed_loaders(local_data=True):
+        clean, robust = rb.eval.benchmark(module, n_examples=8, dataset="cifar10", threat_model="Linf",
+                                          eps=0.25, data_dir=str(tmp_path), device=torch.device("cpu"),
+                                          batch_size=8, log_path=str(tmp_path / "aa.log"))
+    assert all(loader_tables(rb)[k] is v for k, v in before.items())
     expected_clean = float((classifier.predict(x).argmax(1) == y).mean())
     assert clean == pytest.approx(expected_clean) and expected_clean >= 0.5
     assert 0.0 <= robust < clean
@@ -269,10 +323,12 @@ def test_benchmark_runs_on_a_tiny_he_model(tmp_path):
 
 def test_pkg_resources_stand_in_when_setuptools_lacks_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "pkg_resources", None)  # what `import pkg_resources` sees with setuptools >= 82
-    assert ensure_pkg_resources() is True
-    shim = sys.modules["pkg_resources"]
-    path = Path(shim.resource_filename("robustbench.loaders", "helper_files/imagenet_test_image_ids.txt"))
-    assert path.is_file()
+    with stand_in_pkg_resources() as stood_in:
+        import pkg_resources
+
+        path = Path(pkg_resources.resource_filename("robustbench.loaders", "helper_files/imagenet_test_image_ids.txt"))
+    assert stood_in and path.is_file()
+    assert sys.modules["pkg_resources"] is None  # as before: the user's `import pkg_resources` still fails
 
 
 # -- what the patches replace is still there: these fail when an upstream package changes shape -----------------
@@ -282,8 +338,8 @@ def names(func) -> list[str]:
     return list(inspect.signature(func).parameters)
 
 
-def test_robustbench_still_has_the_loader_tables_we_patch():
-    rb = enable_robustbench()
+def test_robustbench_still_has_the_loader_tables_we_fix():
+    rb = import_robustbench()
     data, evaluation = rb.data, rb.eval
     from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
 
@@ -293,7 +349,7 @@ def test_robustbench_still_has_the_loader_tables_we_patch():
     assert evaluation.CORRUPTION_DATASET_LOADERS is data.CORRUPTION_DATASET_LOADERS  # patched in place
     assert evaluation.load_clean_dataset is data.load_clean_dataset
     for bench, upstream_loader in cifar.items():
-        assert data.CORRUPTION_DATASET_LOADERS[bench][ThreatModel.corruptions].__wrapped__ is upstream_loader
+        assert data.CORRUPTION_DATASET_LOADERS[bench][ThreatModel.corruptions] is upstream_loader
         assert names(upstream_loader) == ["n_examples", "severity", "data_dir", "shuffle", "corruptions", "_"]
         assert bench in data._clean_dataset_loaders
     for clean_loader in (data.load_cifar10, data.load_cifar100):  # the entries of _clean_dataset_loaders we replace
@@ -323,10 +379,35 @@ def test_imagecorruptions_still_has_the_globals_we_replace():
     multichannel = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                     and n.func.id == "gaussian" and any(k.arg == "multichannel" for k in n.keywords)]
     assert uses_float_ and len(multichannel) == 3  # plasma_fractal; gaussian_blur and glass_blur (twice)
-    ensure_imagecorruptions()
-    import imagecorruptions.corruptions as ic
+    functions = ic_copy.corruption_functions()
+    assert functions["glass_blur"].__globals__["gaussian"].__wrapped__ is skimage.filters.gaussian
+    assert "imagecorruptions.corruptions" not in sys.modules or sys.modules[
+        "imagecorruptions.corruptions"].gaussian is skimage.filters.gaussian  # the installed module is not ours
 
-    assert ic.gaussian.__wrapped__ is skimage.filters.gaussian
+
+def test_our_copy_of_imagecorruptions_corrupts_as_upstream_does():
+    """Our copy's ``corrupt`` equals the installed ``imagecorruptions.corrupt`` (with the same fixes applied to
+    the installed module for the comparison only, then taken back) pixel for pixel, colour and grey."""
+    import imagecorruptions
+    import imagecorruptions.corruptions as installed
+    import skimage.filters
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), rng.integers(0, 256, (33, 34), dtype=np.uint8)]
+    fixed = ic_copy.corruption_functions()
+    saved = {name: getattr(installed, name) for name in ("np", "gaussian")}
+    installed.np, installed.gaussian = fixed["fog"].__globals__["np"], fixed["glass_blur"].__globals__["gaussian"]
+    try:
+        for image in images:
+            for corruption in ("fog", "glass_blur", "frost", "gaussian_noise"):
+                np.random.seed(3)
+                theirs = imagecorruptions.corrupt(image, severity=2, corruption_name=corruption)
+                np.random.seed(3)
+                assert np.array_equal(ic_copy.corrupt(image, corruption, 2), theirs), corruption
+    finally:
+        for name, value in saved.items():
+            setattr(installed, name, value)
+    assert installed.gaussian is skimage.filters.gaussian and installed.np is np
 
 
 def test_pyautoattack_still_has_the_api_the_adapter_calls():
@@ -346,7 +427,7 @@ def test_pyautoattack_still_has_the_api_the_adapter_calls():
     assert kinds(cls.run_standard_evaluation_individual)["batch_size"] == "KEYWORD_ONLY"
     assert names(cls.clean_accuracy) == ["self", "x_orig", "y_orig", "bs"]
     aa = cls(tiny_model(), device="cpu")
-    from art_he.compat.autoattack_api import _FORWARDED
+    from art_he.robustbench.autoattack_api import _FORWARDED
 
     assert [name for name in _FORWARDED if not hasattr(aa, name)] == []
     assert aa.logger.name == "auto-attack" and callable(aa._set_version)
@@ -379,17 +460,20 @@ def test_torchvision_cifar_still_has_what_the_local_reader_uses():
 # -- the guard: refuse when the shape changed, warn once on another version -----------------------------------------
 
 
-@pytest.mark.parametrize("installed, written_for, expected", [
-    ("1.1.1", "1.1.1", True), ("1.1.1.post1", "1.1.1", True), ("1.1.10", "1.1.1", False), ("1.2.0", "1.1.1", False),
-    ("0.2.0", "0.2", True), ("0.2.7", "0.2", True), ("0.3.0", "0.2", False), (None, "0.2", False)])
-def test_version_matching(installed, written_for, expected):
-    assert upstream.matches(installed, written_for) is expected
+@pytest.mark.parametrize("installed, requirement, expected", [
+    ("1.1.1", "robustbench==1.1.1", True), ("1.1.1.post1", "robustbench==1.1.1", True),
+    ("1.1.10", "robustbench==1.1.1", False), ("1.2.0", "robustbench==1.1.1", False),
+    ("0.2.0", "pyautoattack>=0.2,<0.3", True), ("0.2.7", "pyautoattack>=0.2,<0.3", True),
+    ("0.3.0", "pyautoattack>=0.2,<0.3", False), (None, "pyautoattack>=0.2,<0.3", False),
+    ("81.0.0", "setuptools<82", True), ("82.0.0", "setuptools<82", False)])
+def test_version_matching(installed, requirement, expected):
+    assert upstream.satisfies(installed, requirement) is expected
 
 
 def test_another_version_is_patched_with_one_warning(monkeypatch):
     monkeypatch.setattr(upstream, "_WARNED", set())
     monkeypatch.setattr(upstream, "installed_version", lambda dist: "1.2.0")
-    expected = r"robustbench 1\.1\.1 and robustbench 1\.2\.0 is installed.*pip install 'robustbench==1\.1\.1'"
+    expected = r"robustbench==1\.1\.1 and robustbench 1\.2\.0 is installed.*pip install 'robustbench==1\.1\.1'"
     with pytest.warns(UntestedUpstreamWarning, match=expected):
         upstream.guard("robustbench", [])
     with warnings.catch_warnings():
@@ -397,21 +481,28 @@ def test_another_version_is_patched_with_one_warning(monkeypatch):
         upstream.guard("robustbench", [])  # once per package and process
 
 
-def test_patches_refuse_when_upstream_changed_shape():
-    import numpy
-    import skimage.filters
-
-    from art_he.compat.imagecorruptions_patch import patch_corruptions_module
-    from art_he.compat.robustbench_loaders import patch_loaders
-
-    enable_robustbench()
-    tables = {"CORRUPTION_DATASET_LOADERS": {}}
+def test_fixes_refuse_when_upstream_changed_shape(monkeypatch, tmp_path):
+    rb = import_robustbench()
+    before = loader_tables(rb)
+    monkeypatch.delattr(rb.data, "_clean_dataset_loaders")  # a RobustBench without the table the fix replaces
     with pytest.raises(UpstreamChangedError, match=r"robustbench .*_clean_dataset_loaders.*robustbench==1\.1\.1"):
-        patch_loaders(SimpleNamespace(**tables), SimpleNamespace(**tables))
-    moved = SimpleNamespace(np=numpy)  # gaussian gone
-    with pytest.raises(UpstreamChangedError, match=r"imagecorruptions .*corruptions\.gaussian"):
-        patch_corruptions_module(moved, numpy, skimage.filters.gaussian)
-    assert moved.np is numpy and not hasattr(moved, "_art_he_patched")
+        with fixed_loaders():
+            pytest.fail("the block ran on a RobustBench of another shape")
+    monkeypatch.undo()
+    assert all(loader_tables(rb)[k] is v for k, v in before.items())
+
+    moved = tmp_path / "imagecorruptions"  # an imagecorruptions whose corruptions.py no longer has `gaussian`
+    moved.mkdir()
+    source = (upstream.package_folder("imagecorruptions") / "corruptions.py").read_text()
+    (moved / "corruptions.py").write_text(source.replace("from skimage.filters import gaussian\n", "\n"))
+    monkeypatch.setattr(ic_copy, "package_folder", lambda name: moved)
+    ic_copy.corruption_functions.cache_clear()
+    try:
+        with pytest.raises(UpstreamChangedError, match=r"imagecorruptions .*corruptions\.gaussian"):
+            ic_copy.corruption_functions()
+    finally:
+        monkeypatch.undo()
+        ic_copy.corruption_functions.cache_clear()
 
     class Positional:  # a constructor without the keyword-only arguments
         def __init__(self, model, norm="Linf", eps=0.3):
