@@ -155,14 +155,14 @@ class TrainConfig:
         cfg.schedule = cfg.schedule or cls.default_schedule
         cfg.eps = info.eps if cfg.eps is None else cfg.eps
         cfg.augment = info.augment if cfg.augment is None else cfg.augment
-        defaults = cls.option_defaults()
-        inapplicable = [name for name in FRAMEWORK_OPTIONS if getattr(cfg, name) is not None and name not in defaults]
+        defaults = {name: value for name, value in cls.option_defaults().items() if name in cls.options}
+        inapplicable = [name for name in framework_options() if getattr(cfg, name) is not None and name not in defaults]
         if inapplicable:
             flags = ", ".join("--" + name.replace("_", "-") for name in inapplicable)
             verb = "does" if len(inapplicable) == 1 else "do"
             raise UserError(f"{flags} {verb} not apply to --framework {cfg.framework}")
-        for name in FRAMEWORK_OPTIONS:
-            if name in defaults and getattr(cfg, name) is None:
+        for name in defaults:
+            if getattr(cfg, name) is None:
                 setattr(cfg, name, defaults[name])
         if cfg.eps_step is None:
             cfg.eps_step = cls.default_eps_step(cfg.eps)
@@ -214,9 +214,12 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, allow_nan=False)
 
 
-#: the options that belong to a framework's trainer rather than to the run
-FRAMEWORK_OPTIONS = ("max_iter", "num_random_init", "alpha", "pairing_weight", "pairing", "beta", "replays",
-                     "fgsm_mode", "early_stop")
+def framework_options() -> list[str]:
+    """The options that belong to a framework's trainer rather than to the run: every registered trainer's
+    ``options``, in registration order."""
+    from art_he.trainers import FRAMEWORKS
+
+    return list(dict.fromkeys(name for cls in FRAMEWORKS.values() for name in cls.options))
 
 
 def _choices(name: str) -> tuple | list | None:

@@ -120,6 +120,11 @@ class ATTrainer(Trainer):
     progress and writes checkpoints.
     """
 
+    #: ``--framework`` name, paper label, and the :class:`~art_he.config.TrainConfig` options it takes (see
+    #: :func:`~art_he.trainers.register_framework`)
+    name: str = ""
+    label: str = ""
+    options: tuple[str, ...] = ()
     #: whether the loop needs an extra no-grad forward for clean accuracy (frameworks that train on
     #: clean inputs too get it from their loss)
     clean_forward: bool = True
@@ -348,6 +353,12 @@ class ATTrainer(Trainer):
     def passes(cls, epochs: int, options: dict) -> int:
         """Passes over the data that make an ``epochs`` budget (FreeAT divides it by its replays)."""
         return epochs
+
+    @classmethod
+    def passes_per_image(cls, options: dict) -> float:
+        """Forward+backward passes per image in one pass over the data: the attack's ``max_iter`` steps (one
+        without it) and the update's one."""
+        return float((options.get("max_iter") or 1) + 1)
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
