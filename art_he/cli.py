@@ -84,11 +84,32 @@ def _train(args: argparse.Namespace) -> int:
 
 def _add_recipes_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="every recipe with its values and their sources, as JSON")
+    p.add_argument("--frameworks", action="store_true",
+                   help="list the training frameworks instead (--framework NAME), with the options each takes")
+
+
+def _frameworks(as_json: bool) -> int:
+    from art_he.config import option_flag
+    from art_he.trainers import FRAMEWORKS
+
+    listing = {name: {"label": cls.label, "schedule": cls.default_schedule,
+                      "options": {k: cls.option_defaults()[k] for k in cls.options}}
+               for name, cls in FRAMEWORKS.items()}
+    if as_json:
+        print(json.dumps(listing, indent=2, allow_nan=False))
+        return 0
+    width = max(map(len, listing))
+    for name, entry in listing.items():
+        options = " ".join(option_flag(k, v) for k, v in entry["options"].items())
+        print(f"{name:<{width}}  {entry['label']}, {entry['schedule']} LR; {options or 'no options of its own'}")
+    return 0
 
 
 def _recipes(args: argparse.Namespace) -> int:
     from art_he.recipes import RECIPES
 
+    if args.frameworks:
+        return _frameworks(args.json)
     if args.json:
         print(json.dumps({name: {"summary": r.summary, "values": {k: v for k, (v, _) in r.values.items()},
                                  "sources": r.sources()} for name, r in RECIPES.items()}, indent=2, allow_nan=False))

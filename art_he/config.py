@@ -260,6 +260,14 @@ def _value_type(f: dataclasses.Field) -> type:
     return str
 
 
+def option_flag(name: str, value: Any) -> str:
+    """The flags that set option ``name`` to ``value``: ``--name value``, or ``--name`` / ``--no-name``."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value}"
+
+
 def given_options(args: argparse.Namespace) -> dict:
     """The training options given on the command line (unset flags are not in ``args``)."""
     return {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 from art_he.threads import prefer_passive_wait
@@ -107,6 +108,24 @@ def trained_he_classifier(fmnist_train):
     classifier.fit(x, y, batch_size=64, nb_epochs=2, verbose=False)
     model.eval()
     return classifier
+
+
+@contextmanager
+def kept_registries():
+    """The registries of frameworks, attacks, models and data sets as they were before, once the block is left
+    (what an extension registers in a test stays in that test)."""
+    from art_he.data import DATASETS
+    from art_he.evaluation.catalog import CATALOG
+    from art_he.models.factory import MODELS
+    from art_he.trainers import FRAMEWORKS
+
+    saved = [(registry, dict(registry)) for registry in (FRAMEWORKS, CATALOG, MODELS, DATASETS)]
+    try:
+        yield
+    finally:
+        for registry, before in saved:
+            registry.clear()
+            registry.update(before)
 
 
 def accuracy(classifier, x, y) -> float:

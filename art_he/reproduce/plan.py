@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from art_he.config import TrainConfig, cli_fields, framework_options
+from art_he.config import TrainConfig, cli_fields, framework_options, option_flag
 from art_he.errors import UserError
 from art_he.recipes import get_recipe
 from art_he.reproduce.cache import RowState, describe
@@ -57,7 +57,7 @@ def plan_text(table: PaperTable, configs: dict[str, TrainConfig], states: dict[s
 
     first = next(iter(configs.values()))
     train_images, test_images = dataset_sizes(first)
-    given = " ".join(_flag(k, v) for k, v in sorted(overrides.items())) or "none (the recipes)"
+    given = " ".join(option_flag(k, v) for k, v in sorted(overrides.items())) or "none (the recipes)"
     images = (f"first {min(first.subset, train_images):,}" if first.subset and first.subset < train_images
               else f"all {train_images:,}")
     tests = f"the first {min(n, test_images):,}" if n and n < test_images else f"all {test_images:,}"
@@ -105,10 +105,3 @@ def plan_text(table: PaperTable, configs: dict[str, TrainConfig], states: dict[s
         f"{FORWARD:.2g}): {costs} (the first row's head; FAB and APGD-T per target class, Square per query).",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _flag(name: str, value) -> str:
-    flag = "--" + name.replace("_", "-")
-    if isinstance(value, bool):
-        return flag if value else "--no-" + flag[2:]
-    return f"{flag} {value}"
