@@ -219,6 +219,10 @@ def framework_options() -> list[str]:
     ``options``, in registration order."""
     from art_he.trainers import FRAMEWORKS
 
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for cls in FRAMEWORKS.values():
+        if missing := [name for name in cls.options if name not in fields]:
+            raise TypeError(f"{cls.__name__}.options names {missing}, which TrainConfig lacks: add a field for each")
     return list(dict.fromkeys(name for cls in FRAMEWORKS.values() for name in cls.options))
 
 

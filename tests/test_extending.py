@@ -160,3 +160,27 @@ def test_an_attack_family_defined_here_runs_in_art_he_eval(run, tmp_path, capsys
     assert rows["fgsm-rs"]["label"] == "FGSM-RS" and rows["fgsm-rs"]["n"] == 64
     assert rows["fgsm-rs"]["accuracy"] < rows["clean"]["accuracy"]  # it attacks
     assert rows["fgsm-rs"]["details"]["max_perturbation"] == pytest.approx(0.1, abs=1e-6)  # within eps, at eps
+
+
+def test_a_framework_registers_once_and_only_the_options_it_takes():
+    class Gamma(PGDATTrainer):
+        name, options = "gamma", ("gamma",)
+
+        def __init__(self, classifier, *, gamma: float = 1.0, **kwargs):
+            super().__init__(classifier, **kwargs)
+
+    with kept_registries():
+        with pytest.raises(ValueError, match="'pgd' is registered already"):
+            register_framework(type("Other", (PGDATTrainer,), {"name": "pgd"}))
+        with pytest.raises(TypeError, match="its constructor does not take"):
+            register_framework(type("Beta", (PGDATTrainer,), {"name": "beta", "options": ("beta",)}))
+        with pytest.raises(TypeError, match="an ATTrainer subclass with a name"):
+            register_framework(type("Nameless", (PGDATTrainer,), {"name": ""}))
+        assert register_framework(Gamma) is Gamma and register_framework(Gamma) is Gamma  # again: no change
+        with pytest.raises(TypeError, match=r"Gamma.options names \['gamma'\], which TrainConfig lacks"):
+            TrainConfig(framework="gamma").resolved()
+        with pytest.raises(ValueError, match="ends in digits"):
+            register_attack(dataclasses.replace(FGSM_RS, name="fgsm2"))
+        with pytest.raises(ValueError, match="in the catalog already"):
+            register_attack(dataclasses.replace(FGSM_RS, name="fgsm"))
+    assert "gamma" not in FRAMEWORKS
