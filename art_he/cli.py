@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Collection
@@ -13,6 +14,31 @@ from pathlib import Path
 from art_he import __version__
 from art_he.argtypes import positive_int
 from art_he.errors import PREEMPTED_EXIT, Preempted, UserError
+
+
+class _Stdout(logging.StreamHandler):
+    """Writes each record's message as it is to the ``sys.stdout`` of the moment (a redirection made later too)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging() -> None:
+    """INFO and above of the ``art_he`` loggers to stdout, as plain lines (once per process)."""
+    logger = logging.getLogger("art_he")
+    if not any(isinstance(h, _Stdout) for h in logger.handlers):
+        handler = _Stdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,11 +84,32 @@ def _train(args: argparse.Namespace) -> int:
 
 def _add_recipes_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="every recipe with its values and their sources, as JSON")
+    p.add_argument("--frameworks", action="store_true",
+                   help="list the training frameworks instead (--framework NAME), with the options each takes")
+
+
+def _frameworks(as_json: bool) -> int:
+    from art_he.config import option_flag
+    from art_he.trainers import FRAMEWORKS
+
+    listing = {name: {"label": cls.label, "schedule": cls.default_schedule,
+                      "options": {k: cls.option_defaults()[k] for k in cls.options}}
+               for name, cls in FRAMEWORKS.items()}
+    if as_json:
+        print(json.dumps(listing, indent=2, allow_nan=False))
+        return 0
+    width = max(map(len, listing))
+    for name, entry in listing.items():
+        options = " ".join(option_flag(k, v) for k, v in entry["options"].items())
+        print(f"{name:<{width}}  {entry['label']}, {entry['schedule']} LR; {options or 'no options of its own'}")
+    return 0
 
 
 def _recipes(args: argparse.Namespace) -> int:
     from art_he.recipes import RECIPES
 
+    if args.frameworks:
+        return _frameworks(args.json)
     if args.json:
         print(json.dumps({name: {"summary": r.summary, "values": {k: v for k, (v, _) in r.values.items()},
                                  "sources": r.sources()} for name, r in RECIPES.items()}, indent=2, allow_nan=False))
@@ -214,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = build_parser([command] if command in COMMANDS else []).parse_known_args(argv)
     if unknown:  # the command's usage, not the top level's
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    setup_logging()
     try:
         if args.command in COMPUTING:
             set_threads(args.threads)

@@ -155,14 +155,14 @@ class TrainConfig:
         cfg.schedule = cfg.schedule or cls.default_schedule
         cfg.eps = info.eps if cfg.eps is None else cfg.eps
         cfg.augment = info.augment if cfg.augment is None else cfg.augment
-        defaults = cls.option_defaults()
-        inapplicable = [name for name in FRAMEWORK_OPTIONS if getattr(cfg, name) is not None and name not in defaults]
+        defaults = {name: value for name, value in cls.option_defaults().items() if name in cls.options}
+        inapplicable = [name for name in framework_options() if getattr(cfg, name) is not None and name not in defaults]
         if inapplicable:
             flags = ", ".join("--" + name.replace("_", "-") for name in inapplicable)
             verb = "does" if len(inapplicable) == 1 else "do"
             raise UserError(f"{flags} {verb} not apply to --framework {cfg.framework}")
-        for name in FRAMEWORK_OPTIONS:
-            if name in defaults and getattr(cfg, name) is None:
+        for name in defaults:
+            if getattr(cfg, name) is None:
                 setattr(cfg, name, defaults[name])
         if cfg.eps_step is None:
             cfg.eps_step = cls.default_eps_step(cfg.eps)
@@ -214,9 +214,16 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, allow_nan=False)
 
 
-#: the options that belong to a framework's trainer rather than to the run
-FRAMEWORK_OPTIONS = ("max_iter", "num_random_init", "alpha", "pairing_weight", "pairing", "beta", "replays",
-                     "fgsm_mode", "early_stop")
+def framework_options() -> list[str]:
+    """The options that belong to a framework's trainer rather than to the run: every registered trainer's
+    ``options``, in registration order."""
+    from art_he.trainers import FRAMEWORKS
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for cls in FRAMEWORKS.values():
+        if missing := [name for name in cls.options if name not in fields]:
+            raise TypeError(f"{cls.__name__}.options names {missing}, which TrainConfig lacks: add a field for each")
+    return list(dict.fromkeys(name for cls in FRAMEWORKS.values() for name in cls.options))
 
 
 def _choices(name: str) -> tuple | list | None:
@@ -255,6 +262,14 @@ def _value_type(f: dataclasses.Field) -> type:
         if text.startswith(name):
             return kind
     return str
+
+
+def option_flag(name: str, value: Any) -> str:
+    """The flags that set option ``name`` to ``value``: ``--name value``, or ``--name`` / ``--no-name``."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value}"
 
 
 def given_options(args: argparse.Namespace) -> dict:

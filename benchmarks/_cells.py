@@ -238,17 +238,10 @@ def file_digest(path: Path) -> str:
 def final_eval(trainer: PGDATTrainer, data: dict, args) -> dict:
     """Per-image correctness, clean and under PGD-20 (the trainer's attack, CE, step eps/4, one random start), on
     the first ``--test-n`` test images."""
-    xt, yt = trainer._as_tensors(data["xt"], data["yt"])
     generator = torch.Generator(device=trainer.device).manual_seed(10_000)
-    trainer.model.eval()
-    clean, pgd20 = [], []
-    for s in range(0, len(xt), 500):
-        xb, yb = xt[s : s + 500], yt[s : s + 500]
-        xa = trainer.attack(xb, yb, trainer.objective.attack_loss, eps=args.eps, eps_step=args.eps / 4, max_iter=20,
-                            generator=generator)
-        clean.append((trainer._predict(xb) == yb).cpu().numpy())
-        pgd20.append((trainer._predict(xa) == yb).cpu().numpy())
-    return {"correct": {"clean": np.concatenate(clean).tolist(), "pgd20": np.concatenate(pgd20).tolist()}}
+    clean, pgd20 = trainer.correct(data["xt"], data["yt"], 500, generator=generator, eps=args.eps,
+                                   eps_step=args.eps / 4, max_iter=20)
+    return {"correct": {"clean": clean.tolist(), "pgd20": pgd20.tolist()}}
 
 
 def autoattack_stage(run: Path, stage: str, done: dict, n: int, eps: float, device: str) -> list[bool] | None:

@@ -27,13 +27,12 @@ from art_he.schedules import make_scheduler
 from art_he.trainers import FRAMEWORKS
 
 HEADS = ("plain", "he", "mhe")
-LABEL = {"pgd": "PGD-AT", "alp": "ALP", "trades": "TRADES", "free": "FreeAT", "fast": "FastAT"}
 
 
 def framework_options(name: str, eps: float, pgd_steps: int) -> dict:
     """The paper's recipes scaled to eps: PGD-k with step eps/4, TRADES beta 6, ALP alpha 0.5 lambda 0.5,
     FreeAT m = 4 with step eps, FastAT step 1.25 eps with its cyclic LR and overfitting guard."""
-    if name in ("pgd", "alp", "trades"):
+    if "max_iter" in FRAMEWORKS[name].options:
         return {"eps": eps, "eps_step": eps / 4, "max_iter": pgd_steps}
     if name == "free":
         return {"eps": eps, "replays": 4}
@@ -53,11 +52,10 @@ def run_one(name: str, head: str, seed: int, args, data, test) -> dict:
     start = time.perf_counter()
     history = trainer.fit(x, y, batch_size=args.batch_size, nb_epochs=args.epochs, scheduler=scheduler)
     train_s = time.perf_counter() - start
-    xt, yt = trainer._as_tensors(*test)
     generator = torch.Generator(device=trainer.device).manual_seed(10_000 + seed)
-    clean, adv, n = trainer.correct_counts(xt, yt, eps=args.eps, eps_step=args.eps / 8, max_iter=20,
-                                           generator=generator).tolist()
-    return {"framework": name, "head": head, "seed": seed, "clean": 100 * clean / n, "pgd20": 100 * adv / n,
+    clean, adv = trainer.correct(*test, eps=args.eps, eps_step=args.eps / 8, max_iter=20, generator=generator)
+    return {"framework": name, "head": head, "seed": seed, "clean": 100 * int(clean.sum()) / len(clean),
+            "pgd20": 100 * int(adv.sum()) / len(adv),
             "epoch_s": sum(m["time_s"] for m in history) / len(history), "train_s": train_s,
             "epochs_run": len(history), "guard_tripped": bool(getattr(trainer, "guard_tripped", False))}
 
@@ -91,7 +89,7 @@ def markdown(table: list[dict], meta: dict) -> str:
              "| defense | clean % | PGD-20 % | PGD-20 minus plain, paired by seed [95 % t interval] | s / epoch |",
              "| --- | --- | --- | --- | --- |"]
     for e in table:
-        label = LABEL[e["framework"]] + {"plain": "", "he": " + HE", "mhe": " + m-HE"}[e["head"]]
+        label = FRAMEWORKS[e["framework"]].label + {"plain": "", "he": " + HE", "mhe": " + m-HE"}[e["head"]]
         t = e.get("pgd20_minus_plain")
         diff = ""
         if t:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 from art_he.threads import prefer_passive_wait
@@ -67,12 +68,32 @@ def fmnist_test():
     return x[:500], y[:500]
 
 
-def make_classifier(model, lr=0.05, **kwargs):
+def make_classifier(model=None, lr: float = 0.05, *, head: str = "plain", width: int = 8, name: str = "small-cnn",
+                    seed: int = 0, **model_kwargs):
+    """An HEPyTorchClassifier of 28x28 grey images in [0, 1] on the CPU, with SGD (momentum 0.9), around ``model``;
+    by default a ``name`` model with ``head``, built after ``torch.manual_seed(seed)``."""
     from art_he import HEPyTorchClassifier
+    from art_he.models import build_model
 
+    if model is None:
+        torch.manual_seed(seed)
+        model = build_model(name, in_channels=1, head=head, width=width, **model_kwargs)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    return HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0), device_type="cpu",
-                               **kwargs)
+    return HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0), device_type="cpu")
+
+
+def make_trainer(framework: str, head: str = "he", model_kwargs: dict | None = None, *, pgd_steps: int = 2,
+                 seed: int = 0, width: int = 8, **options):
+    """A ``framework`` trainer of a fresh :func:`make_classifier` (its model from seed 0): eps 0.1, fp32, silent,
+    ``seed``; a framework that takes ``max_iter`` attacks with ``pgd_steps`` steps of 0.04. ``options`` override
+    these; ``model_kwargs`` go to the model."""
+    from art_he.trainers import FRAMEWORKS
+
+    cls = FRAMEWORKS[framework]
+    defaults = {"eps": 0.1, "precision": "fp32", "seed": seed, "verbose": False}
+    if "max_iter" in cls.options:
+        defaults.update(eps_step=0.04, max_iter=pgd_steps)
+    return cls(make_classifier(head=head, width=width, **(model_kwargs or {})), **{**defaults, **options})
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +108,24 @@ def trained_he_classifier(fmnist_train):
     classifier.fit(x, y, batch_size=64, nb_epochs=2, verbose=False)
     model.eval()
     return classifier
+
+
+@contextmanager
+def kept_registries():
+    """The registries of frameworks, attacks, models and data sets as they were before, once the block is left
+    (what an extension registers in a test stays in that test)."""
+    from art_he.data import DATASETS
+    from art_he.evaluation.catalog import CATALOG
+    from art_he.models.factory import MODELS
+    from art_he.trainers import FRAMEWORKS
+
+    saved = [(registry, dict(registry)) for registry in (FRAMEWORKS, CATALOG, MODELS, DATASETS)]
+    try:
+        yield
+    finally:
+        for registry, before in saved:
+            registry.clear()
+            registry.update(before)
 
 
 def accuracy(classifier, x, y) -> float:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from art_he.cli import build_parser, main
-from art_he.config import FRAMEWORK_OPTIONS, TrainConfig, add_config_arguments, cli_fields, config_from_arguments
+from art_he.config import TrainConfig, add_config_arguments, cli_fields, config_from_arguments, framework_options
 from art_he.recipes import RECIPES
 from art_he.trainers import FRAMEWORKS
 
@@ -76,7 +76,7 @@ def test_framework_defaults_come_from_the_trainers():
     for name, cls in FRAMEWORKS.items():
         cfg = TrainConfig(framework=name, dataset="cifar10").resolved()
         defaults = cls.option_defaults()
-        for option in FRAMEWORK_OPTIONS:
+        for option in framework_options():
             assert getattr(cfg, option) == defaults.get(option), (name, option)
         assert cfg.schedule == cls.default_schedule and cfg.eps_step == cls.default_eps_step(cfg.eps)
     assert TrainConfig(framework="fast").resolved().schedule == "cyclic"

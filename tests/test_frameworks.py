@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,25 +15,12 @@ from art.defences.trainer import Trainer
 from art_he import HEPyTorchClassifier
 from art_he.models import build_model
 from art_he.trainers import FRAMEWORKS, FastATTrainer, FreeATTrainer
+from tests.conftest import make_trainer
 
 EPS = 0.1
-PGD_OPTIONS = {"eps_step": 0.04, "max_iter": 3}
 
 
-def classifier_for(head: str, *, width: int = 8, model: str = "small-cnn", lr: float = 0.05, seed: int = 0,
-                   **model_kwargs):
-    torch.manual_seed(seed)
-    net = build_model(model, in_channels=1, head=head, width=width, **model_kwargs)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
-    return HEPyTorchClassifier(net, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0), device_type="cpu")
-
-
-def trainer_for(framework: str, head: str, model_kwargs: dict | None = None, **kwargs):
-    options = {"eps": EPS, "precision": "fp32", "seed": 0, "verbose": False}
-    if framework in ("pgd", "alp", "trades"):
-        options.update(PGD_OPTIONS)
-    options.update(kwargs)
-    return FRAMEWORKS[framework](classifier_for(head, **(model_kwargs or {})), **options)
+trainer_for = partial(make_trainer, pgd_steps=3)
 
 
 @pytest.mark.parametrize("head", ["plain", "he", "mhe"])
@@ -253,3 +241,29 @@ def test_the_recorded_lr_is_the_last_updates_and_never_negative(fmnist_train):
     history = trainer.fit(x, y, batch_size=32, nb_epochs=2)
     assert [m["lr"] for m in history] == [float(f"{lrs[1]:.6g}"), float(f"{lrs[-1]:.6g}")]
     assert all(m["lr"] > 0 for m in history)
+
+
+def test_per_image_correctness_is_the_loop_the_studies_ran(fmnist_train, fmnist_test):
+    """``correct`` gives, bit for bit and in order, what ``benchmarks/_cells.py`` computed through the trainer's
+    privates before it (batches of 500, one generator for all), and its sums are ``correct_counts``."""
+    trainer = trainer_for("pgd", "he")
+    trainer.fit(fmnist_train[0][:256], fmnist_train[1][:256], batch_size=64, nb_epochs=1)
+    x, y = fmnist_test[0][:130], fmnist_test[1][:130]
+    xt, yt = trainer._as_tensors(x, y)
+    generator = torch.Generator(device=trainer.device).manual_seed(10_000)
+    trainer.model.eval()
+    clean, adv = [], []
+    for s in range(0, len(xt), 50):  # the studies' loop, in batches of 50 here
+        xb, yb = xt[s : s + 50], yt[s : s + 50]
+        xa = trainer.attack(xb, yb, trainer.objective.attack_loss, eps=EPS, eps_step=EPS / 4, max_iter=5,
+                            generator=generator)
+        clean.append((trainer._predict(xb) == yb).cpu().numpy())
+        adv.append((trainer._predict(xa) == yb).cpu().numpy())
+    ours = trainer.correct(x, y, 50, generator=torch.Generator().manual_seed(10_000), eps=EPS, eps_step=EPS / 4,
+                           max_iter=5)
+    assert [a.dtype for a in ours] == [np.bool_, np.bool_]
+    assert ours[0].tolist() == np.concatenate(clean).tolist() and ours[1].tolist() == np.concatenate(adv).tolist()
+    assert 0 < ours[1].sum() < ours[0].sum() < len(y)  # the attack breaks some images, not all: the flags differ
+    counts = trainer.correct_counts(xt, yt, 50, generator=torch.Generator().manual_seed(10_000), eps=EPS,
+                                    eps_step=EPS / 4, max_iter=5)
+    assert counts.tolist() == [ours[0].sum(), ours[1].sum(), len(y)]

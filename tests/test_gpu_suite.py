@@ -54,10 +54,11 @@ def test_its_training_rows_make_the_plans_throughput_table(tiny, monkeypatch):
     import gpu_suite
 
     from art_he import reproduce
+    from art_he.reproduce import estimate
 
     table = gpu_suite.plan_table(tiny[1])
     assert table["gpu"] == tiny[1]["meta"]["device_name"] and len(table["rows"]) == 14
-    monkeypatch.setattr(reproduce, "measured_throughput", lambda: table)
+    monkeypatch.setattr(estimate, "measured_throughput", lambda: table)
     cfg = TrainConfig(dataset="cifar10", model="wrn-10-1", head="he", max_iter=1).resolved()
     speed = reproduce.training_speed(cfg)
     row = next(r for r in table["rows"] if r["model"] == "wrn-10-1" and r["head"] == "he" and r["path"] == "eager"

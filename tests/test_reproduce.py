@@ -111,7 +111,7 @@ def test_the_plan_reads_its_speeds_from_the_measured_table(monkeypatch):
     before = estimate_hours(table, pgd_he, RowState("new"), None, None)
     faster = {**measured_throughput(), "rows": [{**r, "images_per_s": 2 * r["images_per_s"]}
                                                 for r in measured_throughput()["rows"]]}
-    monkeypatch.setattr("art_he.reproduce.measured_throughput", lambda: faster)
+    monkeypatch.setattr("art_he.reproduce.estimate.measured_throughput", lambda: faster)
     assert estimate_hours(table, pgd_he, RowState("new"), None, None) == pytest.approx(tuple(h / 2 for h in before))
 
 

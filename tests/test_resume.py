@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from art_he import HEPyTorchClassifier
-from art_he.models import build_model
-from art_he.trainers import FRAMEWORKS
 from art_he.trainers.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from tests.conftest import make_trainer
 
 CHILD = textwrap.dedent(
     """
@@ -99,18 +97,6 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
     assert comparable(a["history"]) == comparable(b["history"])
 
 
-def make_trainer(framework: str, seed: int = 0, **kwargs):
-    torch.manual_seed(0)
-    model = build_model("small-cnn", in_channels=1, head="mhe", width=8)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    classifier = HEPyTorchClassifier(model, None, (1, 28, 28), 10, optimizer, clip_values=(0.0, 1.0),
-                                     device_type="cpu")
-    options = {"eps": 0.1, "precision": "fp32", "seed": seed, "verbose": False, **kwargs}
-    if framework in ("pgd", "alp", "trades"):
-        options.update(eps_step=0.04, max_iter=2)
-    return FRAMEWORKS[framework](classifier, **options)
-
-
 def scramble_global_rngs():
     """What a fresh process would have: other global RNG states than the ones the run left."""
     torch.manual_seed(12345)
@@ -133,14 +119,14 @@ def test_resume_from_a_checkpoint_continues_exactly(framework, loader, augment, 
         return trainer.fit(x, y, batch_size=32, nb_epochs=epochs, scheduler=sched, **kwargs)
 
     torch.manual_seed(7)
-    reference = make_trainer(framework, augment=augment)
+    reference = make_trainer(framework, "mhe", augment=augment)
     fit(reference, 3)
 
     torch.manual_seed(7)
-    first = make_trainer(framework, augment=augment)
+    first = make_trainer(framework, "mhe", augment=augment)
     fit(first, 2, checkpoint_dir=tmp_path)
     scramble_global_rngs()
-    resumed = make_trainer(framework, seed=99, augment=augment)  # another seed: all must come from the checkpoint
+    resumed = make_trainer(framework, "mhe", seed=99, augment=augment)  # another seed: all from the checkpoint
     history = fit(resumed, 3, checkpoint_dir=tmp_path, resume=True)
     assert [m["epoch"] for m in history] == [1, 2, 3]
     assert comparable(history) == comparable(reference.history)
@@ -152,18 +138,18 @@ def test_resume_from_a_checkpoint_continues_exactly(framework, loader, augment, 
 
 def test_resume_without_a_checkpoint_warns_and_starts_fresh(fmnist_train, tmp_path):
     x, y = fmnist_train[0][:64], fmnist_train[1][:64]
-    trainer = make_trainer("pgd")
+    trainer = make_trainer("pgd", "mhe")
     with pytest.warns(UserWarning, match="from scratch"):
         history = trainer.fit(x, y, batch_size=32, nb_epochs=1, checkpoint_dir=tmp_path / "new", resume=True)
     assert len(history) == 1 and (tmp_path / "new" / CHECKPOINT_FILE).is_file()
     # resuming a finished run trains nothing more
-    again = make_trainer("pgd")
+    again = make_trainer("pgd", "mhe")
     assert len(again.fit(x, y, batch_size=32, nb_epochs=1, checkpoint_dir=tmp_path / "new", resume=True)) == 1
 
 
 def test_checkpoint_content_loads_weights_only_and_holds_the_full_state(fmnist_train, tmp_path):
     x, y = fmnist_train[0][:64], fmnist_train[1][:64]
-    trainer = make_trainer("fast", precision="fp16")
+    trainer = make_trainer("fast", "mhe", precision="fp16")
     trainer.fit(x, y, batch_size=32, nb_epochs=1, checkpoint_dir=tmp_path)
     state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
     assert state["epoch"] == 1 and state["framework"] == "FastATTrainer"

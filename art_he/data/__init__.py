@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ class DatasetInfo:
     augment: bool = False  # random crop (pad 4) and flip when training (App. C.2 for CIFAR)
     folder: bool = False  # an ImageFolder tree read through a DataLoader; nb_classes 0: from its folders
     sizes: tuple[int, int] | None = None  # (training, test) images of the full data set; None: the folder's
+    #: ``(train, data_dir) -> (x, y)``: how a data set added outside this module is read (docs/extending.md)
+    loader: Callable[[bool, str | os.PathLike | None], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -61,6 +64,8 @@ def load_dataset(
     differs from the official release (see ``load_cifar10``)."""
     info = dataset_info(name)
     check_data_dir(data_dir)
+    if info.loader is not None:
+        return info.loader(train, data_dir)
     if name == "fashion-mnist":
         return load_fashion_mnist(train, data_dir)
     if name in ("cifar10", "cifar100"):

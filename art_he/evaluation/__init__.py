@@ -10,7 +10,7 @@
 
 from art_he.evaluation.attacks import Context, build_attack, run_attack
 from art_he.evaluation.auto_attack import AutoAttackResult, run_autoattack
-from art_he.evaluation.catalog import CATALOG, AttackFamily, known_attacks
+from art_he.evaluation.catalog import CATALOG, AttackFamily, known_attacks, register_attack
 from art_he.evaluation.corruptions import (
     CORRUPTIONS,
     SEVERITIES,
@@ -31,7 +31,7 @@ __all__ = [
     "CATALOG", "CORRUPTIONS", "SEVERITIES", "SUITES", "SWEEPS", "AttackFamily", "AttackSpec", "AutoAttackResult",
     "Check", "ClassifierModule", "Context", "FeatureTap", "Report", "Row", "as_torch_module", "build_attack",
     "corrupt_images", "corruption_table", "evaluate", "evaluate_corruptions", "he_diagnostics", "known_attacks",
-    "load_corrupted", "logits_view", "paper_table", "parse_attack",
-    "parse_attacks", "project_linf", "read_corrupted_set", "run_attack", "run_autoattack", "run_checks", "view",
+    "load_corrupted", "logits_view", "paper_table", "parse_attack", "parse_attacks", "project_linf",
+    "read_corrupted_set", "register_attack", "run_attack", "run_autoattack", "run_checks", "view",
     "write_corrupted_set",
 ]

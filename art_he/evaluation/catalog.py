@@ -235,3 +235,14 @@ def lookup(name: str) -> tuple[AttackFamily, int]:
     if steps < 1:
         raise UserError(f"attack {name!r} needs at least one step")
     return family, steps
+
+
+def register_attack(family: AttackFamily) -> AttackFamily:
+    """Add ``family`` to :data:`CATALOG`: ``evaluate(attacks=...)`` and ``art-he eval --attacks`` then take its name
+    (see docs/extending.md). Returns it."""
+    if _NAME.fullmatch(family.name).group(1) != family.name:
+        raise ValueError(f"attack name {family.name!r} ends in digits, which name the steps")
+    if CATALOG.get(family.name, family) is not family:
+        raise ValueError(f"attack {family.name!r} is in the catalog already")
+    CATALOG[family.name] = family
+    return family

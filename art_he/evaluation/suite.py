@@ -142,24 +142,8 @@ def evaluate(
     :param max_steps: cap on every attack's iterations/queries, for smoke tests (labels and settings show it).
     """
     suite = check_suite(suite)
-    _check_classifier(classifier)
-    x, y = check_xy(x, y, classifier.input_shape, classifier.nb_classes)
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y).astype(np.int64)
-    if n is not None:
-        check_number("n", n, low=1, integer=True)
-        x, y = x[:n], y[:n]
-    check_number("batch_size", batch_size, low=1, integer=True)
-    check_number("seed", seed, low=0, integer=True)
-    check_number("restarts", restarts, low=0, integer=True)
-    if max_steps is not None:
-        check_number("max_steps", max_steps, low=1, integer=True)
-    obj = objective_for(classifier)
-    info = {"dataset": dataset, "n": len(x), "seed": seed, "batch_size": batch_size,
-            "head": ("mhe" if obj.variant == "mhe" else "he") if obj.hypersphere else "plain",
-            "scale": obj.scale, "margin": obj.margin, "created": _dt.datetime.now().isoformat(timespec="seconds"),
-            **(meta or {})}
-
+    x, y = _checked_inputs(classifier, x, y, n, batch_size, seed, restarts, max_steps)
+    info = _info(classifier, len(x), dataset, seed, batch_size, meta)
     start = time.perf_counter()
     clean = float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
     rows = [Row("clean", "Clean", "clean", clean, len(x), time.perf_counter() - start)]
@@ -177,6 +161,46 @@ def evaluate(
     info.update({"eps": eps, "eps_step": eps_step, "restarts": restarts})
     kwargs = {"eps": eps, "eps_step": eps_step, "restarts": restarts, "max_steps": max_steps}
     specs = parse_attacks(SUITES[suite] if attacks is None else attacks, **kwargs)
+    _check_specs(specs, classifier, substitute)
+    # ART's own per-batch bars stay off: they would nest inside the suite's bar
+    ctx = Context(batch_size=batch_size, seed=seed, verbose=False, substitute=substitute, max_steps=max_steps)
+    runner = _Runner(classifier, x, y, ctx)
+    rows += _attack_rows(runner, specs, verbose)
+    multipliers = (SWEEPS[suite] if attacks is None else ()) if sweep is None else tuple(sweep)
+    if multipliers:
+        rows += _sweep_rows(runner, parse_attack("pgd20", **kwargs), multipliers)
+    return Report(name or "model", suite, rows, info, run_checks(rows, clean))
+
+
+def _checked_inputs(classifier, x, y, n, batch_size: int, seed: int, restarts: int,
+                    max_steps: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` of ``x`` (float32) and ``y`` (int64 labels), once the classifier and the numbers are checked."""
+    _check_classifier(classifier)
+    x, y = check_xy(x, y, classifier.input_shape, classifier.nb_classes)
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y).astype(np.int64)
+    if n is not None:
+        check_number("n", n, low=1, integer=True)
+        x, y = x[:n], y[:n]
+    check_number("batch_size", batch_size, low=1, integer=True)
+    check_number("seed", seed, low=0, integer=True)
+    check_number("restarts", restarts, low=0, integer=True)
+    if max_steps is not None:
+        check_number("max_steps", max_steps, low=1, integer=True)
+    return x, y
+
+
+def _info(classifier, n: int, dataset: str | None, seed: int, batch_size: int, meta: dict | None) -> dict:
+    """The report's ``meta``: the data, the head and ``meta``."""
+    obj = objective_for(classifier)
+    return {"dataset": dataset, "n": n, "seed": seed, "batch_size": batch_size,
+            "head": ("mhe" if obj.variant == "mhe" else "he") if obj.hypersphere else "plain",
+            "scale": obj.scale, "margin": obj.margin, "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            **(meta or {})}
+
+
+def _check_specs(specs: list[AttackSpec], classifier, substitute) -> None:
+    """At least one attack, and a substitute of the classifier's inputs and classes for transfer attacks."""
     if not specs:
         raise UserError("no attacks to run")
     if any(s.attack.transfer for s in specs):
@@ -186,14 +210,15 @@ def evaluate(
         if tuple(substitute.input_shape) != tuple(classifier.input_shape) or \
                 substitute.nb_classes != classifier.nb_classes:
             raise UserError("the substitute must take the same inputs and classes as the target")
-    # ART's own per-batch bars stay off: they would nest inside the suite's bar
-    ctx = Context(batch_size=batch_size, seed=seed, verbose=False, substitute=substitute, max_steps=max_steps)
-    runner = _Runner(classifier, x, y, ctx)
 
+
+def _attack_rows(runner: _Runner, specs: list[AttackSpec], verbose: bool) -> list[Row]:
+    """One row per spec, in order; SPSA/NES specs of one family and eps are read from one run (at the first)."""
     groups: dict[tuple, list[AttackSpec]] = {}
     for spec in specs:
         if spec.attack.score_based:
             groups.setdefault((spec.attack.name, spec.eps, spec.eps_step), []).append(spec)
+    rows: list[Row] = []
     done: set[tuple] = set()
     bar = progress(specs, desc="attacks", enabled=verbose)
     for spec in bar:
@@ -205,12 +230,14 @@ def evaluate(
                 done.add(group)
             continue
         rows.append(runner.row(spec))
+    return rows
 
-    multipliers = (SWEEPS[suite] if attacks is None else ()) if sweep is None else tuple(sweep)
-    if multipliers:
-        base = parse_attack("pgd20", **kwargs)
-        for m in sorted(float(check_number("sweep multiplier", v, low=0.0, strict=True)) for v in multipliers):
-            spec = scaled(base, m)
-            rows.append(runner.row(spec, kind="sweep", attack=f"pgd20@{m:g}eps",
-                                   label=f"{base.label} @ eps {spec.eps:.4g}"))
-    return Report(name or "model", suite, rows, info, run_checks(rows, clean))
+
+def _sweep_rows(runner: _Runner, base: AttackSpec, multipliers) -> list[Row]:
+    """``base`` (PGD-20) at each multiple of its eps, smallest first."""
+    rows = []
+    for m in sorted(float(check_number("sweep multiplier", v, low=0.0, strict=True)) for v in multipliers):
+        spec = scaled(base, m)
+        rows.append(runner.row(spec, kind="sweep", attack=f"pgd20@{m:g}eps",
+                               label=f"{base.label} @ eps {spec.eps:.4g}"))
+    return rows

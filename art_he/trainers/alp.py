@@ -25,6 +25,7 @@ class ALPTrainer(PGDATTrainer):
     Other parameters as :class:`PGDATTrainer`.
     """
 
+    name, label, options = "alp", "ALP", (*PGDATTrainer.options, "alpha", "pairing_weight", "pairing")
     clean_forward = False
 
     def __init__(
@@ -47,3 +48,8 @@ class ALPTrainer(PGDATTrainer):
         out_nat, out_adv = self.train_forward(torch.cat([x, x_adv])).chunk(2)
         loss = alp_loss(out_nat, out_adv, y, self.objective, self.alpha, self.pairing_weight, self.pairing)
         return loss, out_nat, out_adv
+
+    @classmethod
+    def passes_per_image(cls, options: dict) -> float:
+        """``max_iter + 2``: the attack's steps, and the update's forward of clean and adversarial inputs."""
+        return float((options.get("max_iter") or 0) + 2)

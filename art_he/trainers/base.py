@@ -120,6 +120,11 @@ class ATTrainer(Trainer):
     progress and writes checkpoints.
     """
 
+    #: ``--framework`` name, paper label, and the :class:`~art_he.config.TrainConfig` options it takes (see
+    #: :func:`~art_he.trainers.register_framework`)
+    name: str = ""
+    label: str = ""
+    options: tuple[str, ...] = ()
     #: whether the loop needs an extra no-grad forward for clean accuracy (frameworks that train on
     #: clean inputs too get it from their loss)
     clean_forward: bool = True
@@ -348,6 +353,12 @@ class ATTrainer(Trainer):
     def passes(cls, epochs: int, options: dict) -> int:
         """Passes over the data that make an ``epochs`` budget (FreeAT divides it by its replays)."""
         return epochs
+
+    @classmethod
+    def passes_per_image(cls, options: dict) -> float:
+        """Forward+backward passes per image in one pass over the data: the attack's ``max_iter`` steps (one
+        without it) and the update's one."""
+        return float((options.get("max_iter") or 1) + 1)
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
@@ -721,18 +732,35 @@ class ATTrainer(Trainer):
         generator = torch.Generator(device=self.device)
         return generator.manual_seed(derived_seed(self.seed, len(self.history), self.dist.rank, key))
 
+    def _correct_batches(self, x_t: torch.Tensor, y_t: torch.Tensor, batch_size: int, generator: torch.Generator | None,
+                         attack: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Per batch, whether each image is classified correctly, clean and under PGD (``attack`` settings)."""
+        generator = generator if generator is not None else self.eval_generator()
+        self.model.eval()
+        for start in range(0, len(x_t), batch_size):
+            xb, yb = x_t[start : start + batch_size], y_t[start : start + batch_size]
+            xa = self.attack(xb, yb, self.objective.attack_loss, generator=generator, **attack)
+            yield self._predict(xb) == yb, self._predict(xa) == yb
+
+    def correct(self, x, y, batch_size: int = 256, *, generator: torch.Generator | None = None,
+                **attack) -> tuple[np.ndarray, np.ndarray]:
+        """Per-image correctness ``(clean, adversarial)`` as boolean arrays in the order of ``x``: the model in eval
+        mode, under this trainer's PGD on the attack loss (``attack``: ``eps``, ``eps_step``, ``max_iter``), in
+        batches of ``batch_size`` drawing random starts from ``generator`` (default :meth:`eval_generator`)."""
+        x_t, y_t = self._eval_tensors(x, y)
+        batches = list(self._correct_batches(x_t, y_t, batch_size, generator, attack))
+        if not batches:
+            return np.zeros(0, bool), np.zeros(0, bool)
+        clean, adv = (torch.cat(parts).cpu().numpy() for parts in zip(*batches))
+        return clean, adv
+
     def correct_counts(self, x_t: torch.Tensor, y_t: torch.Tensor, batch_size: int = 256, *,
                        generator: torch.Generator | None = None, **attack) -> torch.Tensor:
         """``[clean correct, adversarial correct, n]`` of the model in eval mode under PGD (``attack`` settings),
         summed over ranks."""
-        generator = generator if generator is not None else self.eval_generator()
-        self.model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)
-        for start in range(0, len(x_t), batch_size):
-            xb, yb = x_t[start : start + batch_size], y_t[start : start + batch_size]
-            xa = self.attack(xb, yb, self.objective.attack_loss, generator=generator, **attack)
-            counts += torch.stack([(self._predict(xb) == yb).sum(), (self._predict(xa) == yb).sum(),
-                                   yb.new_full((), len(yb))]).double()
+        for clean, adv in self._correct_batches(x_t, y_t, batch_size, generator, attack):
+            counts += torch.stack([clean.sum(), adv.sum(), clean.new_full((), len(clean), dtype=torch.long)]).double()
         return distributed.all_reduce_sum(counts, self.dist)
 
     def evaluate(self, x, y, batch_size: int = 256) -> dict:
@@ -740,7 +768,7 @@ class ATTrainer(Trainer):
 
         Under DDP every rank must call it: each evaluates its ``rank::world_size`` share and the counts are summed.
         """
-        x_t, y_t = (x, y) if isinstance(x, torch.Tensor) and x.device == self.device else self._as_tensors(x, y)
+        x_t, y_t = self._eval_tensors(x, y)
         if self.dist.active:
             x_t, y_t = x_t[self.dist.rank :: self.dist.world_size], y_t[self.dist.rank :: self.dist.world_size]
         clean, adv, n = self.correct_counts(x_t, y_t, batch_size, **self.validation_attack()).tolist()
@@ -776,6 +804,10 @@ class ATTrainer(Trainer):
 
     def _epoch_generator(self, epoch: int) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed + epoch)
+
+    def _eval_tensors(self, x, y) -> Batch:
+        """``x, y`` on the device: tensors there as they are, anything else checked and converted."""
+        return (x, y) if isinstance(x, torch.Tensor) and x.device == self.device else self._as_tensors(x, y)
 
     def _as_tensors(self, x, y) -> Batch:
         x, y = check_xy(x, y, self.classifier.input_shape, self.classifier.nb_classes)

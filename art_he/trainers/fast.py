@@ -39,6 +39,7 @@ class FastATTrainer(ATTrainer):
     :param guard_data: ``(x, y)`` held-out batch; default the first training batch, as in Wong et al.
     """
 
+    name, label, options = "fast", "FastAT", ("fgsm_mode", "early_stop")
     default_schedule = "cyclic"
 
     def __init__(

@@ -28,6 +28,7 @@ class FreeATTrainer(ATTrainer):
     ``nb_epochs`` counts passes.
     """
 
+    name, label, options = "free", "FreeAT", ("replays",)
     capturable = False
 
     def __init__(
@@ -54,6 +55,11 @@ class FreeATTrainer(ATTrainer):
         """``ceil(epochs / replays)``: the paper's epoch budget in passes over the data."""
         replays = options.get("replays") or cls.option_defaults()["replays"]
         return -(-epochs // replays)
+
+    @classmethod
+    def passes_per_image(cls, options: dict) -> float:
+        """``replays``: each replay is one forward+backward pass."""
+        return float(options.get("replays") or cls.option_defaults()["replays"])
 
     def _carried_delta(self, x: torch.Tensor) -> torch.Tensor:
         if self.delta is None or self.delta.shape[1:] != x.shape[1:] or len(self.delta) < len(x):

@@ -17,6 +17,8 @@ class PGDATTrainer(ATTrainer):
     ``num_random_init`` (0: start at ``x``; 1: uniform start in the eps-ball).
     """
 
+    name, label, options = "pgd", "PGD-AT", ("max_iter", "num_random_init")
+
     def __init__(
         self,
         classifier: PyTorchClassifier,

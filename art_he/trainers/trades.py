@@ -22,6 +22,7 @@ class TRADESTrainer(PGDATTrainer):
     ``num_random_init``: 1 for TRADES' Gaussian start, 0 to start at ``x``. Others as :class:`PGDATTrainer`.
     """
 
+    name, label, options = "trades", "TRADES", (*PGDATTrainer.options, "beta")
     clean_forward = False
 
     def __init__(
@@ -51,3 +52,8 @@ class TRADESTrainer(PGDATTrainer):
         out_nat = self.train_forward(x)
         out_adv = self.train_forward(x_adv)
         return trades_loss(out_nat, out_adv, y, self.objective, self.beta), out_nat, out_adv
+
+    @classmethod
+    def passes_per_image(cls, options: dict) -> float:
+        """``max_iter + 2``: the attack's steps, and the update's forwards of clean and adversarial inputs."""
+        return float((options.get("max_iter") or 0) + 2)
