@@ -15,9 +15,9 @@ ART's estimators take only ``device_type="cpu"|"gpu"`` and put a ``"gpu"`` estim
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from art_he.errors import UserError
 
@@ -82,7 +82,10 @@ def art_current(device: torch.device | None) -> Iterator[None]:
         yield
 
 
-def art_estimator(cls, *args, device: str | torch.device | None = None, **kwargs):
+_E = TypeVar("_E")
+
+
+def art_estimator(cls: Callable[..., _E], *args: Any, device: str | torch.device | None = None, **kwargs: Any) -> _E:
     """``cls(*args, **kwargs)`` (an ART PyTorch estimator class) built on ``device`` (:func:`parse_device`)."""
     dev = parse_device(device)
     with art_current(dev):

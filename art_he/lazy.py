@@ -12,7 +12,7 @@ def lazy_exports(package: str, names: dict[str, str]) -> tuple[Callable[[str], o
     module when first looked up, then cached in the package's namespace."""
     namespace = importlib.import_module(package).__dict__
 
-    def __getattr__(name: str):
+    def __getattr__(name: str) -> object:
         if name in names:
             value = getattr(importlib.import_module(names[name]), name)
             namespace[name] = value

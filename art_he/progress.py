@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import sys
 
+from collections.abc import Iterable
+from typing import Any
+
 from tqdm.auto import tqdm
 
 #: seconds between redraws when the bar does not go to a terminal
 LOG_INTERVAL_S = 60.0
 
 
-def progress(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:
+def progress(iterable: Iterable[Any] | None = None, *, enabled: bool = True, **kwargs: Any) -> tqdm:
     """``tqdm(iterable, **kwargs)``, switched off unless ``enabled``, redrawn rarely when not on a terminal."""
     stream = kwargs.get("file") or sys.stderr
     if not in_notebook() and not (hasattr(stream, "isatty") and stream.isatty()):

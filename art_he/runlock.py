@@ -19,6 +19,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from art_he.errors import UserError
 
@@ -30,7 +31,7 @@ NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 class RunLock:
     """An exclusive lock on a run folder, held from :meth:`acquire` (or ``with``) to :meth:`release`."""
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self._fd: int | None = None
@@ -39,7 +40,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def acquire(self) -> RunLock:
@@ -100,7 +101,7 @@ class RunLock:
             self.folder.rmdir()
 
 
-def holder(path: Path, attempts: int = 5) -> dict:
+def holder(path: Path, attempts: int = 5) -> dict[str, Any]:
     """The record a lock file holds (empty while its holder has not written it yet, or if unreadable)."""
     for _ in range(attempts):
         try:
@@ -113,13 +114,13 @@ def holder(path: Path, attempts: int = 5) -> dict:
     return {}
 
 
-def describe(record: dict) -> str:
+def describe(record: dict[str, Any]) -> str:
     if not record:
         return "a process that has not written its PID yet"
     return f"PID {record.get('pid')} on host {record.get('host')}, since {record.get('started')}"
 
 
-def _parse(data: bytes) -> dict:
+def _parse(data: bytes) -> dict[str, Any]:
     try:
         record = json.loads(data.decode() or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -18,7 +18,7 @@ WAIT_POLICY = "OMP_WAIT_POLICY"
 CGROUP = Path("/sys/fs/cgroup")
 
 
-def cgroup_cpu_limit(root: str | os.PathLike = CGROUP) -> int | None:
+def cgroup_cpu_limit(root: str | os.PathLike[str] = CGROUP) -> int | None:
     """Whole CPUs allowed by a cgroup quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), rounded up; ``None``
     without a quota."""
     root = Path(root)

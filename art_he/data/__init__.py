@@ -30,7 +30,7 @@ class DatasetInfo:
     folder: bool = False  # an ImageFolder tree read through a DataLoader; nb_classes 0: from its folders
     sizes: tuple[int, int] | None = None  # (training, test) images of the full data set; None: the folder's
     #: ``(train, data_dir) -> (x, y)``: how a data set added outside this module is read (docs/extending.md)
-    loader: Callable[[bool, str | os.PathLike | None], tuple[np.ndarray, np.ndarray]] | None = None
+    loader: Callable[[bool, str | os.PathLike[str] | None], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -55,7 +55,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def load_dataset(
-    name: str, train: bool = True, data_dir: str | os.PathLike | None = None, *, image_size: int | None = None,
+    name: str, train: bool = True, data_dir: str | os.PathLike[str] | None = None, *, image_size: int | None = None,
     n: int | None = None, verify: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(x float32 (N, C, H, W) in [0, 1], y int64)`` of a data set. Image folders (``imagefolder``,

@@ -4,7 +4,13 @@ copies (:func:`~art_he.data.cifar_reader.local_cifar_class`)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
@@ -23,8 +29,8 @@ ELSEWHERE = ", or pass --data-dir D (or set $ART_HE_DATA) where D holds {folder_
 OFFLINE = "; offline, `art-he data fashion-as-cifar10 D` writes Fashion-MNIST in CIFAR-10's format to try the commands"
 
 
-def cifar_dataset(dataset: str = "cifar10", train: bool = True, data_dir=None, augment: bool = False,
-                  verify: bool = True) -> CIFAR10:
+def cifar_dataset(dataset: str = "cifar10", train: bool = True, data_dir: str | os.PathLike[str] | None = None,
+                  augment: bool = False, verify: bool = True) -> CIFAR10:
     """torchvision's CIFAR10/CIFAR100 with ``ToTensor`` (and random crop 4 + flip when ``augment``); downloads if
     online and the folder is absent (a present but damaged folder is an error, never replaced)."""
     steps = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
@@ -48,32 +54,34 @@ def cifar_dataset(dataset: str = "cifar10", train: bool = True, data_dir=None, a
                                               elsewhere=elsewhere)) from None
 
 
-def load_cifar(dataset: str = "cifar10", train: bool = True, data_dir=None,
-               verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_cifar(dataset: str = "cifar10", train: bool = True, data_dir: str | os.PathLike[str] | None = None,
+               verify: bool = True) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """``(x, y)``: float32 images (N, 3, 32, 32) in [0, 1] and int64 labels (CIFAR-100: the 100 fine labels)."""
     data = cifar_dataset(dataset, train, data_dir, verify=verify)
     x = torch.from_numpy(data.data).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     return x.numpy(), np.asarray(data.targets, dtype=np.int64)
 
 
-def cifar10_dataset(train: bool = True, data_dir=None, augment: bool = False, verify: bool = True) -> CIFAR10:
+def cifar10_dataset(train: bool = True, data_dir: str | os.PathLike[str] | None = None, augment: bool = False,
+                    verify: bool = True) -> CIFAR10:
     return cifar_dataset("cifar10", train, data_dir, augment, verify)
 
 
-def load_cifar10(train: bool = True, data_dir=None, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_cifar10(train: bool = True, data_dir: str | os.PathLike[str] | None = None,
+                 verify: bool = True) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     return load_cifar("cifar10", train, data_dir, verify)
 
 
-def save_cifar10(root, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                 label_names=None):
+def save_cifar10(root: str | os.PathLike[str], train: tuple[npt.NDArray[Any], npt.NDArray[Any]],
+                 test: tuple[npt.NDArray[Any], npt.NDArray[Any]],
+                 label_names: Iterable[str] | None = None) -> Path:
     """Write images in CIFAR-10's on-disk format: ``root/cifar-10-batches-py/data_batch_1..5`` (the training set
     split in five), ``test_batch`` and ``batches.meta``, python pickles of uint8 rows ``(N, 3 * 32 * 32)``
     (channel-major) and ``labels``. ``train``/``test``: ``(x, y)``, x uint8 ``(N, 3, 32, 32)`` or float in [0, 1].
     Such copies load with ``verify=False`` (``--no-verify-data``); returns the folder."""
     import pickle
-    from pathlib import Path
 
-    def rows(x: np.ndarray) -> np.ndarray:
+    def rows(x: npt.ArrayLike) -> npt.NDArray[np.uint8]:
         x = np.asarray(x)
         if x.shape[1:] != (3, 32, 32):
             raise UserError(f"CIFAR-10 images are (N, 3, 32, 32), got {x.shape}")

@@ -14,8 +14,10 @@ import codecs
 import os
 import pickle
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from art_he.errors import UserError
 
@@ -26,12 +28,12 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
     try:  # numpy >= 2 keeps its internals in numpy._core; files name numpy.core (numpy 1) or numpy._core
         from numpy._core import multiarray, numeric
     except ImportError:  # numpy 1.x
-        from numpy.core import multiarray, numeric
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
     found = {}
     for package in ("numpy.core", "numpy._core"):
         found[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
         found[(f"{package}.multiarray", "scalar")] = multiarray.scalar
-        found[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+        found[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]  # private: absent from numpy's stubs
     return {**found, ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
 
 
@@ -43,12 +45,12 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, path: Path) -> None:
+    def __init__(self, file: BinaryIO, path: Path) -> None:
         super().__init__(file, encoding="latin1")  # Python 2 strings of the official release
         self.path = path
         self.allowed = {**_numpy_globals(), ("_codecs", "encode"): _latin1_encode}
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> object:
         found = self.allowed.get((module, name))
         if found is None:
             raise UserError(f"{self.path}: refused to load: it asks for the Python global {module}.{name}, which a "
@@ -57,7 +59,7 @@ class _Unpickler(pickle.Unpickler):
         return found
 
 
-def read_pickle(path: str | os.PathLike):
+def read_pickle(path: str | os.PathLike[str]) -> object:
     """The object in the pickle at ``path``, unpickled with the allow-list of the module docstring.
 
     A refused global or a damaged file raises :class:`~art_he.errors.UserError` naming the file."""
@@ -73,7 +75,7 @@ def read_pickle(path: str | os.PathLike):
         raise UserError(f"{path} is truncated or not a CIFAR pickle ({type(error).__name__}: {reason})") from None
 
 
-def read_batch(path: str | os.PathLike, nb_classes: int) -> tuple[np.ndarray, list[int]]:
+def read_batch(path: str | os.PathLike[str], nb_classes: int) -> tuple[npt.NDArray[np.uint8], list[int]]:
     """``(data uint8 (N, 3072), labels)`` of one batch (``labels``, or CIFAR-100's ``fine_labels``), checked."""
     path = Path(path)
     entry = read_pickle(path)
@@ -104,7 +106,7 @@ def read_batch(path: str | os.PathLike, nb_classes: int) -> tuple[np.ndarray, li
     return data, labels
 
 
-def read_label_names(path: str | os.PathLike, key: str) -> list[str]:
+def read_label_names(path: str | os.PathLike[str], key: str) -> list[str]:
     """The class names under ``key`` of a meta file (``batches.meta``, ``meta``), checked."""
     path = Path(path)
     meta = read_pickle(path)
@@ -114,11 +116,11 @@ def read_label_names(path: str | os.PathLike, key: str) -> list[str]:
     return list(names)
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _describe(value) -> str:
+def _describe(value: object) -> str:
     if isinstance(value, (list, tuple)):
         odd = next((v for v in value if not _is_int(v)), None)
         return f"a {type(value).__name__} holding a {type(odd).__name__}"

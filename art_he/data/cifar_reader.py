@@ -17,14 +17,16 @@ What it relies on of ``torchvision.datasets.CIFAR10`` (the class attributes ``ba
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
 @functools.cache
-def local_cifar_class(dataset: str = "cifar10") -> type:
+def local_cifar_class(dataset: str = "cifar10") -> type[Any]:
     """A ``CIFAR10`` / ``CIFAR100`` subclass taking ``verify`` and ``required`` (see the module docstring)."""
     from torchvision.datasets import CIFAR10, CIFAR100, VisionDataset
     from torchvision.datasets import cifar as torchvision_cifar
@@ -34,8 +36,10 @@ def local_cifar_class(dataset: str = "cifar10") -> type:
     base = CIFAR10 if dataset == "cifar10" else CIFAR100
     nb_classes = 10 if dataset == "cifar10" else 100
 
-    class LocalCIFAR(base):
-        def __init__(self, root, train: bool = True, transform=None, target_transform=None, download: bool = False,
+    class LocalCIFAR(base):  # type: ignore[misc,valid-type]  # torchvision is untyped; the base is chosen here
+        def __init__(self, root: str | os.PathLike[str], train: bool = True,
+                     transform: Callable[[Any], Any] | None = None,
+                     target_transform: Callable[[Any], Any] | None = None, download: bool = False,
                      *, verify: bool = True, required: Sequence[str] | None = None) -> None:
             VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
             self.train, self.verify, self.required = train, verify, required
@@ -52,7 +56,8 @@ def local_cifar_class(dataset: str = "cifar10") -> type:
 
         def _check_integrity(self) -> bool:
             if self.verify:
-                return super()._check_integrity()
+                intact: bool = super()._check_integrity()
+                return intact
             release = [name for name, _ in self.train_list + self.test_list] + [self.meta["filename"]]
             folder = Path(self.root, self.base_folder)
             return all((folder / name).is_file() for name in (release if self.required is None else self.required))

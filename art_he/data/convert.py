@@ -17,8 +17,9 @@ def rgb32(x: np.ndarray) -> np.ndarray:
     return np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
 
 
-def fashion_as_cifar10(out: str | os.PathLike, *, n_train: int | None = None, n_test: int | None = None,
-                       data_dir: str | os.PathLike | None = None, overwrite: bool = False) -> tuple[Path, int, int]:
+def fashion_as_cifar10(out: str | os.PathLike[str], *, n_train: int | None = None, n_test: int | None = None,
+                       data_dir: str | os.PathLike[str] | None = None,
+                       overwrite: bool = False) -> tuple[Path, int, int]:
     """Write the first ``n_train`` training and ``n_test`` test images of Fashion-MNIST (default: all) as
     ``out/cifar-10-batches-py``, with Fashion-MNIST's class names in ``batches.meta``. They load with
     ``--dataset cifar10 --data-dir OUT --no-verify-data``. Returns ``(folder, n_train, n_test)``."""

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torchvision.datasets import FashionMNIST
 
@@ -33,7 +34,7 @@ MISSING = (
 )
 
 
-def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where the files are looked for: only under ``data_dir`` when it is given (never another copy)."""
     if data_dir is not None:
         root = Path(data_dir)
@@ -50,7 +51,7 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def locate(data_dir: str | os.PathLike | None = None) -> dict[str, Path] | None:
+def locate(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path] | None:
     """The first folder holding all four IDX files (plain or ``.gz``), as ``{stem: path}``."""
     for folder in candidate_dirs(data_dir):
         found = {stem: _find(folder, stem) for stem in FILES}
@@ -79,7 +80,8 @@ def _torchvision_root(files: dict[str, Path]) -> Path:
     return root
 
 
-def load_fashion_mnist(train: bool = True, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(train: bool = True, data_dir: str | os.PathLike[str] | None = None,
+                       ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """``(x, y)``: float32 images (N, 1, 28, 28) in [0, 1] and int64 labels; 60,000 train or 10,000 test."""
     files = locate(data_dir)
     if files is not None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
@@ -20,7 +22,7 @@ SPLITS = {True: "train", False: "val"}
 LAYOUT = "{root}/{split}/<class>/<image> (one folder per class, as torchvision's ImageFolder reads)"
 
 
-def split_dir(data_dir: str | os.PathLike | None, train: bool) -> Path:
+def split_dir(data_dir: str | os.PathLike[str] | None, train: bool) -> Path:
     """``data_dir/train`` or ``data_dir/val``, which must exist and hold class folders."""
     if data_dir is None:
         raise MissingFileError("image-folder data sets need --data-dir D with " +
@@ -33,7 +35,7 @@ def split_dir(data_dir: str | os.PathLike | None, train: bool) -> Path:
     return folder
 
 
-def folder_classes(data_dir) -> list[str]:
+def folder_classes(data_dir: str | os.PathLike[str] | None) -> list[str]:
     """The class names: the folders of ``data_dir/train``, sorted (ImageFolder's label order)."""
     return sorted(p.name for p in split_dir(data_dir, True).iterdir() if p.is_dir())
 
@@ -47,7 +49,8 @@ def folder_transform(image_size: int, train: bool, augment: bool) -> transforms.
     return transforms.Compose([*steps, transforms.ToTensor()])
 
 
-def folder_dataset(data_dir, train: bool, image_size: int = 224, augment: bool = True) -> ImageFolder:
+def folder_dataset(data_dir: str | os.PathLike[str] | None, train: bool, image_size: int = 224,
+                   augment: bool = True) -> ImageFolder:
     return ImageFolder(str(split_dir(data_dir, train)), transform=folder_transform(image_size, train, augment))
 
 
@@ -55,10 +58,12 @@ def spread(n_total: int, n: int | None) -> list[int]:
     """``n`` indices spread evenly over ``range(n_total)`` (every class, since ImageFolder sorts by class)."""
     if n is None or n >= n_total:
         return list(range(n_total))
-    return np.linspace(0, n_total - 1, n).round().astype(int).tolist()
+    indices: list[int] = np.linspace(0, n_total - 1, n).round().astype(int).tolist()
+    return indices
 
 
-def load_folder(data_dir, train: bool = False, image_size: int = 224, n: int | None = None):
+def load_folder(data_dir: str | os.PathLike[str] | None, train: bool = False, image_size: int = 224,
+                n: int | None = None) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """``(x float32 (N, 3, S, S) in [0, 1], y int64)`` of ``n`` images spread over the split (evaluation
     transforms)."""
     dataset = folder_dataset(data_dir, train, image_size, augment=False)
@@ -66,7 +71,8 @@ def load_folder(data_dir, train: bool = False, image_size: int = 224, n: int | N
     return torch.stack([x for x, _ in items]).numpy(), np.array([y for _, y in items], dtype=np.int64)
 
 
-def folder_loader(dataset, batch_size: int, workers: int, seed: int, subset: int | None = None) -> DataLoader:
+def folder_loader(dataset: ImageFolder, batch_size: int, workers: int, seed: int,
+                  subset: int | None = None) -> DataLoader[Any]:
     """A shuffling training ``DataLoader`` (seeded; under DDP the trainer re-makes it with a
     ``DistributedSampler`` for its rank) with ``workers`` processes and pinned memory on CUDA."""
     if subset is not None:

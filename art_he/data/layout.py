@@ -8,6 +8,7 @@ sets): the ``data_dir`` it is given (``--data-dir``), else ``$ART_HE_DATA``, els
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from art_he.errors import MissingFileError, UserError
@@ -28,19 +29,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ART_HE_CACHE", Path.home() / ".cache" / "art_he"))
 
 
-def data_root(data_dir=None) -> Path:
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """``data_dir``, else ``$ART_HE_DATA``, else :func:`cache_dir`: the one data root (see the module docstring)."""
     return Path(data_dir or os.environ.get("ART_HE_DATA") or cache_dir())
 
 
-def cifar_c_layout(dataset: str, data_dir) -> str:
+def cifar_c_layout(dataset: str, data_dir: str | os.PathLike[str]) -> str:
     """The CIFAR-10-C / CIFAR-100-C layout under ``data_dir``, in words."""
     root = Path(data_dir) / CIFAR_C_DIRS[dataset]
     return (f"{root}/<corruption>.npy (uint8, (50000, 32, 32, 3): severity s is rows (s-1)*10000 to s*10000) "
             f"and {root}/labels.npy (50000 labels)")
 
 
-def check_cifar_c(dataset: str, data_dir, corruptions) -> Path:
+def check_cifar_c(dataset: str, data_dir: str | os.PathLike[str], corruptions: Iterable[str]) -> Path:
     """Raise :class:`MissingDataError` naming the expected layout if a CIFAR-10-C/100-C file is missing, and a
     :class:`~art_he.errors.UserError` naming the file if one is malformed (dtype, shape, truncated, labels out of
     range: checked from the headers and the labels before RobustBench reads them)."""
@@ -68,7 +69,7 @@ def check_cifar_c(dataset: str, data_dir, corruptions) -> Path:
     return root
 
 
-def check_clean_cifar(dataset: str, data_dir) -> Path:
+def check_clean_cifar(dataset: str, data_dir: str | os.PathLike[str]) -> Path:
     """Raise :class:`MissingDataError` if the clean CIFAR test batch is missing; return its folder."""
     root = Path(data_dir) / CLEAN_DIRS[dataset]
     if not (root / CLEAN_TEST_FILES[dataset]).is_file():

@@ -18,7 +18,8 @@ from art_he.errors import UserError
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def check_npy(path: str | os.PathLike, kinds: str, shape: tuple[int | None, ...], expected: str) -> tuple[int, ...]:
+def check_npy(path: str | os.PathLike[str], kinds: str, shape: tuple[int | None, ...],
+              expected: str) -> tuple[int, ...]:
     """The shape of the array in ``path`` after checking that its dtype kind is one of ``kinds`` (``"u"``,
     ``"iu"``), that it matches ``shape`` (``None``: any length) and that the file holds all its bytes;
     ``expected`` describes the right content in the error."""

@@ -104,7 +104,7 @@ def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0)
     return out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
 
 
-def write_corrupted_set(x: np.ndarray, y: np.ndarray, root: str | os.PathLike, corruptions=None,
+def write_corrupted_set(x: np.ndarray, y: np.ndarray, root: str | os.PathLike[str], corruptions=None,
                         seed: int = 0) -> Path:
     """Write ``x`` corrupted at all five severities in the CIFAR-10-C layout under ``root``; return ``root``."""
     root = Path(root)
@@ -121,7 +121,7 @@ def _to_uint8_nhwc(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8)
 
 
-def read_corrupted_set(root: str | os.PathLike, corruption: str, severity: int, n: int | None = None):
+def read_corrupted_set(root: str | os.PathLike[str], corruption: str, severity: int, n: int | None = None):
     """Read ``(x, y)`` of one corruption and severity from a CIFAR-10-C-layout folder of any size."""
     root = Path(root)
     files = [root / "labels.npy", root / f"{corruption}.npy"]

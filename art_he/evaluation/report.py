@@ -101,13 +101,13 @@ class Report:
                           "clean_accuracy": self.clean_accuracy, "rows": [r.to_dict() for r in self.rows],
                           "sanity": [c.to_dict() for c in self.checks]})
 
-    def to_json(self, path: str | os.PathLike) -> Path:
+    def to_json(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
         return path
 
-    def to_csv(self, path: str | os.PathLike) -> Path:
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """One line per row; ``settings`` and ``details`` are JSON strings."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ class Report:
         return cls(data["name"], data["suite"], rows, meta, checks)
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike) -> Report:
+    def from_json(cls, path: str | os.PathLike[str]) -> Report:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def to_markdown(self) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -47,7 +48,7 @@ class ModelNames:
         except UserError:
             return False
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter([*sorted(MODELS), "wrn-DEPTH-WIDEN"])
 
 
@@ -61,10 +62,10 @@ def build_model(
     *,
     num_classes: int = 10,
     in_channels: int = 3,
-    mean=None,
-    std=None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     head: str = "plain",
-    **kwargs,
+    **kwargs: Any,
 ) -> nn.Module:
     """``build_model("small-cnn", in_channels=1, head="he", scale=15, margin=0.2, width=16)``.
 

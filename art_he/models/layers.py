@@ -20,6 +20,9 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, so models take inputs in [0, 1] as ART and RobustBench expect."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):
@@ -49,4 +52,5 @@ class PreActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
         shortcut = x if self.shortcut is None else self.shortcut(out)
-        return self.conv2(F.relu(self.bn2(self.conv1(out)))) + shortcut
+        residual: torch.Tensor = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return residual + shortcut

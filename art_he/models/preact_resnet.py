@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -31,7 +32,8 @@ class PreActResNet18(nn.Module):
         self.bn = nn.BatchNorm2d(512)
         self.linear = nn.Linear(512, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(self.conv1(self.normalize(x)))
         out = F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)
-        return self.linear(out)
+        logits: torch.Tensor = self.linear(out)
+        return logits

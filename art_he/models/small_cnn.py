@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import nn
 
 from art_he.errors import UserError
@@ -77,5 +78,6 @@ class SmallCNN(nn.Module):
         )
         self.linear = nn.Linear(hidden, num_classes)
 
-    def forward(self, x):
-        return self.linear(self.features(self.normalize(x)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.linear(self.features(self.normalize(x)))
+        return logits

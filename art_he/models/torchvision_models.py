@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torchvision
 from torch import nn
 
@@ -22,8 +23,9 @@ class Normalized(nn.Module):
         self.normalize = Normalize(mean, std)
         self.model = model
 
-    def forward(self, x):
-        return self.model(self.normalize(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.model(self.normalize(x))
+        return logits
 
 
 def torchvision_model(name: str, num_classes: int = 1000, in_channels: int = 3,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -42,7 +43,8 @@ class WideResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.blocks(self.conv1(self.normalize(x)))
         out = F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)
-        return self.fc(out)
+        logits: torch.Tensor = self.fc(out)
+        return logits

@@ -51,7 +51,7 @@ def new_figure(**kwargs):
     return Figure(**kwargs)
 
 
-def save(fig, path: str | os.PathLike, *, dpi: int = 150) -> Path:
+def save(fig, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
     """Write ``fig`` to ``path`` (``.png`` or ``.svg``, chosen by the suffix); returns the path."""
     require_matplotlib()
     path = Path(path)
@@ -77,7 +77,7 @@ def _labels(labels: Sequence[str] | None, defaults: list[str]) -> list[str]:
     return [str(label) for label in labels]
 
 
-def read_metrics(run: str | os.PathLike) -> list[dict]:
+def read_metrics(run: str | os.PathLike[str]) -> list[dict]:
     """The metric lines of a run: ``run`` is a run directory or its ``metrics.jsonl``."""
     path = Path(run)
     if path.is_dir():
@@ -217,13 +217,13 @@ def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | Non
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    if isinstance(runs, (str, os.PathLike)) or (isinstance(runs, list) and runs and isinstance(runs[0], dict)):
+    if isinstance(runs, (str, os.PathLike[str])) or (isinstance(runs, list) and runs and isinstance(runs[0], dict)):
         runs = [runs]
     if not runs:
         raise UserError("no run given")
     histories, names, sizes = [], [], set()
     for i, run in enumerate(runs):
-        if isinstance(run, (str, os.PathLike)):
+        if isinstance(run, (str, os.PathLike[str])):
             histories.append(read_metrics(run))
             names.append(_run_name(run))
             sizes.add(_run_sizes(run))

@@ -216,7 +216,7 @@ def _json_files(path: Path) -> list[Path]:
     return found
 
 
-def read_cards(paths: Iterable[str | os.PathLike], *, source: str = "ours", dataset: str | None = None,
+def read_cards(paths: Iterable[str | os.PathLike[str]], *, source: str = "ours", dataset: str | None = None,
                threat_model: str | None = None, notes: list[str] | None = None) -> list[Card]:
     """The model cards in ``paths`` (``.json`` files, or folders searched recursively), sorted by path.
 

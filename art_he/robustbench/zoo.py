@@ -62,7 +62,7 @@ __all__ = ["AT_HE_MEAN", "AT_HE_STD", "DATASETS", "load_at_he", "load_robustbenc
 
 
 # ---- files ---------------------------------------------------------------------------------------------------
-def read_checkpoint(path: str | PathLike) -> object:
+def read_checkpoint(path: str | PathLike[str]) -> object:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line :class:`UserError` s naming the
     file: missing (:class:`MissingFileError`), damaged or truncated, not a PyTorch file, or holding Python objects
     a weights-only load refuses. Zip-format files are memory-mapped (cheap to read just to check them)."""
@@ -146,7 +146,7 @@ def _head_kwargs(scale: float | None, margin: float | None) -> dict[str, float]:
 
 
 # ---- the authors' checkpoints --------------------------------------------------------------------------------
-def load_at_he(path: str | PathLike, *, scale: float | None = None, margin: float | None = None, device=None,
+def load_at_he(path: str | PathLike[str], *, scale: float | None = None, margin: float | None = None, device=None,
                weight_norm: str = WEIGHT_NORM):
     """An :class:`~art_he.estimator.HEPyTorchClassifier` for a checkpoint of the paper's own code (ShawnXYang/AT_HE).
 
@@ -335,7 +335,7 @@ def _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin):
     return classifier, meta
 
 
-def load_robustbench(name: str, model_dir: str | PathLike, *, dataset: str = "cifar10", threat_model: str = "Linf",
+def load_robustbench(name: str, model_dir: str | PathLike[str], *, dataset: str = "cifar10", threat_model: str = "Linf",
                      device=None, scale: float | None = None, margin: float | None = None):
     """An ART classifier for RobustBench zoo model ``name`` from ``<model_dir>/<dataset>/<threat_model>/<name>.pt``.
 
@@ -360,7 +360,7 @@ def load_robustbench(name: str, model_dir: str | PathLike, *, dataset: str = "ci
     return _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin)[0]
 
 
-def zoo_classifier_for_eval(name: str, model_dir: str | PathLike, device=None, *, dataset: str = "cifar10",
+def zoo_classifier_for_eval(name: str, model_dir: str | PathLike[str], device=None, *, dataset: str = "cifar10",
                             threat_model: str = "Linf", scale: float | None = None, margin: float | None = None):
     """``(classifier, meta)`` for ``art-he eval --robustbench NAME --model-dir D``: :func:`load_robustbench`'s
     classifier, and ``meta`` with ``name``, ``dataset``, ``threat_model``, ``source`` ("robustbench"),
