@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class HEAttackLoss(nn.CrossEntropyLoss):
         return margin_score(outputs, y).mean()
 
 
-class HEPyTorchClassifier(PyTorchClassifier):
+class HEPyTorchClassifier(PyTorchClassifier):  # type: ignore[misc]  # ART ships no type information
     """An ART ``PyTorchClassifier`` for models with (or without) a :class:`~art_he.heads.HypersphereHead`.
 
     Arguments are ``PyTorchClassifier``'s, in the same order, with ``loss`` optional: when it is ``None``
@@ -67,10 +68,10 @@ class HEPyTorchClassifier(PyTorchClassifier):
         input_shape: tuple[int, ...] | None = None,
         nb_classes: int | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        *args,
+        *args: Any,
         attack_loss: str = "ce",
         device: str | torch.device | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -125,27 +126,39 @@ class HEPyTorchClassifier(PyTorchClassifier):
             raise UserError("clone_for_refitting needs an optimizer; build the classifier with optimizer=...")
         model = copy.deepcopy(self.model)
         optimizer = type(self.optimizer)(model.parameters(), **self.optimizer.defaults)
-        clone = type(self)(model, self._loss, self.input_shape, self.nb_classes, optimizer, device=self.device)
+        clone: HEPyTorchClassifier = type(self)(model, self._loss, self.input_shape, self.nb_classes, optimizer, device=self.device)
         clone.reset()
         clone.set_params(**{k: v for k, v in self.get_params().items()
                             if k not in ("model", "optimizer", "device_type")})
         return clone
 
-    def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int = 128, training_mode: bool = False, **kwargs: Any) -> np.ndarray:
         check_xy(x, None, self.input_shape, self.nb_classes)
-        return super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
+        predictions: np.ndarray = super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
+        return predictions
 
-    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 128, nb_epochs: int = 10, **kwargs) -> None:
+    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 128, nb_epochs: int = 10, **kwargs: Any) -> None:
         """ART's ``fit``; with a derived loss it trains on ``CE_m`` (the margin loss) rather than the attack loss."""
         check_xy(x, y, self.input_shape, self.nb_classes)
         if not self._derived_loss:
-            return super().fit(x, y, batch_size=batch_size, nb_epochs=nb_epochs, **kwargs)
+            super().fit(x, y, batch_size=batch_size, nb_epochs=nb_epochs, **kwargs)
+            return
         attack = self._loss
         self._loss = HEAttackLoss(self._objective, "adaptive")
         try:
             super().fit(x, y, batch_size=batch_size, nb_epochs=nb_epochs, **kwargs)
         finally:
             self._loss = attack
+
+
+@overload
+def classifier_view(classifier: PyTorchClassifier, *, model: nn.Module | None = None, loss: nn.Module | None = None,
+                    attack_loss: str) -> HEPyTorchClassifier: ...
+
+
+@overload
+def classifier_view(classifier: PyTorchClassifier, *, model: nn.Module | None = None, loss: nn.Module | None = None,
+                    attack_loss: None = None) -> PyTorchClassifier: ...
 
 
 def classifier_view(

@@ -66,7 +66,7 @@ WONG_COMMON = {
     "momentum": (0.9, WONG + ": --momentum 0.9"), "weight_decay": (5e-4, WONG + ": --weight-decay 5e-4"),
     "batch_size": (128, WONG + ": --batch-size 128"),
 }
-FAST = {
+FAST: dict[str, tuple[Any, str]] = {
     **WONG_COMMON,
     "epochs": (30, "paper Table 3 (train_fgsm.py's default is 15)"),
     "eps_step": (10 / 255, WONG_FGSM + ": --alpha 10, 1.25 eps, from a uniform random start (--delta-init random)"),
@@ -74,7 +74,7 @@ FAST = {
     "fgsm_mode": ("train", WONG_FGSM + ": the model stays in train mode while crafting the FGSM step"),
     "early_stop": (False, WONG_FGSM + ": --early-stop is off unless given"),
 }
-FREE = {
+FREE: dict[str, tuple[Any, str]] = {
     **WONG_COMMON,
     "replays": (8, WONG_FREE + ": --minibatch-replays 8"),
     "epochs": (80, WONG_FREE + ": --epochs 10 passes of 8 replays, 'total number of epochs ... this argument * "
@@ -115,7 +115,7 @@ class Recipe:
     summary: str
     values: Mapping[str, tuple[Any, str]] = field(default_factory=dict)
 
-    def config(self, **overrides) -> TrainConfig:
+    def config(self, **overrides: Any) -> TrainConfig:
         """The recipe as a :class:`TrainConfig`, with ``overrides`` on top."""
         return TrainConfig(**{**{k: v for k, (v, _) in self.values.items()}, "recipe": self.name, **overrides})
 
@@ -133,7 +133,8 @@ def _recipe(name: str, summary: str, *parts: Mapping[str, tuple[Any, str]], **va
 def _build() -> dict[str, Recipe]:
     recipes = []
     for framework, label, parts in (("pgd", "PGD-AT", ()), ("alp", "ALP", (ALP,)), ("trades", "TRADES", (TRADES,))):
-        heads = (("plain", {}, 2, ""), ("he", HE, 2, "+HE"), ("mhe", MHE, 10, "+m-HE"))
+        heads: tuple[tuple[str, Mapping[str, tuple[Any, str]], int, str], ...] = (
+            ("plain", {}, 2, ""), ("he", HE, 2, "+HE"), ("mhe", MHE, 10, "+m-HE"))
         for head, extra, table, suffix in heads:
             source = f"paper Table {table}"
             recipes.append(_recipe(f"table{table}-{framework}-{head}", f"{label}{suffix}, WRN-34-10, CIFAR-10", CIFAR10,

@@ -33,7 +33,7 @@ from art_he.progress import progress
 from art_he.validation import check_number
 
 
-class ScoreBasedAttack(EvasionAttack):
+class ScoreBasedAttack(EvasionAttack):  # type: ignore[misc]  # ART ships no type information
     """Linf sign-gradient attack on an estimated gradient of the margin ``J``; subclasses pick the directions.
 
     :param estimator: an ART classifier (only its scores are used).
@@ -63,7 +63,7 @@ class ScoreBasedAttack(EvasionAttack):
 
     def __init__(
         self,
-        estimator,
+        estimator: ClassifierMixin,
         eps: float = 0.3,
         eps_step: float = 0.01,
         max_iter: int = 20,
@@ -161,7 +161,7 @@ class ScoreBasedAttack(EvasionAttack):
         coeff = (j[:, 0] - j[:, 1]) / (2 * self.sigma)  # (b, q)
         return torch.einsum("bq,bq...->b...", coeff, u) / q
 
-    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
+    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: object) -> np.ndarray:
         """Adversarial examples for ``x``; ``y`` are true labels (default: predictions) or, if targeted, targets."""
         if self.targeted and y is None:
             raise UserError("a targeted attack needs target labels y")
