@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from art_he.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what a type checker sees of the lazy names below
+    from art_he.errors import UserError  # noqa: F401
+    from art_he.estimator import HEAttackLoss, HEPyTorchClassifier  # noqa: F401
+    from art_he.heads import HypersphereHead, find_head, to_hypersphere  # noqa: F401
+    from art_he.runs import load_run  # noqa: F401
 
 __version__ = "0.1.0"
 

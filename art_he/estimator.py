@@ -126,7 +126,8 @@ class HEPyTorchClassifier(PyTorchClassifier):  # type: ignore[misc]  # ART ships
             raise UserError("clone_for_refitting needs an optimizer; build the classifier with optimizer=...")
         model = copy.deepcopy(self.model)
         optimizer = type(self.optimizer)(model.parameters(), **self.optimizer.defaults)
-        clone: HEPyTorchClassifier = type(self)(model, self._loss, self.input_shape, self.nb_classes, optimizer, device=self.device)
+        clone: HEPyTorchClassifier = type(self)(model, self._loss, self.input_shape, self.nb_classes, optimizer,
+                                                device=self.device)
         clone.reset()
         clone.set_params(**{k: v for k, v in self.get_params().items()
                             if k not in ("model", "optimizer", "device_type")})

@@ -4,7 +4,6 @@ redraw a minute, so a log does not fill with carriage-return updates."""
 from __future__ import annotations
 
 import sys
-
 from collections.abc import Iterable
 from typing import Any
 

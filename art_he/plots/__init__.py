@@ -10,7 +10,21 @@ imported on first use, so that ``import art_he.plots`` loads neither matplotlib 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from art_he.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what a type checker sees of the lazy names below
+    from art_he.plots.diagnostics import diagnostics_figure  # noqa: F401
+    from art_he.plots.figures import (  # noqa: F401
+        attacks_figure,
+        corruptions_figure,
+        curves_figure,
+        eps_figure,
+        load_report,
+        read_metrics,
+        save,
+    )
 
 #: public name -> module
 _LAZY = {

@@ -20,7 +20,22 @@ Every fix to another library is written for one upstream version and guarded (:m
 imported on first use, so that modules that need no torch (the leaderboard) load fast.
 """
 
+from typing import TYPE_CHECKING
+
 from art_he.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what a type checker sees of the lazy names below
+    from art_he.robustbench.architectures import (  # noqa: F401
+        Architecture,
+        architecture_of,
+        to_robustbench,
+        to_robustbench_state_dict,
+    )
+    from art_he.robustbench.benchmark import benchmark_run  # noqa: F401
+    from art_he.robustbench.export import export_run, register, registered  # noqa: F401
+    from art_he.robustbench.imports import import_robustbench  # noqa: F401
+    from art_he.robustbench.loaders import fixed_loaders, load_clean_cifar  # noqa: F401
+    from art_he.robustbench.zoo import load_at_he, load_robustbench, zoo_classifier_for_eval  # noqa: F401
 
 _MODULES = {"Architecture": "architectures", "architecture_of": "architectures", "to_robustbench": "architectures",
             "to_robustbench_state_dict": "architectures", "benchmark_run": "benchmark", "export_run": "export",
