@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impu
          "pixelate": "Pixel", "jpeg_compression": "JPEG"}
 
 
-def _jsonable(value):
+def _jsonable(value: object) -> Any:
+    """``value`` as JSON values: dict keys as strings, numpy as Python numbers and lists, non-finite floats as null."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -54,11 +56,12 @@ class Row:
     n: int
     time_s: float
     eps: float = 0.0
-    settings: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(asdict(self))
+        return data
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Report:
     name: str
     suite: str
     rows: list[Row]
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
     # -- lookups -------------------------------------------------------------------------------------------------
@@ -96,10 +99,12 @@ class Report:
 
     # -- writers -------------------------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
-        return _jsonable({"name": self.name, "suite": self.suite, **self.meta,
-                          "clean_accuracy": self.clean_accuracy, "rows": [r.to_dict() for r in self.rows],
-                          "sanity": [c.to_dict() for c in self.checks]})
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable({"name": self.name, "suite": self.suite, **self.meta,
+                                          "clean_accuracy": self.clean_accuracy,
+                                          "rows": [r.to_dict() for r in self.rows],
+                                          "sanity": [c.to_dict() for c in self.checks]})
+        return data
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
@@ -123,7 +128,7 @@ class Report:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict) -> Report:
+    def from_dict(cls, data: dict[str, Any]) -> Report:
         rows = [Row(**r) for r in data["rows"]]
         checks = [Check(**c) for c in data.get("sanity", [])]
         meta = {k: v for k, v in data.items() if k not in ("name", "suite", "rows", "sanity", "clean_accuracy")}
@@ -210,7 +215,7 @@ def corruption_grid(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _cell(v) -> str:
+def _cell(v: float | np.floating[Any] | None) -> str:
     return "" if v is None else f"{100 * v:.2f}"
 
 
@@ -225,7 +230,7 @@ def paper_table(reports: list[Report], columns: list[str] | None = None, title: 
     if columns is None:
         columns = list(dict.fromkeys(r.attack for rep in reports for r in rep.rows
                                      if r.kind not in ("sweep", "corruption")))
-    labels = {}
+    labels: dict[str, str] = {}
     for rep in reports:
         for r in rep.rows:
             labels.setdefault(r.attack, r.label)
@@ -237,11 +242,11 @@ def paper_table(reports: list[Report], columns: list[str] | None = None, title: 
         rows = {r.attack: r for r in rep.rows}
         cells = []
         for c in columns:
-            r = rows.get(c)
-            broken_by = (r.details.get("broken_by") or {}) if r is not None else {}
+            row = rows.get(c)
+            broken_by = (row.details.get("broken_by") or {}) if row is not None else {}
             several = len(broken_by) > 1
             views.update(dict.fromkeys(broken_by if several else ()))
-            cells.append(_cell(None if r is None else r.accuracy) + (f" †{len(broken_by)}" if several else ""))
+            cells.append(_cell(None if row is None else row.accuracy) + (f" †{len(broken_by)}" if several else ""))
         lines.append(f"| {rep.name} | " + " | ".join(cells) + " |")
     if views:  # an HE head is attacked on several views, a plain one on one: the row itself says which cell is which
         lines += ["", "†k: the worst case of k attack views (an image counts as broken when any view broke it; "

@@ -10,7 +10,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from art_he.evaluation.report import Row
 
 OK, WARN, SKIPPED = "ok", "warn", "skipped"
 ADVERSARIAL = ("white-box", "black-box", "transfer", "autoattack", "sweep")
@@ -23,7 +28,7 @@ class Check:
     status: str
     message: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -31,7 +36,7 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
-def robust_below_clean(rows, clean: float | None) -> Check:
+def robust_below_clean(rows: Sequence[Row], clean: float | None) -> Check:
     """Every attack row, and the mean over corruptions (mCA; one corrupted set alone may be easier than the clean
     one), at most the clean accuracy."""
     name = "robust accuracy <= clean accuracy"
@@ -48,7 +53,7 @@ def robust_below_clean(rows, clean: float | None) -> Check:
                            f"<= clean {_pct(clean)}")
 
 
-def sweep_monotone(rows) -> Check:
+def sweep_monotone(rows: Sequence[Row]) -> Check:
     name = "accuracy non-increasing in eps"
     sweep = sorted((r for r in rows if r.kind == "sweep"), key=lambda r: r.eps)
     if len(sweep) < 2:
@@ -61,7 +66,7 @@ def sweep_monotone(rows) -> Check:
     return Check(name, OK, " >= ".join(f"{_pct(r.accuracy)} @ {r.eps:.4g}" for r in sweep))
 
 
-def blackbox_not_below_whitebox(rows) -> Check:
+def blackbox_not_below_whitebox(rows: Sequence[Row]) -> Check:
     name = "black-box accuracy >= white-box accuracy"
     black = [r for r in rows if r.kind in ("black-box", "transfer")]
     if not black:
@@ -82,7 +87,7 @@ def blackbox_not_below_whitebox(rows) -> Check:
     return Check(name, OK, f"{compared} black-box rows >= the strongest white-box attack")
 
 
-def autoattack_flags(rows) -> Check:
+def autoattack_flags(rows: Sequence[Row]) -> Check:
     name = "AutoAttack checks"
     aa = [r for r in rows if r.kind == "autoattack"]
     if not aa:
@@ -93,7 +98,7 @@ def autoattack_flags(rows) -> Check:
     return Check(name, OK, "no flags raised")
 
 
-def within_threat_model(rows) -> Check:
+def within_threat_model(rows: Sequence[Row]) -> Check:
     name = "perturbations within eps and the box"
     measured = [r for r in rows if "max_perturbation" in r.details]
     if not measured:
@@ -106,6 +111,6 @@ def within_threat_model(rows) -> Check:
     return Check(name, OK, f"{len(measured)} attacks checked")
 
 
-def run_checks(rows, clean: float | None) -> list[Check]:
+def run_checks(rows: Sequence[Row], clean: float | None) -> list[Check]:
     return [robust_below_clean(rows, clean), sweep_monotone(rows), blackbox_not_below_whitebox(rows),
             autoattack_flags(rows), within_threat_model(rows)]

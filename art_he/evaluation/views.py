@@ -1,6 +1,6 @@
 """Views of one model for attacks: raw outputs, attack logits (``s * cos``), penultimate features, torch modules.
 
-* :func:`view` gives the ART classifier an attack should run on for a variant name (``"ce"``, ``"raw"``,
+* :func:`view` gives the ART classifier an attack should run on for a view name (``"ce"``, ``"raw"``,
   ``"adaptive"``, ``"margin"`` select :class:`~art_he.HEAttackLoss`; ``"logits"`` gives a plain
   ``PyTorchClassifier`` whose outputs are ``s * cos`` (m-HE: ``-s * theta``), so that attacks that read the
   outputs themselves (C&W, ZOO, AutoAttack) do not see the small raw cosines).
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
@@ -29,7 +30,7 @@ from art_he.losses import Objective
 VIEWS = (*ATTACK_LOSSES, "logits")
 
 
-def objective_for(classifier) -> Objective:
+def objective_for(classifier: object) -> Objective:
     """The head's objective of an ART classifier (plain CE when it has none or is not a torch classifier)."""
     if isinstance(classifier, HEPyTorchClassifier):
         return classifier.objective
@@ -54,17 +55,17 @@ def logits_view(classifier: PyTorchClassifier) -> PyTorchClassifier:
     return classifier_view(classifier, model=AttackLogits(classifier.model, objective_for(classifier)))
 
 
-def view(classifier: PyTorchClassifier, variant: str) -> PyTorchClassifier:
-    """The classifier an attack runs on for ``variant`` (see the module docstring)."""
-    if variant not in VIEWS:
-        raise UserError(f"unknown view {variant!r}; choose from {VIEWS}")
-    if variant == "logits":
+def view(classifier: PyTorchClassifier, name: str) -> PyTorchClassifier:
+    """The classifier an attack runs on for the view ``name``, one of :data:`VIEWS` (see the module docstring)."""
+    if name not in VIEWS:
+        raise UserError(f"unknown view {name!r}; choose from {VIEWS}")
+    if name == "logits":
         return logits_view(classifier) if objective_for(classifier).hypersphere else classifier
-    if isinstance(classifier, HEPyTorchClassifier) and classifier.attack_loss == variant:
+    if isinstance(classifier, HEPyTorchClassifier) and classifier.attack_loss == name:
         return classifier
-    if not isinstance(classifier, HEPyTorchClassifier) and variant in ("ce", "raw", "adaptive"):
+    if not isinstance(classifier, HEPyTorchClassifier) and name in ("ce", "raw", "adaptive"):
         return classifier  # a plain ART classifier: its own loss
-    return classifier_view(classifier, attack_loss=variant)
+    return classifier_view(classifier, attack_loss=name)
 
 
 def penultimate_layer(model: nn.Module) -> nn.Module:
@@ -96,11 +97,12 @@ class FeatureTap(nn.Module):
         self.normalized = isinstance(layer, HypersphereHead) and layer.feature_norm
         self._handle = layer.register_forward_pre_hook(self._expose)
 
-    def _expose(self, _layer: nn.Module, args: tuple) -> None:
+    def _expose(self, _layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         self.features(normalize_rows(args[0]) if self.normalized else args[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        outputs: torch.Tensor = self.model(x)
+        return outputs
 
     def close(self) -> None:
         self._handle.remove()
@@ -108,7 +110,7 @@ class FeatureTap(nn.Module):
     def __enter__(self) -> FeatureTap:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -146,7 +148,8 @@ def as_torch_module(classifier: PyTorchClassifier, logits: bool = True) -> Class
     return module
 
 
-def project_linf(x_adv: np.ndarray, x: np.ndarray, eps: float, clip_values) -> np.ndarray:
+def project_linf(x_adv: np.ndarray, x: np.ndarray, eps: float,
+                 clip_values: tuple[npt.ArrayLike, npt.ArrayLike] | None) -> npt.NDArray[np.float32]:
     """:func:`~art_he.attacks.project` on numpy arrays, as float32: minimum-norm attacks (DeepFool, C&W, ZOO) held
     to eps and the classifier's ``clip_values``."""
     clip = None if clip_values is None else tuple(torch.as_tensor(np.asarray(c)) for c in clip_values)
