@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from pyautoattack import AutoAttack, checks
+from torch import nn
 
 from art_he.errors import UserError
 from art_he.evaluation.views import as_torch_module, objective_for
 from art_he.rng import global_seed
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 AA_LOGGER = "auto-attack"
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -71,11 +78,13 @@ def _configure(aa: AutoAttack, nb_classes: int, custom: bool, n_iter: int | None
         aa.square.n_queries = n_queries
 
 
-def _run(module, x, y, *, eps, norm, attacks, seed, device, batch_size, nb_classes, n_iter, n_queries):
+def _run(module: nn.Module, x: np.ndarray, y: npt.NDArray[np.int64], *, eps: float, norm: str,
+         attacks: Sequence[str] | None, seed: int, device: torch.device, batch_size: int, nb_classes: int,
+         n_iter: int | None, n_queries: int | None) -> tuple[np.ndarray, npt.NDArray[np.bool_], dict[str, float]]:
     """pyautoattack's cascade, one attack at a time; returns the images and the robust accuracy after each attack."""
     custom = attacks is not None
     aa = AutoAttack(module, norm=norm, eps=eps, version="custom" if custom else "standard", device=device,
-                    seed=seed, attacks=list(attacks) if custom else None)
+                    seed=seed, attacks=list(attacks) if attacks is not None else None)
     _configure(aa, nb_classes, custom, n_iter, n_queries)
     x_adv, robust = x.copy(), np.ones(len(x), dtype=bool)
     per_attack: dict[str, float] = {}
@@ -93,7 +102,7 @@ def _run(module, x, y, *, eps, norm, attacks, seed, device, batch_size, nb_class
 
 
 def run_autoattack(
-    classifier,
+    classifier: PyTorchClassifier,
     x: np.ndarray,
     y: np.ndarray,
     *,
@@ -122,8 +131,8 @@ def run_autoattack(
     he = objective_for(classifier).hypersphere
     raw_apgd = he if raw_apgd is None else raw_apgd
     device = classifier.device
-    kwargs = dict(eps=eps, norm=norm, seed=seed, device=device, batch_size=batch_size,
-                  nb_classes=classifier.nb_classes, n_iter=n_iter, n_queries=n_queries)
+    kwargs: dict[str, Any] = dict(eps=eps, norm=norm, seed=seed, device=device, batch_size=batch_size,
+                                  nb_classes=classifier.nb_classes, n_iter=n_iter, n_queries=n_queries)
     logger = logging.getLogger(AA_LOGGER)
     capture = _Capture()
     logger.addHandler(capture)

@@ -22,15 +22,22 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from art_he.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 KEYS = ("feature_norm_clean", "feature_norm_adv", "cos_y_clean", "cos_y_adv", "weight_norm", "grad_norm_clean",
         "grad_norm_adv", "grad_ratio", "correct_clean", "correct_adv", "y", "eps")
 
 
-def _module(model):
+def _module(model: object) -> nn.Module:
     from torch import nn
 
     if isinstance(model, nn.Module):
@@ -41,7 +48,8 @@ def _module(model):
     raise UserError(f"he_diagnostics needs a torch.nn.Module or an ART PyTorch classifier, got {type(model).__name__}")
 
 
-def he_diagnostics(model, x, y, x_adv=None, *, eps: float | None = None, eps_step: float | None = None,
+def he_diagnostics(model: object, x: npt.ArrayLike | torch.Tensor, y: npt.ArrayLike | torch.Tensor,
+                   x_adv: npt.ArrayLike | torch.Tensor | None = None, *, eps: float | None = None, eps_step: float | None = None,
                    steps: int = 10, batch_size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
     """The HE diagnostics of ``model`` on ``(x, y)`` (see the module docstring for the keys).
 
@@ -81,32 +89,34 @@ def he_diagnostics(model, x, y, x_adv=None, *, eps: float | None = None, eps_ste
     if not (isinstance(steps, int) and steps >= 1):
         raise UserError(f"steps must be an int >= 1, got {steps!r}")
 
-    captured: list = []
+    captured: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach()))
     was_training = module.training
     module.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     weight = layer.weight.detach().float()
 
-    def features(xb):
+    def features(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         captured.clear()
         with torch.no_grad():
             out = module(xb)
         return captured[-1].float(), out
 
-    def grad_norms(xb, yb):
+    def grad_norms(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         xb = xb.detach().requires_grad_(True)
         loss = objective.train_loss(module(xb), yb, reduction="sum")  # per-sample gradients: the rows are independent
         (grad,) = torch.autograd.grad(loss, xb)
-        return grad.flatten(1).norm(dim=1)
+        norms: torch.Tensor = grad.flatten(1).norm(dim=1)
+        return norms
 
-    parts: dict[str, list] = {f"{key}_{tag}": [] for key in ("feature_norm", "cos_y", "correct", "grad_norm")
+    parts: dict[str, list[torch.Tensor]] = {f"{key}_{tag}": [] for key in ("feature_norm", "cos_y", "correct", "grad_norm")
                               for tag in ("clean", "adv")}
     try:
         for start in range(0, len(x_t), batch_size):
             xb = x_t[start : start + batch_size].to(device)
             yb = y_t[start : start + batch_size].to(device)
             if x_adv is None:
+                assert eps is not None  # checked above: PGD runs only with an eps
                 xab = pgd(module, xb, yb, objective.attack_loss, eps=float(eps),
                           eps_step=float(eps_step if eps_step is not None else eps / 4), max_iter=steps,
                           generator=generator)
@@ -127,5 +137,5 @@ def he_diagnostics(model, x, y, x_adv=None, *, eps: float | None = None, eps_ste
         result["grad_ratio"] = result["grad_norm_adv"].astype(np.float64) / result["grad_norm_clean"]
     result["weight_norm"] = weight.norm(dim=1).cpu().numpy()
     result["y"] = y_t.numpy()
-    result["eps"] = np.array(float(eps) if x_adv is None else np.nan)
+    result["eps"] = np.array(np.nan if x_adv is not None or eps is None else float(eps))
     return {k: result[k] for k in KEYS}

@@ -103,4 +103,5 @@ def corrupt(image: np.ndarray, corruption: str, severity: int) -> np.ndarray:
         image = np.stack((image,) * 3, axis=-1)
     if image.shape[-1] == 1:
         image = np.stack((np.squeeze(image),) * 3, axis=-1)
-    return np.uint8(corruption_functions()[corruption](Image.fromarray(image), severity))
+    corrupted: np.ndarray = np.uint8(corruption_functions()[corruption](Image.fromarray(image), severity))
+    return corrupted

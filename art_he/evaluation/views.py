@@ -68,7 +68,7 @@ def view(classifier: PyTorchClassifier, name: str) -> PyTorchClassifier:
     return classifier_view(classifier, attack_loss=name)
 
 
-def penultimate_layer(model: nn.Module) -> nn.Module:
+def penultimate_layer(model: nn.Module) -> HypersphereHead | nn.Linear:
     """The classifier layer whose input is the penultimate feature: the HE head or the last ``nn.Linear``."""
     head = find_head(model)
     if head is not None:
