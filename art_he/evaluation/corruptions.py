@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from art_he.data.layout import MissingDataError, check_cifar_c, data_root
@@ -34,6 +35,9 @@ from art_he.evaluation.report import Row
 from art_he.rng import global_seed
 from art_he.upstream import resource_filename
 
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
+
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
                "jpeg_compression")
@@ -43,7 +47,7 @@ LOCAL_DIRS = {"fashion-mnist": "Fashion-MNIST-C", "synthetic": "Synthetic-C"}
 MIN_SIZE = 32
 
 
-def check_corruptions(corruptions) -> tuple[str, ...]:
+def check_corruptions(corruptions: str | Iterable[str] | None) -> tuple[str, ...]:
     if corruptions is None:
         return CORRUPTIONS
     if isinstance(corruptions, str):
@@ -54,7 +58,7 @@ def check_corruptions(corruptions) -> tuple[str, ...]:
     return tuple(dict.fromkeys(corruptions))
 
 
-def check_severities(severities) -> tuple[int, ...]:
+def check_severities(severities: str | Iterable[int | str] | None) -> tuple[int, ...]:
     if severities is None:
         return SEVERITIES
     if isinstance(severities, str):
@@ -71,8 +75,9 @@ def check_severities(severities) -> tuple[int, ...]:
 # -- generating corrupted sets -----------------------------------------------------------------------------------
 
 
-def _to_uint8_hwc(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(img.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)
+def _to_uint8_hwc(img: np.ndarray) -> npt.NDArray[np.uint8]:
+    hwc: npt.NDArray[np.uint8] = np.clip(np.round(img.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)
+    return hwc
 
 
 def _corrupt_one(img: np.ndarray, corruption: str, severity: int) -> np.ndarray:
@@ -89,10 +94,11 @@ def _corrupt_one(img: np.ndarray, corruption: str, severity: int) -> np.ndarray:
     out = out[top : top + h, left : left + w]
     if c == 1 and out.shape[-1] == 3:
         out = np.round(out.astype(np.float32).mean(-1, keepdims=True))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    clipped: npt.NDArray[np.uint8] = np.clip(out, 0, 255).astype(np.uint8)
+    return clipped
 
 
-def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0) -> np.ndarray:
+def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0) -> npt.NDArray[np.float32]:
     """``x`` (N, C, H, W) in [0, 1] corrupted with imagecorruptions; float32 (N, C, H, W) in [0, 1].
 
     imagecorruptions draws from numpy's global generator: it is seeded per (corruption, severity) and restored.
@@ -101,10 +107,11 @@ def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0)
     check_severities([severity])
     with global_seed(seed * 1009 + CORRUPTIONS.index(corruption) * 7 + severity):
         out = np.stack([_corrupt_one(img, corruption, severity) for img in x])
-    return out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    images: npt.NDArray[np.float32] = out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return images
 
 
-def write_corrupted_set(x: np.ndarray, y: np.ndarray, root: str | os.PathLike[str], corruptions=None,
+def write_corrupted_set(x: np.ndarray, y: npt.ArrayLike, root: str | os.PathLike[str], corruptions: str | Iterable[str] | None = None,
                         seed: int = 0) -> Path:
     """Write ``x`` corrupted at all five severities in the CIFAR-10-C layout under ``root``; return ``root``."""
     root = Path(root)
@@ -117,11 +124,13 @@ def write_corrupted_set(x: np.ndarray, y: np.ndarray, root: str | os.PathLike[st
     return root
 
 
-def _to_uint8_nhwc(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8)
+def _to_uint8_nhwc(x: np.ndarray) -> npt.NDArray[np.uint8]:
+    nhwc: npt.NDArray[np.uint8] = np.clip(np.round(x.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8)
+    return nhwc
 
 
-def read_corrupted_set(root: str | os.PathLike[str], corruption: str, severity: int, n: int | None = None):
+def read_corrupted_set(root: str | os.PathLike[str], corruption: str, severity: int,
+                       n: int | None = None) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Read ``(x, y)`` of one corruption and severity from a CIFAR-10-C-layout folder of any size."""
     root = Path(root)
     files = [root / "labels.npy", root / f"{corruption}.npy"]
@@ -200,11 +209,12 @@ def load_corrupted(dataset: str, corruption: str, severity: int, data_dir: str |
 # -- evaluation ---------------------------------------------------------------------------------------------------
 
 
-def _accuracy(classifier, x, y, batch_size) -> float:
+def _accuracy(classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     return float((classifier.predict(x, batch_size=batch_size).argmax(1) == y).mean())
 
 
-def _cached_local_set(dataset, x, y, data_dir, corruptions, seed) -> Path | None:
+def _cached_local_set(dataset: str, x: np.ndarray, y: np.ndarray, data_dir: str | os.PathLike[str] | None,
+                      corruptions: Sequence[str], seed: int) -> Path | None:
     """The folder of the locally generated set for the first ``len(x)`` test images, written if needed."""
     if data_dir is None:
         return None
@@ -221,15 +231,15 @@ def _cached_local_set(dataset, x, y, data_dir, corruptions, seed) -> Path | None
 
 
 def evaluate_corruptions(
-    classifier,
+    classifier: PyTorchClassifier,
     *,
     dataset: str,
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
     n: int | None = None,
-    data_dir=None,
-    corruptions=None,
-    severities=None,
+    data_dir: str | os.PathLike[str] | None = None,
+    corruptions: str | Iterable[str] | None = None,
+    severities: str | Iterable[int | str] | None = None,
     batch_size: int = 128,
     seed: int = 0,
     cache: bool = True,
@@ -244,17 +254,25 @@ def evaluate_corruptions(
     local = dataset not in BENCHMARK_DIRS
     if local and (x is None or y is None):
         raise UserError(f"{dataset}: no benchmark corruption set; pass the clean test images x, y to corrupt")
-    if local and n is not None:
-        x, y = x[:n], y[:n]
-    root = _cached_local_set(dataset, x, y, data_dir, corruptions, seed) if local and cache else None
+    root: Path | None = None
+    if local:
+        assert x is not None and y is not None  # checked above
+        if n is not None:
+            x, y = x[:n], y[:n]
+        if cache:
+            root = _cached_local_set(dataset, x, y, data_dir, corruptions, seed)
     rows: list[Row] = []
     for corruption in corruptions:
         for severity in severities:
             start = time.perf_counter()
-            if not local or root is not None:
-                xc, yc = (load_corrupted(dataset, corruption, severity, data_dir, n) if not local
-                          else read_corrupted_set(root, corruption, severity, n))
+            xc: np.ndarray
+            yc: np.ndarray
+            if not local:
+                xc, yc = load_corrupted(dataset, corruption, severity, data_dir, n)
+            elif root is not None:
+                xc, yc = read_corrupted_set(root, corruption, severity, n)
             else:
+                assert x is not None and y is not None  # checked above
                 xc, yc = corrupt_images(x, corruption, severity, seed), y
             acc = _accuracy(classifier, xc, yc, batch_size)
             rows.append(Row(f"{corruption}@{severity}", f"{corruption} s{severity}", "corruption", acc, len(yc),
