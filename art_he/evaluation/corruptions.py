@@ -111,8 +111,8 @@ def corrupt_images(x: np.ndarray, corruption: str, severity: int, seed: int = 0)
     return images
 
 
-def write_corrupted_set(x: np.ndarray, y: npt.ArrayLike, root: str | os.PathLike[str], corruptions: str | Iterable[str] | None = None,
-                        seed: int = 0) -> Path:
+def write_corrupted_set(x: np.ndarray, y: npt.ArrayLike, root: str | os.PathLike[str],
+                        corruptions: str | Iterable[str] | None = None, seed: int = 0) -> Path:
     """Write ``x`` corrupted at all five severities in the CIFAR-10-C layout under ``root``; return ``root``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

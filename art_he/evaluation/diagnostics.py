@@ -21,7 +21,6 @@ PGD, :func:`art_he.attacks.pgd`, on the model's margin-free attack loss as in tr
 from __future__ import annotations
 
 import math
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,8 +48,9 @@ def _module(model: object) -> nn.Module:
 
 
 def he_diagnostics(model: object, x: npt.ArrayLike | torch.Tensor, y: npt.ArrayLike | torch.Tensor,
-                   x_adv: npt.ArrayLike | torch.Tensor | None = None, *, eps: float | None = None, eps_step: float | None = None,
-                   steps: int = 10, batch_size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+                   x_adv: npt.ArrayLike | torch.Tensor | None = None, *, eps: float | None = None,
+                   eps_step: float | None = None, steps: int = 10, batch_size: int = 256,
+                   seed: int = 0) -> dict[str, np.ndarray]:
     """The HE diagnostics of ``model`` on ``(x, y)`` (see the module docstring for the keys).
 
     ``x``: images (N, C, H, W) in [0, 1] (numpy or torch), ``y``: class indices (N,). ``x_adv``: adversarial
@@ -109,8 +109,9 @@ def he_diagnostics(model: object, x: npt.ArrayLike | torch.Tensor, y: npt.ArrayL
         norms: torch.Tensor = grad.flatten(1).norm(dim=1)
         return norms
 
-    parts: dict[str, list[torch.Tensor]] = {f"{key}_{tag}": [] for key in ("feature_norm", "cos_y", "correct", "grad_norm")
-                              for tag in ("clean", "adv")}
+    parts: dict[str, list[torch.Tensor]] = {f"{key}_{tag}": []
+                                            for key in ("feature_norm", "cos_y", "correct", "grad_norm")
+                                            for tag in ("clean", "adv")}
     try:
         for start in range(0, len(x_t), batch_size):
             xb = x_t[start : start + batch_size].to(device)
