@@ -11,9 +11,13 @@ read at 20 and 50 (an image frozen once adversarial stays adversarial).
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from art.estimators.classification import PyTorchClassifier
 
 from art_he.errors import UserError
@@ -36,14 +40,15 @@ from art_he.progress import progress
 from art_he.validation import check_number, check_xy
 
 
-def _check_classifier(classifier, name: str = "classifier") -> None:
+def _check_classifier(classifier: object, name: str = "classifier") -> None:
     if not isinstance(classifier, PyTorchClassifier):
         raise TypeError(f"{name} must be an ART PyTorchClassifier (e.g. art_he.HEPyTorchClassifier), "
                         f"got {type(classifier).__name__}")
 
 
-def _perturbation(x_adv: np.ndarray, x: np.ndarray, clip_values) -> dict:
-    out = {"max_perturbation": float(np.abs(x_adv - x).max()) if len(x) else 0.0}
+def _perturbation(x_adv: np.ndarray, x: np.ndarray,
+                  clip_values: tuple[npt.ArrayLike, npt.ArrayLike] | None) -> dict[str, float | bool]:
+    out: dict[str, float | bool] = {"max_perturbation": float(np.abs(x_adv - x).max()) if len(x) else 0.0}
     if clip_values is not None:
         out["in_box"] = bool(x_adv.min() >= np.min(clip_values[0]) - 1e-6
                              and x_adv.max() <= np.max(clip_values[1]) + 1e-6)
@@ -53,12 +58,12 @@ def _perturbation(x_adv: np.ndarray, x: np.ndarray, clip_values) -> dict:
 class _Runner:
     """Runs specs, sharing results between identical attacks."""
 
-    def __init__(self, classifier, x, y, ctx: Context) -> None:
+    def __init__(self, classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> None:
         self.classifier, self.x, self.y, self.ctx = classifier, x, y, ctx
         self.he = objective_for(classifier).hypersphere
-        self.cache: dict[tuple, tuple[Outcome, str]] = {}
+        self.cache: dict[tuple[object, ...], tuple[Outcome, str]] = {}
 
-    def key(self, spec: AttackSpec) -> tuple:
+    def key(self, spec: AttackSpec) -> tuple[object, ...]:
         return (spec.attack.runs_as(self.he), spec.steps, round(spec.eps, 12), round(spec.eps_step, 12),
                 spec.restarts, spec.variants(objective_for(self.classifier)))
 
@@ -91,7 +96,7 @@ class _Runner:
         first = outcome.details["first_success"]
         by_step = outcome.details["queries_by_step"]
         total = max(int(by_step[-1]), 1)
-        rows = []
+        rows: list[Row] = []
         for spec in specs:
             t = min(spec.steps, len(by_step) - 1)
             correct = (first == -1) | (first > t)
@@ -106,27 +111,27 @@ class _Runner:
 
 
 def evaluate(
-    classifier,
+    classifier: PyTorchClassifier,
     x: np.ndarray,
     y: np.ndarray,
     *,
     suite: str = "quick",
-    attacks=None,
+    attacks: str | Sequence[str] | None = None,
     n: int | None = None,
     eps: float | None = None,
     eps_step: float | None = None,
     restarts: int = 1,
     batch_size: int = 128,
     seed: int = 0,
-    substitute=None,
+    substitute: PyTorchClassifier | None = None,
     dataset: str | None = None,
-    data_dir=None,
-    corruptions=None,
-    severities=None,
-    sweep=None,
+    data_dir: str | os.PathLike[str] | None = None,
+    corruptions: str | Iterable[str] | None = None,
+    severities: str | Iterable[int | str] | None = None,
+    sweep: Iterable[float] | None = None,
     max_steps: int | None = None,
     name: str | None = None,
-    meta: dict | None = None,
+    meta: dict[str, Any] | None = None,
     verbose: bool = False,
 ) -> Report:
     """Evaluate ``classifier`` on the first ``n`` of ``(x, y)`` with a suite; returns a :class:`Report`.
@@ -159,7 +164,7 @@ def evaluate(
         raise UserError(f"suite {suite!r} needs eps (the Linf radius)")
     eps, eps_step = check_eps(eps, eps_step)
     info.update({"eps": eps, "eps_step": eps_step, "restarts": restarts})
-    kwargs = {"eps": eps, "eps_step": eps_step, "restarts": restarts, "max_steps": max_steps}
+    kwargs: dict[str, Any] = {"eps": eps, "eps_step": eps_step, "restarts": restarts, "max_steps": max_steps}
     specs = parse_attacks(SUITES[suite] if attacks is None else attacks, **kwargs)
     _check_specs(specs, classifier, substitute)
     # ART's own per-batch bars stay off: they would nest inside the suite's bar
@@ -172,7 +177,8 @@ def evaluate(
     return Report(name or "model", suite, rows, info, run_checks(rows, clean))
 
 
-def _checked_inputs(classifier, x, y, n, batch_size: int, seed: int, restarts: int,
+def _checked_inputs(classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray, n: int | None, batch_size: int,
+                    seed: int, restarts: int,
                     max_steps: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` of ``x`` (float32) and ``y`` (int64 labels), once the classifier and the numbers are checked."""
     _check_classifier(classifier)
@@ -190,7 +196,8 @@ def _checked_inputs(classifier, x, y, n, batch_size: int, seed: int, restarts: i
     return x, y
 
 
-def _info(classifier, n: int, dataset: str | None, seed: int, batch_size: int, meta: dict | None) -> dict:
+def _info(classifier: PyTorchClassifier, n: int, dataset: str | None, seed: int, batch_size: int,
+          meta: dict[str, Any] | None) -> dict[str, Any]:
     """The report's ``meta``: the data, the head and ``meta``."""
     obj = objective_for(classifier)
     return {"dataset": dataset, "n": n, "seed": seed, "batch_size": batch_size,
@@ -199,7 +206,7 @@ def _info(classifier, n: int, dataset: str | None, seed: int, batch_size: int, m
             **(meta or {})}
 
 
-def _check_specs(specs: list[AttackSpec], classifier, substitute) -> None:
+def _check_specs(specs: list[AttackSpec], classifier: PyTorchClassifier, substitute: PyTorchClassifier | None) -> None:
     """At least one attack, and a substitute of the classifier's inputs and classes for transfer attacks."""
     if not specs:
         raise UserError("no attacks to run")
@@ -214,12 +221,12 @@ def _check_specs(specs: list[AttackSpec], classifier, substitute) -> None:
 
 def _attack_rows(runner: _Runner, specs: list[AttackSpec], verbose: bool) -> list[Row]:
     """One row per spec, in order; SPSA/NES specs of one family and eps are read from one run (at the first)."""
-    groups: dict[tuple, list[AttackSpec]] = {}
+    groups: dict[tuple[str, float, float], list[AttackSpec]] = {}
     for spec in specs:
         if spec.attack.score_based:
             groups.setdefault((spec.attack.name, spec.eps, spec.eps_step), []).append(spec)
     rows: list[Row] = []
-    done: set[tuple] = set()
+    done: set[tuple[str, float, float]] = set()
     bar = progress(specs, desc="attacks", enabled=verbose)
     for spec in bar:
         bar.set_postfix_str(spec.label)
@@ -233,9 +240,9 @@ def _attack_rows(runner: _Runner, specs: list[AttackSpec], verbose: bool) -> lis
     return rows
 
 
-def _sweep_rows(runner: _Runner, base: AttackSpec, multipliers) -> list[Row]:
+def _sweep_rows(runner: _Runner, base: AttackSpec, multipliers: Iterable[float]) -> list[Row]:
     """``base`` (PGD-20) at each multiple of its eps, smallest first."""
-    rows = []
+    rows: list[Row] = []
     for m in sorted(float(check_number("sweep multiplier", v, low=0.0, strict=True)) for v in multipliers):
         spec = scaled(base, m)
         rows.append(runner.row(spec, kind="sweep", attack=f"pgd20@{m:g}eps",
