@@ -4,13 +4,19 @@ diagnostics (e.g. PGD-AT against PGD-AT+HE) in a 2x2 grid."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from art_he.errors import UserError
 from art_he.evaluation.diagnostics import KEYS
 from art_he.plots.figures import _colors, _labels, format_eps, images_note, new_figure, require_matplotlib
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.patches import StepPatch
 
 
 def _edges(values: np.ndarray, bins: int, log: bool) -> np.ndarray:
@@ -23,12 +29,12 @@ def _edges(values: np.ndarray, bins: int, log: bool) -> np.ndarray:
     return 10**edges if log else edges
 
 
-def _spread(arrays) -> float:
+def _spread(arrays: Iterable[np.ndarray]) -> float:
     values = np.concatenate([a for a in arrays if a.size])
     return float(values.max() / values.min()) if values.size and values.min() > 0 else 1.0
 
 
-def _log_axis(ax) -> None:
+def _log_axis(ax: Axes) -> None:
     """A log x axis with plain numbers (0.5, 1, 10) instead of powers of ten."""
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
@@ -38,13 +44,13 @@ def _log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _stairs(ax, values: np.ndarray, edges: np.ndarray, **kwargs):
+def _stairs(ax: Axes, values: np.ndarray, edges: np.ndarray, **kwargs: Any) -> StepPatch:
     counts, _ = np.histogram(values, edges)
     return ax.stairs(counts, edges, **kwargs)
 
 
-def diagnostics_figure(diagnostics, labels: Sequence[str] | None = None, *, bins: int = 30,
-                       title: str | None = None):
+def diagnostics_figure(diagnostics: Mapping[str, np.ndarray] | Iterable[Mapping[str, np.ndarray]],
+                       labels: Sequence[str] | None = None, *, bins: int = 30, title: str | None = None) -> Figure:
     """The 2x2 grid of :func:`he_diagnostics` results (one dict, or several overlaid, e.g. plain and HE).
 
     (a) histograms of ``||z||`` on clean (solid) and adversarial (dashed) inputs (log scale when the values span

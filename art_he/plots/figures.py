@@ -19,18 +19,32 @@ import math
 import os
 import textwrap
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from art_he.errors import MissingFileError, UserError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from art_he.evaluation.report import Report
 
 SUFFIXES = (".png", ".svg")
 MATPLOTLIB_MISSING = "art-he plot needs matplotlib: pip install 'art-he[notebooks]'"
 METRICS_FILE = "metrics.jsonl"  # art_he.runs.METRICS_FILE (not imported: that module pulls in torch and ART)
 #: kinds of report rows that are attacks (and the clean row) for :func:`attacks_figure`
 ATTACK_KINDS = ("clean", "white-box", "black-box", "transfer", "autoattack")
+
+#: one report as the figures take it: a Report, its dict, or the path of its JSON file
+ReportInput: TypeAlias = "Report | Mapping[str, Any] | str | os.PathLike[str]"
+#: one report or a list (tuple) of them
+ReportInputs: TypeAlias = "ReportInput | list[ReportInput] | tuple[ReportInput, ...]"
+#: one run as :func:`curves_figure` takes it: a run folder, its ``metrics.jsonl``, or its list of metric dicts
+RunInput: TypeAlias = "str | os.PathLike[str] | Sequence[Mapping[str, Any]]"
 
 
 def require_matplotlib() -> None:
@@ -42,7 +56,7 @@ def require_matplotlib() -> None:
         raise UserError(MATPLOTLIB_MISSING) from None
 
 
-def new_figure(**kwargs):
+def new_figure(**kwargs: Any) -> Figure:
     """A ``matplotlib.figure.Figure`` with constrained layout, not registered with pyplot."""
     require_matplotlib()
     from matplotlib.figure import Figure
@@ -51,7 +65,7 @@ def new_figure(**kwargs):
     return Figure(**kwargs)
 
 
-def save(fig, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
+def save(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
     """Write ``fig`` to ``path`` (``.png`` or ``.svg``, chosen by the suffix); returns the path."""
     require_matplotlib()
     path = Path(path)
@@ -77,7 +91,7 @@ def _labels(labels: Sequence[str] | None, defaults: list[str]) -> list[str]:
     return [str(label) for label in labels]
 
 
-def read_metrics(run: str | os.PathLike[str]) -> list[dict]:
+def read_metrics(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The metric lines of a run: ``run`` is a run directory or its ``metrics.jsonl``."""
     path = Path(run)
     if path.is_dir():
@@ -87,7 +101,7 @@ def read_metrics(run: str | os.PathLike[str]) -> list[dict]:
     if path.suffix != ".jsonl":
         raise UserError(f"{path} is not a run: training curves take run folders (or their {METRICS_FILE}); "
                         "evaluation reports go to `art-he plot eps`, `attacks` or `corruptions`")
-    lines = []
+    lines: list[dict[str, Any]] = []
     for number, text in enumerate(path.read_text().splitlines(), 1):
         if not text.strip():
             continue
@@ -103,12 +117,12 @@ def read_metrics(run: str | os.PathLike[str]) -> list[dict]:
     return lines
 
 
-def _run_name(run) -> str:
+def _run_name(run: str | os.PathLike[str]) -> str:
     path = Path(run)
     return (path.parent if path.name == METRICS_FILE else path).name or str(path)
 
 
-def load_report(report):
+def load_report(report: ReportInput) -> Report:
     """``report`` as a :class:`~art_he.evaluation.report.Report`: a report, its dict, or the path of its JSON."""
     from art_he.evaluation.report import Report
 
@@ -132,7 +146,7 @@ def load_report(report):
         raise UserError(f"{source} is not an art-he evaluation report ({type(error).__name__}: {error})") from None
 
 
-def _reports(reports) -> list:
+def _reports(reports: ReportInputs) -> list[Report]:
     if not isinstance(reports, (list, tuple)):
         reports = [reports]
     if not reports:
@@ -140,7 +154,7 @@ def _reports(reports) -> list:
     return [load_report(r) for r in reports]
 
 
-def shared_eps(reports) -> float | None:
+def shared_eps(reports: Sequence[Report]) -> float | None:
     """The evaluation eps of the reports (``meta["eps"]``) when they all have the same one, else ``None``."""
     values = {r.meta.get("eps") for r in reports}
     value = values.pop() if len(values) == 1 else None
@@ -156,11 +170,11 @@ def format_eps(eps: float) -> str:
     return short
 
 
-def _percent(values) -> np.ndarray:
+def _percent(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return 100.0 * np.asarray(values, dtype=float)
 
 
-def _colors(n: int) -> list:
+def _colors(n: int) -> list[tuple[float, float, float, float]]:
     """Distinct colours: tab10's, then tab20's."""
     from matplotlib import colormaps
 
@@ -168,7 +182,7 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def images_note(counts) -> str:
+def images_note(counts: Iterable[int | None]) -> str:
     """``"200 test images"`` (or ``"50 to 200 test images"`` when the counts differ) for a title; ``""`` without."""
     counts = sorted({int(c) for c in counts if c})
     if not counts:
@@ -177,13 +191,13 @@ def images_note(counts) -> str:
     return f"{n} test image{'s' if counts[-1] != 1 else ''}"
 
 
-def report_images(reports) -> str:
+def report_images(reports: Sequence[Report]) -> str:
     """:func:`images_note` of the reports' evaluation sizes (``meta["n"]``, else their clean rows' ``n``)."""
     return images_note(r.meta.get("n") or next((row.n for row in r.rows if row.kind == "clean"), None)
                        for r in reports)
 
 
-def _run_sizes(run) -> str:
+def _run_sizes(run: str | os.PathLike[str]) -> str:
     """What a run directory's ``config.json`` says about its images: training subset and validation size."""
     path = Path(run)
     folder = path.parent if path.name == METRICS_FILE else path
@@ -204,7 +218,8 @@ CURVE_PANELS = (("loss", "training loss", "loss (training objective)"),
                 ("adv_acc", "adversarial accuracy (PGD)", "accuracy (%)"))
 
 
-def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | None = None):
+def curves_figure(runs: RunInput | Sequence[RunInput], labels: Sequence[str] | None = None, *,
+                  title: str | None = None) -> Figure:
     """Loss, clean accuracy and adversarial accuracy per epoch of one or several runs, overlaid.
 
     ``runs``: run directories, ``metrics.jsonl`` paths, or lists of metric dicts (as the trainers' histories and
@@ -217,13 +232,15 @@ def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | Non
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    if isinstance(runs, (str, os.PathLike[str])) or (isinstance(runs, list) and runs and isinstance(runs[0], dict)):
-        runs = [runs]
+    if isinstance(runs, (str, os.PathLike)) or (isinstance(runs, list) and runs and isinstance(runs[0], dict)):
+        runs = [cast("RunInput", runs)]  # one run: a path or one list of metric dicts
     if not runs:
         raise UserError("no run given")
-    histories, names, sizes = [], [], set()
-    for i, run in enumerate(runs):
-        if isinstance(run, (str, os.PathLike[str])):
+    histories: list[list[dict[str, Any]]] = []
+    names: list[str] = []
+    sizes: set[str] = set()
+    for i, run in enumerate(cast("Sequence[RunInput]", runs)):  # several runs (or the one, listed above)
+        if isinstance(run, (str, os.PathLike)):
             histories.append(read_metrics(run))
             names.append(_run_name(run))
             sizes.add(_run_sizes(run))
@@ -270,7 +287,7 @@ def curves_figure(runs, labels: Sequence[str] | None = None, *, title: str | Non
 # -- accuracy against eps --------------------------------------------------------------------------------------
 
 
-def sweep_points(report, include_clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def sweep_points(report: Report, include_clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(eps, accuracy)`` of a report's sweep rows, sorted by eps (with the clean accuracy at eps 0)."""
     rows = sorted((r for r in report.rows if r.kind == "sweep"), key=lambda r: r.eps)
     if not rows:
@@ -284,38 +301,38 @@ def sweep_points(report, include_clean: bool = True) -> tuple[np.ndarray, np.nda
     return np.asarray(eps, dtype=float), np.asarray(acc, dtype=float)
 
 
-def eps_figure(reports, labels: Sequence[str] | None = None, *, include_clean: bool = True,
-               title: str | None = None):
+def eps_figure(reports: ReportInputs, labels: Sequence[str] | None = None, *, include_clean: bool = True,
+               title: str | None = None) -> Figure:
     """Accuracy (%) against the Linf radius eps, one line per report, from its ``sweep`` rows.
 
     ``include_clean``: start each line at eps 0 with the report's clean accuracy. eps is in the units of the
     inputs (images in [0, 1]); a dotted vertical line marks the reports' evaluation eps when they share one.
     """
-    reports = _reports(reports)
-    names = _labels(labels, [r.name for r in reports])
+    loaded = _reports(reports)
+    names = _labels(labels, [r.name for r in loaded])
     fig = new_figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
-    for report, name, color in zip(reports, names, _colors(len(reports))):
+    for report, name, color in zip(loaded, names, _colors(len(loaded))):
         eps, acc = sweep_points(report, include_clean)
         ax.plot(eps, 100 * acc, "-o", color=color, label=name)
-    value = shared_eps(reports)
+    value = shared_eps(loaded)
     if value is not None:
         ax.axvline(value, color="0.5", ls=":", lw=1, label=f"evaluation $\\epsilon$ = {format_eps(value)}", zorder=0)
-    attack = next((r.label.split(" @ ")[0] for r in reports[0].rows if r.kind == "sweep"), "PGD")
+    attack = next((r.label.split(" @ ")[0] for r in loaded[0].rows if r.kind == "sweep"), "PGD")
     ax.set_xlabel(r"$\epsilon$ ($\ell_\infty$ radius; image values in [0, 1])")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    ax.set_title(title or f"Accuracy against $\\epsilon$ ({attack}, {report_images(reports)})")
+    ax.set_title(title or f"Accuracy against $\\epsilon$ ({attack}, {report_images(loaded)})")
     return fig
 
 
 # -- accuracy per attack ---------------------------------------------------------------------------------------
 
 
-def attack_columns(reports, attacks: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+def attack_columns(reports: Sequence[Report], attacks: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
     """``(attack keys, labels)``: ``attacks`` or the reports' clean and attack rows in order (no sweeps, no
     corruptions)."""
     if attacks is None:
@@ -323,7 +340,7 @@ def attack_columns(reports, attacks: Sequence[str] | None = None) -> tuple[list[
         if not any(r.kind in ATTACK_KINDS[1:] for rep in reports for r in rep.rows):  # a clean row alone
             raise UserError("the reports have no attack rows; evaluate with an attack suite "
                             "(`art-he eval --suite quick`, not `--suite corruptions`)")
-    labels = {}
+    labels: dict[str, str] = {}
     for rep in reports:
         for r in rep.rows:
             labels.setdefault(r.attack, r.label)
@@ -333,22 +350,22 @@ def attack_columns(reports, attacks: Sequence[str] | None = None) -> tuple[list[
     return list(attacks), [labels[a] for a in attacks]
 
 
-def attacks_figure(reports, labels: Sequence[str] | None = None, *, attacks: Sequence[str] | None = None,
-                   title: str | None = None):
+def attacks_figure(reports: ReportInputs, labels: Sequence[str] | None = None, *,
+                   attacks: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """Accuracy (%) per attack as grouped bars: attacks on x, one bar per report, values written on the bars.
 
     ``attacks``: attack keys (e.g. ``["clean", "pgd20", "cw20"]``; default: every clean and attack row of the
     reports, sweeps and corruptions left out). A report without an attack gets no bar there.
     """
-    reports = _reports(reports)
-    names = _labels(labels, [r.name for r in reports])
-    keys, texts = attack_columns(reports, attacks)
-    n = len(reports)
+    loaded = _reports(reports)
+    names = _labels(labels, [r.name for r in loaded])
+    keys, texts = attack_columns(loaded, attacks)
+    n = len(loaded)
     width = 0.8 / n
     fig = new_figure(figsize=(min(16.0, max(6.0, 1.6 + len(keys) * (0.45 + 0.35 * n))), 4.6))
     ax = fig.subplots()
     x = np.arange(len(keys))
-    for i, (report, name, color) in enumerate(zip(reports, names, _colors(n))):
+    for i, (report, name, color) in enumerate(zip(loaded, names, _colors(n))):
         acc = {r.attack: r.accuracy for r in report.rows}
         present = [j for j, k in enumerate(keys) if k in acc]
         heights = _percent([acc[keys[j]] for j in present])
@@ -360,9 +377,9 @@ def attacks_figure(reports, labels: Sequence[str] | None = None, *, attacks: Seq
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     fig.legend(loc="outside lower center", ncols=min(n, 6), frameon=False)  # not beside a long title
-    eps = shared_eps(reports)
+    eps = shared_eps(loaded)
     note = ", ".join(p for p in (f"$\\epsilon$ = {format_eps(eps)}" if eps is not None else "",
-                                 report_images(reports)) if p)
+                                 report_images(loaded)) if p)
     ax.set_title(title or f"Accuracy per attack ({note})")
     return fig
 
@@ -370,7 +387,7 @@ def attacks_figure(reports, labels: Sequence[str] | None = None, *, attacks: Seq
 # -- corruptions -----------------------------------------------------------------------------------------------
 
 
-def corruption_grid(report) -> tuple[np.ndarray, list[str], list[int]]:
+def corruption_grid(report: Report) -> tuple[np.ndarray, list[str], list[int]]:
     """``(accuracy (severities x corruptions) with NaN for missing cells, corruptions, severities)``."""
     cells = [r for r in report.rows if r.kind == "corruption"]
     if not cells:
@@ -384,14 +401,15 @@ def corruption_grid(report) -> tuple[np.ndarray, list[str], list[int]]:
     return grid, names, severities
 
 
-def _nanmean(a: np.ndarray, axis=None):
+def _nanmean(a: np.ndarray, axis: int | None = None) -> npt.NDArray[np.floating[Any]] | np.floating[Any]:
     """``np.nanmean`` without its warning for all-NaN slices (they stay NaN: empty cells)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(a, axis=axis)
+        mean: npt.NDArray[np.floating[Any]] | np.floating[Any] = np.nanmean(a, axis=axis)
+        return mean
 
 
-def corruption_table_array(report) -> tuple[np.ndarray, list[str], list[str]]:
+def corruption_table_array(report: Report) -> tuple[np.ndarray, list[str], list[str]]:
     """The grid in % with the means: rows severities then ``mean``, columns corruptions then ``mean``; the
     bottom-right cell is the mean over all cells (mCA). Returns ``(array, row labels, column labels)``."""
     from art_he.evaluation.report import SHORT
@@ -405,8 +423,8 @@ def corruption_table_array(report) -> tuple[np.ndarray, list[str], list[str]]:
     return 100 * table, [*map(str, severities), "mean"], [*(SHORT.get(c, c) for c in names), "mean"]
 
 
-def corruptions_figure(reports, labels: Sequence[str] | None = None, *, title: str | None = None,
-                       cmap: str = "viridis"):
+def corruptions_figure(reports: ReportInputs, labels: Sequence[str] | None = None, *, title: str | None = None,
+                       cmap: str = "viridis") -> Figure:
     """Heatmap of accuracy (%) per corruption (columns) and severity (rows), one panel per report.
 
     The last row is the mean over severities, the last column the mean over corruptions, the corner the mCA
@@ -415,16 +433,16 @@ def corruptions_figure(reports, labels: Sequence[str] | None = None, *, title: s
     require_matplotlib()
     from matplotlib import colormaps
 
-    reports = _reports(reports)
-    names = _labels(labels, [r.name for r in reports])
-    tables = [corruption_table_array(r) for r in reports]
+    loaded = _reports(reports)
+    names = _labels(labels, [r.name for r in loaded])
+    tables = [corruption_table_array(r) for r in loaded]
     width = max(t[0].shape[1] for t in tables)
     height = sum(t[0].shape[0] for t in tables)
     fig = new_figure(figsize=(max(6.0, 1.6 + 0.78 * width), 1.3 + 0.42 * height + 0.55 * len(tables)))
     axes = np.atleast_1d(fig.subplots(len(tables), 1, squeeze=False)[:, 0])
     colormap = colormaps[cmap].with_extremes(bad="0.85")
     image = None
-    for ax, (table, rows, cols), name, report in zip(axes, tables, names, reports):
+    for ax, (table, rows, cols), name, report in zip(axes, tables, names, loaded):
         image = ax.imshow(np.ma.masked_invalid(table), cmap=colormap, vmin=0, vmax=100, aspect="auto")
         for (i, j), value in np.ndenumerate(table):
             if math.isnan(value):
@@ -443,6 +461,7 @@ def corruptions_figure(reports, labels: Sequence[str] | None = None, *, title: s
         mca = report.mean_corruption_accuracy
         mca = 100 * mca if mca is not None else table[-1, -1]
         ax.set_title(f"{name}: mCA {mca:.2f}%", loc="left")
+    assert image is not None  # _reports gives at least one report
     fig.colorbar(image, ax=list(axes), label="accuracy (%)", shrink=0.9)
-    fig.suptitle(title or f"Accuracy under common corruptions ({report_images(reports)})")
+    fig.suptitle(title or f"Accuracy under common corruptions ({report_images(loaded)})")
     return fig
