@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from art_he.argtypes import positive_int
 from art_he.devices import DEVICE_HELP
@@ -25,6 +26,9 @@ from art_he.evaluation.catalog import known_attacks
 from art_he.evaluation.corruptions import check_corruptions, check_severities
 from art_he.evaluation.specs import SUITES, check_suite
 from art_he.evaluation.suite import evaluate
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 EXIT_SANITY = 3
 #: not an attack list: RobustBench's own ``benchmark`` on the model as RobustBench loads it (art_he.robustbench)
@@ -73,7 +77,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _validate(args) -> None:
+def _validate(args: argparse.Namespace) -> None:
     if (args.run_dir is None) == (args.robustbench is None):
         raise UserError("give a run directory DIR or --robustbench NAME --model-dir D (one of them)")
     if args.robustbench and not args.model_dir:
@@ -99,7 +103,7 @@ def _validate(args) -> None:
         raise UserError("--suite transfer needs --substitute DIR (the run the attacks are crafted on)")
 
 
-def run_eval(args) -> int:
+def run_eval(args: argparse.Namespace) -> int:
     """Run ``art-he eval`` with parsed ``args``; print the table, write JSON/CSV; return the exit code."""
     from art_he.data import dataset_info, load_dataset
     from art_he.runs import load_run
@@ -130,7 +134,7 @@ def run_eval(args) -> int:
     return EXIT_SANITY if args.strict and report.warnings else 0
 
 
-def _target(args):
+def _target(args: argparse.Namespace) -> tuple[PyTorchClassifier, dict[str, Any], str, dict[str, Any]]:
     """``(classifier, config, name, meta)`` of what is evaluated: a run folder or a RobustBench zoo entry."""
     if args.robustbench:
         from art_he.robustbench.zoo import zoo_classifier_for_eval
@@ -146,7 +150,7 @@ def _target(args):
     return classifier, config, Path(args.run_dir).name, meta
 
 
-def _run_robustbench(args) -> int:
+def _run_robustbench(args: argparse.Namespace) -> int:
     from art_he.data.layout import data_root
     from art_he.robustbench.benchmark import FULL_TEST_SET, benchmark_run, report_paths
 

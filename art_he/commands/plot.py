@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from art_he.argtypes import positive_int
 from art_he.devices import DEVICE_HELP
 from art_he.errors import UserError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: kind -> what its inputs are
 KINDS = {
@@ -63,7 +67,7 @@ def check_output(out: str | None) -> Path:
     return path
 
 
-def _diagnostics(args):
+def _diagnostics(args: argparse.Namespace) -> Figure:
     import numpy as np
 
     from art_he.data import dataset_info, load_dataset
@@ -95,7 +99,7 @@ def _diagnostics(args):
     return diagnostics_figure(results, names, title=args.title)
 
 
-def make_figure(args):
+def make_figure(args: argparse.Namespace) -> Figure:
     """The figure ``args`` ask for (parsed ``art-he plot`` arguments)."""
     from art_he.plots import figures
 
@@ -113,7 +117,7 @@ def make_figure(args):
     return figures.corruptions_figure(args.inputs, args.labels, title=args.title)
 
 
-def run_plot(args) -> int:
+def run_plot(args: argparse.Namespace) -> int:
     """Run ``art-he plot`` with parsed ``args``: draw the figure and write it to ``--out``."""
     if args.kind not in KINDS:
         raise UserError(f"unknown plot kind {args.kind!r}; choose from {', '.join(KINDS)}")
