@@ -6,10 +6,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from art_he.config import TrainConfig
 from art_he.errors import UserError
 from art_he.reproduce.tables import PaperTable
+
+if TYPE_CHECKING:
+    from art_he.evaluation.report import Report
 
 EVAL_FILE = "eval.json"
 
@@ -24,7 +28,7 @@ class RowState:
     evaluated: bool = False
 
 
-def row_state(run_dir: Path, cfg: TrainConfig, settings: dict | None = None) -> RowState:
+def row_state(run_dir: Path, cfg: TrainConfig, settings: dict[str, Any] | None = None) -> RowState:
     """The state of ``run_dir`` for ``cfg``; :class:`UserError` if it holds a run of another configuration.
 
     ``settings`` (from :func:`eval_settings`, without the weights' hash) decide ``evaluated``."""
@@ -43,6 +47,7 @@ def row_state(run_dir: Path, cfg: TrainConfig, settings: dict | None = None) -> 
                         "folder away")
     if (run_dir / MODEL_FILE).is_file():
         evaluated = settings is not None and cached_report(run_dir, settings) is not None
+        assert cfg.passes is not None  # a resolved config (TrainConfig.resolved)
         return RowState("trained", cfg.passes, evaluated)
     state = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir), mmap=True)
     if state is None:
@@ -58,7 +63,7 @@ def describe(state: RowState, passes: int) -> str:
     return {"new": "new", "restart": "restart (stopped in pass 1)"}[state.kind]
 
 
-def eval_settings(table: PaperTable, n: int | None, max_steps: int | None) -> dict:
+def eval_settings(table: PaperTable, n: int | None, max_steps: int | None) -> dict[str, Any]:
     """What an evaluation depends on besides the weights (the cache key of ``eval.json``)."""
     return {"attacks": list(table.attacks), "n": n, "eps": table.eps, "eps_step": table.eps_step,
             "max_steps": max_steps, "restarts": 1, "seed": 0}
@@ -74,7 +79,7 @@ def weights_digest(run_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_report(run_dir: Path, settings: dict):
+def cached_report(run_dir: Path, settings: dict[str, Any]) -> Report | None:
     """The row's ``eval.json`` if it was made with ``settings`` of the present weights, else ``None``."""
     from art_he.evaluation import Report
 

@@ -27,7 +27,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the GPU-hour estimate only")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
     group = parser.add_argument_group("training options, applied to every row on top of its recipe")
-    add_config_arguments(group, exclude=ROW_IDENTITY)
+    add_config_arguments(group, exclude=ROW_IDENTITY)  # type: ignore[arg-type]  # config.py says ArgumentParser; a group works
 
 
 def run_reproduce(args: argparse.Namespace) -> int:

@@ -7,11 +7,15 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from art_he.config import TrainConfig
 from art_he.errors import UserError
 from art_he.reproduce.cache import RowState
 from art_he.reproduce.tables import PaperTable
+
+if TYPE_CHECKING:
+    from art_he.evaluation.specs import AttackSpec
 
 #: training throughput measured on one GPU (its name, the date and torch's version are in the file): the one source
 #: of the GPU-hour estimate; ``python benchmarks/gpu_suite.py --update-plan`` rewrites it from the suite's run
@@ -24,10 +28,11 @@ AA_TARGETS, AA_SQUARE_QUERIES = 9, 5000
 
 
 @functools.cache
-def measured_throughput() -> dict:
+def measured_throughput() -> dict[str, Any]:
     """:data:`THROUGHPUT_FILE`: ``gpu``, ``date``, ``torch``, ``source`` and ``rows`` of training images/s per
     model, framework, head, precision and path (``eager``, ``compile``, ``cuda-graph``)."""
-    return json.loads(THROUGHPUT_FILE.read_text())
+    data: dict[str, Any] = json.loads(THROUGHPUT_FILE.read_text())
+    return data
 
 
 @functools.cache
@@ -45,8 +50,8 @@ def _forward_flops(model: str, model_kwargs: str, nb_classes: int, size: int, ch
     return float(counter.get_total_flops())
 
 
-def model_forward_flops(model: str, input_shape: tuple[int, int, int] = (3, 32, 32), nb_classes: int = 10,
-                        **model_kwargs) -> float:
+def model_forward_flops(model: str, input_shape: tuple[int, ...] = (3, 32, 32), nb_classes: int = 10,
+                        **model_kwargs: Any) -> float:
     """FLOPs of one forward pass of ``model`` on one image of ``input_shape`` (square), counted by torch on the meta
     device (the GPU suite's model-FLOPs utilisation uses it too)."""
     kwargs = json.dumps(model_kwargs, sort_keys=True, allow_nan=False)
@@ -57,13 +62,15 @@ def forward_flops(cfg: TrainConfig) -> float:
     """FLOPs of one forward pass of ``cfg``'s model on one image of its data set (an image folder's: its size)."""
     from art_he.runs import data_shape
 
+    assert cfg.model is not None  # a resolved config (TrainConfig.resolved)
     return model_forward_flops(cfg.model, data_shape(dataclasses.asdict(cfg))[0], cfg.nb_classes or 10,
                                **cfg.model_kwargs)
 
 
 def train_passes_per_image(cfg: TrainConfig) -> float:
     """Forward+backward passes per training image in one pass over the data, as ``cfg``'s trainer counts them."""
-    return cfg.framework_class().passes_per_image(dataclasses.asdict(cfg))
+    passes: float = cfg.framework_class().passes_per_image(dataclasses.asdict(cfg))
+    return passes
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class Speed:
     source: str
 
 
-def _row_label(row: dict) -> str:
+def _row_label(row: dict[str, Any]) -> str:
     steps = f"-{row['max_iter']}" if row.get("max_iter") else ""
     return f"{row['model']} {row['framework'].upper()}{steps} {row['head']}"
 
@@ -93,14 +100,15 @@ def training_speed(cfg: TrainConfig) -> Speed:
     shape = list(data_shape(dataclasses.asdict(cfg))[0])
     same = [r for r in rows if r["model"] == cfg.model and r["input_shape"] == shape]
 
-    def rate(row: dict) -> float:
-        return row["images_per_s"] * FRAMEWORKS[row["framework"]].passes_per_image(row)
+    def rate(row: dict[str, Any]) -> float:
+        passes_per_s: float = row["images_per_s"] * FRAMEWORKS[row["framework"]].passes_per_image(row)
+        return passes_per_s
 
     if same:
         takes = cfg.framework_class().options
         work = (cfg.framework, *(getattr(cfg, k) if k in takes else None for k in ("max_iter", "replays")))
 
-        def distance(row: dict) -> tuple[bool, bool, bool]:
+        def distance(row: dict[str, Any]) -> tuple[bool, bool, bool]:
             other_work = (row["framework"], row.get("max_iter"), row.get("replays")) != work
             return other_work, row["head"] != cfg.head, row["head"] != "plain"
 
@@ -112,6 +120,7 @@ def training_speed(cfg: TrainConfig) -> Speed:
         return Speed(rate(row), False, f"from {_row_label(row)} {how}")
     flops = [model_forward_flops(r["model"], tuple(r["input_shape"])) for r in rows]
     best = max(range(len(rows)), key=lambda i: (flops[i], rows[i]["head"] == cfg.head))
+    assert cfg.model is not None  # a resolved config (TrainConfig.resolved)
     row, own = rows[best], model_forward_flops(cfg.model, tuple(shape), cfg.nb_classes or 10, **cfg.model_kwargs)
     return Speed(rate(row) * flops[best] / own, False,
                  f"from {_row_label(row)} by forward FLOPs ({flops[best] / 1e9:.3g} -> {own / 1e9:.3g} GFLOP)")
@@ -132,7 +141,7 @@ def dataset_sizes(cfg: TrainConfig) -> tuple[int, int]:
     return sizes
 
 
-def attack_passes(spec, nb_classes: int, hypersphere: bool, max_steps: int | None = None) -> float:
+def attack_passes(spec: AttackSpec, nb_classes: int, hypersphere: bool, max_steps: int | None = None) -> float:
     """Forward+backward passes per test image of one attack at its full budget, on every view it runs on (an upper
     bound: early stops, and images an earlier attack of AutoAttack's cascade broke, are not subtracted).
 
@@ -158,9 +167,12 @@ def attack_passes(spec, nb_classes: int, hypersphere: bool, max_steps: int | Non
     if name == "square":
         return steps * FORWARD
     if name == "zoo":
-        return spec.option("max_queries") * FORWARD * len(spec.variants(Objective(hypersphere=hypersphere)))
+        views_run = len(spec.variants(Objective(hypersphere=hypersphere)))
+        zoo_queries: float = spec.option("max_queries") * FORWARD * views_run
+        return zoo_queries
     if spec.attack.score_based:
-        return steps * 2 * spec.option("nb_samples") * FORWARD
+        probes: float = steps * 2 * spec.option("nb_samples") * FORWARD
+        return probes
     views = len(spec.variants(Objective(hypersphere=hypersphere)))
     return steps * max(spec.restarts, 1) * views
 
@@ -179,7 +191,11 @@ def estimate_hours(table: PaperTable, cfg: TrainConfig, state: RowState, n: int 
     rate = training_speed(cfg).passes_per_s * 3600
     train_images, test_images = dataset_sizes(cfg)
     images = min(cfg.subset or train_images, train_images)
-    passes_left = 0 if state.kind == "trained" else cfg.passes - state.epochs_done
+    if state.kind == "trained":
+        passes_left = 0
+    else:
+        assert cfg.passes is not None  # a resolved config (TrainConfig.resolved)
+        passes_left = cfg.passes - state.epochs_done
     train = images * passes_left * train_passes_per_image(cfg) / rate
     tests = min(n or test_images, test_images)
     evaluate = 0.0 if state.evaluated else tests * eval_passes_per_image(table, cfg, max_steps) / rate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from art_he.config import TrainConfig, cli_fields, framework_options, option_flag
 from art_he.errors import UserError
@@ -27,14 +28,15 @@ from art_he.reproduce.tables import PaperTable
 ROW_IDENTITY = ("dataset", "framework", "head", "scale", "margin", "weight_norm")
 
 
-def row_configs(table: PaperTable, overrides: dict) -> dict[str, TrainConfig]:
+def row_configs(table: PaperTable, overrides: dict[str, Any]) -> dict[str, TrainConfig]:
     """Each row's recipe with ``overrides`` on top, resolved. A framework option (``--max-iter``, ``--replays``
     ...) applies to the rows whose framework takes it; one that applies to no row is a :class:`UserError`."""
     allowed = {f.name for f in cli_fields()} - set(ROW_IDENTITY)
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise UserError(f"reproduce does not override {', '.join(unknown)}: they define the table's rows")
-    configs, used = {}, set()
+    configs: dict[str, TrainConfig] = {}
+    used: set[str] = set()
     for name in table.recipes:
         cfg = get_recipe(name).config()
         takes = cfg.framework_class().options
@@ -50,7 +52,7 @@ def row_configs(table: PaperTable, overrides: dict) -> dict[str, TrainConfig]:
 
 
 def plan_text(table: PaperTable, configs: dict[str, TrainConfig], states: dict[str, RowState], out: Path,
-              overrides: dict, n: int | None, max_steps: int | None) -> str:
+              overrides: dict[str, Any], n: int | None, max_steps: int | None) -> str:
     """What will be done: rows, epochs, model, data, evaluation, and the GPU-hours on the measured GPU, each row's
     speed marked measured or extrapolated."""
     from art_he.evaluation.specs import parse_attacks
@@ -82,6 +84,7 @@ def plan_text(table: PaperTable, configs: dict[str, TrainConfig], states: dict[s
         full += sum(estimate_hours(table, cfg, RowState("new"), n, max_steps))
         speeds[name] = training_speed(cfg)
         mark = "m" if speeds[name].measured else "x"
+        assert cfg.passes is not None  # a resolved config (row_configs)
         lines.append(f"  {name:<28} {cfg.framework:<9} {cfg.head:<5} {cfg.model:<16} {cfg.epochs:>6} {cfg.passes:>6}"
                      f"  {describe(states[name], cfg.passes):<26} {images_per_second(cfg):>8,.0f}{mark}"
                      f"  {train:>8.2f} + {evaluate:<7.2f}")

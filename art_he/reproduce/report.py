@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from art_he.reproduce.tables import PaperTable
+
+if TYPE_CHECKING:
+    from art_he.evaluation.report import Report
 
 
 def _cell(ours: float | None, paper: float) -> str:
@@ -14,7 +18,7 @@ def _cell(ours: float | None, paper: float) -> str:
     return f"{ours:.2f} / {paper:.2f} ({ours - paper:+.2f})"
 
 
-def row_values(table: PaperTable, report, minutes: float | None) -> dict[str, float | None]:
+def row_values(table: PaperTable, report: Report, minutes: float | None) -> dict[str, float | None]:
     """Our numbers for the table's columns: accuracies in %, training time in minutes."""
     accuracy = {r.attack: 100 * r.accuracy for r in report.rows}
     return {c: minutes if c == "train_min" else accuracy.get(c) for c in table.columns}
@@ -44,10 +48,11 @@ def training_minutes(run_dir: Path) -> float | None:
     if not path.is_file():
         return None
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return sum(m.get("time_s", 0.0) for m in lines) / 60
+    seconds: float = sum(m.get("time_s", 0.0) for m in lines)
+    return seconds / 60
 
 
-def write_results(out: Path, table: PaperTable, values: dict, text: str) -> None:
+def write_results(out: Path, table: PaperTable, values: dict[str, dict[str, float | None]], text: str) -> None:
     """``OUT/<table>.md`` (the printed table) and ``OUT/<table>.json`` (ours, paper, difference per cell)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{table.key}.md").write_text(text)
@@ -57,5 +62,5 @@ def write_results(out: Path, table: PaperTable, values: dict, text: str) -> None
                                                        allow_nan=False) + "\n")
 
 
-def _json_cell(ours: float | None, paper: float) -> dict:
+def _json_cell(ours: float | None, paper: float) -> dict[str, float | None]:
     return {"ours": ours, "paper": paper, "diff": None if ours is None else round(ours - paper, 4)}

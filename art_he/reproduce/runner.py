@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from art_he.config import TrainConfig
 from art_he.errors import UserError
@@ -21,10 +25,14 @@ from art_he.reproduce.plan import plan_text, row_configs
 from art_he.reproduce.report import comparison_text, row_values, training_minutes, write_results
 from art_he.reproduce.tables import PaperTable, get_table
 
+if TYPE_CHECKING:
+    from art_he.evaluation.report import Report
+
 log = logging.getLogger("art_he.reproduce")
 
 
-def evaluate_row(table: PaperTable, run_dir: Path, settings: dict, test_data, verbose: bool):
+def evaluate_row(table: PaperTable, run_dir: Path, settings: dict[str, Any],
+                 test_data: Callable[[], tuple[np.ndarray, np.ndarray]], verbose: bool) -> Report:
     """The row's report: from ``eval.json`` when its settings match, else evaluated and written there."""
     from art_he.evaluation import evaluate
     from art_he.runs import load_run
@@ -51,7 +59,7 @@ def train_row(cfg: TrainConfig, run_dir: Path, state: RowState, verbose: bool) -
     runs.train_run(cfg, run_dir, resume=state.kind == "resume", overwrite=state.kind == "restart", verbose=verbose)
 
 
-def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *, n: int | None = None,
+def reproduce(name: str, overrides: dict[str, Any], out: str | Path = "runs/reproduce", *, n: int | None = None,
               max_steps: int | None = None, dry_run: bool = False, verbose: bool = True) -> str:
     """Plan, train, evaluate and compare one table; returns the comparison (the plan for ``dry_run``)."""
     from art_he.data import dataset_info
@@ -78,12 +86,14 @@ def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *,
     log.info("%s", plan_text(table, configs, states, out, overrides, n, max_steps))
     if dry_run:
         return ""
-    values, n_eval = {}, []
+    values: dict[str, dict[str, float | None]] = {}
+    n_eval: list[int] = []
     for row, cfg in configs.items():
         run_dir, state = out / row, states[row]
         if state.kind == "trained":
             log.info("== %s: trained, skipped", row)
         else:
+            assert cfg.passes is not None  # a resolved config (row_configs)
             log.info("== %s: %s", row, describe(state, cfg.passes))
             train_row(cfg, run_dir, state, verbose)
         log.info("== %s: %s", row, "evaluation cached" if state.evaluated else "evaluating")
@@ -95,12 +105,12 @@ def reproduce(name: str, overrides: dict, out: str | Path = "runs/reproduce", *,
     return text
 
 
-def _test_loader(cfg: TrainConfig, n: int | None):
+def _test_loader(cfg: TrainConfig, n: int | None) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     """A function giving the test set (``n`` images of an image folder's), read once, on first use."""
     from art_he.data import load_dataset
 
     @functools.lru_cache(maxsize=1)
-    def load():
+    def load() -> tuple[np.ndarray, np.ndarray]:
         return load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir, verify=cfg.verify_data,
                             image_size=cfg.image_size, n=n)
 

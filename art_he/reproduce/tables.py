@@ -4,6 +4,7 @@ numbers (Tables 2, 3, 4 and 10)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from art_he.errors import UserError
 
@@ -42,7 +43,8 @@ class PaperTable:
         return [row.recipe for row in self.rows]
 
 
-def _rows(*rows: tuple) -> tuple[PaperRow, ...]:
+def _rows(*rows: tuple[Any, ...]) -> tuple[PaperRow, ...]:
+    """``(recipe, label, *values)`` tuples as rows."""
     return tuple(PaperRow(recipe, label, tuple(values)) for recipe, label, *values in rows)
 
 
