@@ -38,6 +38,8 @@ import zipfile
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -47,6 +49,15 @@ from art_he.devices import art_estimator, parse_device
 from art_he.errors import MissingFileError, UserError
 from art_he.heads import check_weight_norm
 from art_he.models.layers import CIFAR10_MEAN, CIFAR10_STD
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
+    from robustbench.model_zoo.architectures.boosting_wide_resnet import BoostingWideResNet
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    from art_he.estimator import HEPyTorchClassifier
+    from art_he.heads import HypersphereHead
+    from art_he.models.wide_resnet import WideResNet
 
 #: datasets whose RobustBench zoo entries load here: ``name -> (input_shape, nb_classes)``
 DATASETS = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100)}
@@ -134,20 +145,22 @@ def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str,
 
 
 # ---- classifiers ---------------------------------------------------------------------------------------------
-def _he_classifier(model: nn.Module, dataset: str, device):
+def _he_classifier(model: nn.Module, dataset: str, device: torch.device) -> HEPyTorchClassifier:
     from art_he.runs import make_classifier
 
     model.eval()
-    return make_classifier(model, dataset, device=device)
+    classifier: HEPyTorchClassifier = make_classifier(model, dataset, device=device)
+    return classifier
 
 
-def _head_kwargs(scale: float | None, margin: float | None) -> dict[str, float]:
+def _head_kwargs(scale: float | None, margin: float | None) -> dict[str, Any]:
+    """The head's keyword arguments for :func:`~art_he.models.build_model` (the ones given)."""
     return {k: v for k, v in (("scale", scale), ("margin", margin)) if v is not None}
 
 
 # ---- the authors' checkpoints --------------------------------------------------------------------------------
-def load_at_he(path: str | PathLike[str], *, scale: float | None = None, margin: float | None = None, device=None,
-               weight_norm: str = WEIGHT_NORM):
+def load_at_he(path: str | PathLike[str], *, scale: float | None = None, margin: float | None = None,
+               device: str | torch.device | None = None, weight_norm: str = WEIGHT_NORM) -> HEPyTorchClassifier:
     """An :class:`~art_he.estimator.HEPyTorchClassifier` for a checkpoint of the paper's own code (ShawnXYang/AT_HE).
 
     Accepted files: the released ``{'state_dict': {...}, 'test_acc': ..., 'test_robust_acc': ...}`` with keys
@@ -175,14 +188,15 @@ def load_at_he(path: str | PathLike[str], *, scale: float | None = None, margin:
     from art_he.models import build_model
     from art_he.robustbench.architectures import wrn_shape_of_state
 
-    device = parse_device(device)
+    place = parse_device(device)
     path = Path(path)
     checkpoint = read_checkpoint(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
     if not _is_state_dict(state):
         raise UserError(f"{path} is not an AT_HE checkpoint: expected a state dict of tensors or "
                         "{'state_dict': ..., 'test_acc': ..., 'test_robust_acc': ...}")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    tensors = cast("dict[str, torch.Tensor]", state)  # checked by _is_state_dict
+    state = {k.removeprefix("module."): v for k, v in tensors.items()}
     try:
         depth, widen, classes = wrn_shape_of_state(state)
     except UserError as error:
@@ -195,7 +209,7 @@ def load_at_he(path: str | PathLike[str], *, scale: float | None = None, margin:
     if check_weight_norm(weight_norm) == "none":
         raise UserError("weight_norm='none' would not compute the authors' model, whose forward normalises fc.weight; "
                         "use 'project' (theirs) or 'differentiable'")
-    head_kwargs = {**_head_kwargs(scale, margin), "weight_norm": weight_norm} if hypersphere else {}
+    head_kwargs: dict[str, Any] = {**_head_kwargs(scale, margin), "weight_norm": weight_norm} if hypersphere else {}
     model = build_model(f"wrn-{depth}-{widen}", num_classes=10, mean=AT_HE_MEAN, std=AT_HE_STD,
                         head="he" if hypersphere else "plain", **head_kwargs)
     ours, name = _trades_to_ours(state)
@@ -203,11 +217,11 @@ def load_at_he(path: str | PathLike[str], *, scale: float | None = None, margin:
         if key not in ours and (key.startswith("normalize.") or key.endswith("num_batches_tracked")):
             ours[key] = value
     _load_strict(model, ours, f"{path} (read as a WideResNet-{depth}-{widen})", name)
-    return _he_classifier(model, "cifar10", device)
+    return _he_classifier(model, "cifar10", place)
 
 
 # ---- RobustBench's model zoo -------------------------------------------------------------------------------
-def _robustbench():
+def _robustbench() -> ModuleType:
     from art_he.robustbench.imports import import_robustbench
 
     try:
@@ -217,7 +231,7 @@ def _robustbench():
                         "install it with: pip install 'art-he[robustbench]'") from None
 
 
-def _zoo_entry(name: str, dataset: str, threat_model: str):
+def _zoo_entry(name: str, dataset: str, threat_model: str) -> tuple[dict[str, Any], BenchmarkDataset, ThreatModel]:
     """``(entry, BenchmarkDataset, ThreatModel)`` of zoo model ``name``, with one-line errors and hints."""
     _robustbench()
     from robustbench.model_zoo import model_dicts
@@ -246,7 +260,8 @@ def _zoo_entry(name: str, dataset: str, threat_model: str):
     return models[name], ds, tm
 
 
-def _checkpoint_paths(name: str, model_dir, ds, tm, entry) -> list[Path]:
+def _checkpoint_paths(name: str, model_dir: str | PathLike[str], ds: BenchmarkDataset, tm: ThreatModel,
+                      entry: dict[str, Any]) -> list[Path]:
     """The files RobustBench's ``load_model`` reads for ``entry`` (an ensemble has one per member)."""
     folder = Path(model_dir) / ds.value / tm.value
     ids = entry.get("gdrive_id")
@@ -265,16 +280,17 @@ def _is_boosting(model: nn.Module) -> bool:
     return isinstance(model, BoostingWideResNet) and type(model).forward is BoostingWideResNet.forward
 
 
-def _from_boosting(rb_model: nn.Module, *, scale, margin, what: str) -> nn.Module:
+def _from_boosting(rb_model: BoostingWideResNet, *, scale: float | None, margin: float | None,
+                   what: str) -> WideResNet:
     """Our WideResNet with an HE head and ``rb_model``'s weights and mu/sigma; checked to agree with it."""
     from art_he.models import build_model
     from art_he.robustbench.architectures import wrn_shape_of_state
 
     state = {k: v.detach().cpu() for k, v in rb_model.state_dict().items()}
     depth, widen, classes = wrn_shape_of_state(state)
-    model = build_model(f"wrn-{depth}-{widen}", num_classes=classes, head="he",
-                        mean=rb_model.mu.flatten().tolist(), std=rb_model.sigma.flatten().tolist(),
-                        **_head_kwargs(scale, margin))
+    model = cast("WideResNet", build_model(  # a wrn-<depth>-<widen> name builds a WideResNet
+        f"wrn-{depth}-{widen}", num_classes=classes, head="he", mean=rb_model.mu.flatten().tolist(),
+        std=rb_model.sigma.flatten().tolist(), **_head_kwargs(scale, margin)))
     ours, name = _trades_to_ours(state)
     _load_strict(model, ours, what, name)
     model.eval()
@@ -287,9 +303,11 @@ def _from_boosting(rb_model: nn.Module, *, scale, margin, what: str) -> nn.Modul
     return model
 
 
-def _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin):
+def _load_zoo(name: str, model_dir: str | PathLike[str], dataset: str, threat_model: str,
+              device: str | torch.device | None, scale: float | None,
+              margin: float | None) -> tuple[PyTorchClassifier, dict[str, Any]]:
     """``(classifier, meta)``; see :func:`load_robustbench`."""
-    device = parse_device(device)  # before anything is read: a device that is not there fails first
+    place = parse_device(device)  # before anything is read: a device that is not there fails first
     rb = _robustbench()
     entry, ds, tm = _zoo_entry(name, dataset, threat_model)
     import timm
@@ -311,18 +329,19 @@ def _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin):
         raise UserError(f"{what} does not fit RobustBench's {name!r} architecture: {detail[:300]}") from None
     rb_model.eval()
     input_shape, nb_classes = DATASETS[ds.value]
-    meta = {"name": name, "dataset": ds.value, "threat_model": tm.value, "source": "robustbench",
+    meta: dict[str, Any] = {"name": name, "dataset": ds.value, "threat_model": tm.value, "source": "robustbench",
             "checkpoint": what, "architecture": type(rb_model).__name__}
     if _is_boosting(rb_model):
         model = _from_boosting(rb_model, scale=scale, margin=margin, what=what)
-        classes = model.fc.num_classes
+        head = cast("HypersphereHead", model.fc)  # nn.Module types its children as Tensor | Module
+        classes = head.num_classes
         if classes != nb_classes:
             raise UserError(f"{what} has {classes} classes, {ds.value} has {nb_classes}")
         from art_he.robustbench.architectures import wrn_shape
 
         depth, widen = wrn_shape(model)
-        meta.update(model=f"wrn-{depth}-{widen}", head="he", head_kwargs=model.fc.head_kwargs())
-        return _he_classifier(model, ds.value, device), meta
+        meta.update(model=f"wrn-{depth}-{widen}", head="he", head_kwargs=head.head_kwargs())
+        return _he_classifier(model, ds.value, place), meta
     if scale is not None or margin is not None:
         raise UserError(f"scale/margin apply to hypersphere (BoostingWideResNet) models; {name!r} is a "
                         f"{type(rb_model).__name__}")
@@ -330,13 +349,14 @@ def _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin):
 
     meta.update(model=type(rb_model).__name__, head="plain")
     classifier = art_estimator(PyTorchClassifier, rb_model, nn.CrossEntropyLoss(), input_shape, nb_classes,
-                               clip_values=(0.0, 1.0), device=device)
+                               clip_values=(0.0, 1.0), device=place)
     rb_model.eval()
     return classifier, meta
 
 
-def load_robustbench(name: str, model_dir: str | PathLike[str], *, dataset: str = "cifar10", threat_model: str = "Linf",
-                     device=None, scale: float | None = None, margin: float | None = None):
+def load_robustbench(name: str, model_dir: str | PathLike[str], *, dataset: str = "cifar10",
+                     threat_model: str = "Linf", device: str | torch.device | None = None, scale: float | None = None,
+                     margin: float | None = None) -> PyTorchClassifier:
     """An ART classifier for RobustBench zoo model ``name`` from ``<model_dir>/<dataset>/<threat_model>/<name>.pt``.
 
     The file must be there already: a missing one is a one-line :class:`~art_he.errors.MissingFileError` naming
@@ -360,8 +380,9 @@ def load_robustbench(name: str, model_dir: str | PathLike[str], *, dataset: str 
     return _load_zoo(name, model_dir, dataset, threat_model, device, scale, margin)[0]
 
 
-def zoo_classifier_for_eval(name: str, model_dir: str | PathLike[str], device=None, *, dataset: str = "cifar10",
-                            threat_model: str = "Linf", scale: float | None = None, margin: float | None = None):
+def zoo_classifier_for_eval(name: str, model_dir: str | PathLike[str], device: str | torch.device | None = None, *,
+                            dataset: str = "cifar10", threat_model: str = "Linf", scale: float | None = None,
+                            margin: float | None = None) -> tuple[PyTorchClassifier, dict[str, Any]]:
     """``(classifier, meta)`` for ``art-he eval --robustbench NAME --model-dir D``: :func:`load_robustbench`'s
     classifier, and ``meta`` with ``name``, ``dataset``, ``threat_model``, ``source`` ("robustbench"),
     ``checkpoint``, ``architecture`` (RobustBench's class), ``model`` (ours, e.g. ``wrn-34-20``, or the class) and
