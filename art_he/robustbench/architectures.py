@@ -23,12 +23,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from art_he.errors import UserError
 from art_he.heads import find_head
+from art_he.models.layers import PreActBlock
 from art_he.models.preact_resnet import PreActResNet18
 from art_he.models.wide_resnet import WideResNet
 
@@ -53,18 +55,19 @@ class Architecture:
         from art_he.robustbench.imports import import_robustbench
 
         import_robustbench()
-        return getattr(import_module(self.module), self.cls)(**dict(self.kwargs))
+        module: nn.Module = getattr(import_module(self.module), self.cls)(**dict(self.kwargs))
+        return module
 
     def factory(self) -> Callable[[], nn.Module]:
         """A zero-argument constructor, as RobustBench's model zoo holds them."""
         return self.build
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"module": self.module, "class": self.cls, "kwargs": dict(self.kwargs), "label": self.label,
                 "hypersphere": self.hypersphere}
 
     @classmethod
-    def from_json(cls, data: dict) -> Architecture:
+    def from_json(cls, data: dict[str, Any]) -> Architecture:
         return cls(data["module"], data["class"], tuple(sorted(data["kwargs"].items())), data["label"],
                    bool(data["hypersphere"]))
 
@@ -72,7 +75,8 @@ class Architecture:
 def wrn_shape(model: WideResNet) -> tuple[int, int]:
     """``(depth, widen_factor)`` of one of our WideResNets."""
     n = len(model.blocks) // 3
-    return 6 * n + 4, model.blocks[0].conv1.out_channels // 16
+    first = cast(PreActBlock, model.blocks[0])  # nn.Sequential types its items as nn.Module
+    return 6 * n + 4, first.conv1.out_channels // 16
 
 
 def architecture_of(model: nn.Module) -> Architecture:
@@ -134,7 +138,7 @@ def to_robustbench_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if isinstance(model, PreActResNet18):
         return {_preact_key(k): v for k, v in state.items()}
-    n = len(model.blocks) // 3
+    n = len(cast(WideResNet, model).blocks) // 3  # architecture_of: not a PreActResNet18, so a WideResNet
     out = {wrn_key(k, n): v for k, v in state.items()}
     if arch.hypersphere:  # built and never used by BoostingWideResNet's forward; strict loading wants it
         out.update({"sub_" + k: v.clone() for k, v in list(out.items()) if k.startswith("block1.")})

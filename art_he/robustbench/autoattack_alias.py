@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import cast
 
 NAME = "autoattack"
 MARKER = 'ADAPTER = "art_he"'
@@ -75,5 +76,5 @@ def autoattack_alias() -> Iterator[bool]:
         for name, module in before.items():
             if module is _ABSENT:
                 sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+            else:  # a module, or None where an import was blocked (typeshed types sys.modules as modules only)
+                sys.modules[name] = cast("types.ModuleType", module)

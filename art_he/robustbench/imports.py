@@ -29,6 +29,7 @@ import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from art_he.robustbench.autoattack_alias import autoattack_alias
 from art_he.upstream import resource_filename
@@ -62,8 +63,8 @@ def stand_in_pkg_resources() -> Iterator[bool]:
     finally:
         if before is _ABSENT:
             sys.modules.pop("pkg_resources", None)
-        else:
-            sys.modules["pkg_resources"] = before
+        else:  # a module, or None where an import was blocked (typeshed types sys.modules as modules only)
+            sys.modules["pkg_resources"] = cast("types.ModuleType", before)
 
 
 def import_robustbench() -> types.ModuleType:
@@ -79,4 +80,5 @@ def import_robustbench() -> types.ModuleType:
         import robustbench.eval
         import robustbench.model_zoo
         import robustbench.utils  # noqa: F401
-    return robustbench
+    module: types.ModuleType = robustbench
+    return module

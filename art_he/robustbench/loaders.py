@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -76,7 +76,7 @@ def shape_problems(rb_data: Any, rb_eval: Any, benches: dict[str, Any], corrupti
         problems.append("robustbench.data.CORRUPTION_DATASET_LOADERS (a dict that robustbench.eval shares)")
     else:
         for name, bench in benches.items():
-            loader = corrupt.get(bench, {}).get(corruptions_key)
+            loader = cast("dict[Any, Any]", corrupt).get(bench, {}).get(corruptions_key)  # a dict: checked above
             if loader is None or not binds(loader, 1, 5, "./data", False, ["fog"]):
                 problems.append(f"CORRUPTION_DATASET_LOADERS[{name}][corruptions](n_examples, severity, data_dir, "
                                 "shuffle, corruptions)")

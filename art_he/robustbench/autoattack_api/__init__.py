@@ -28,15 +28,22 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyautoattack
 from pyautoattack import AutoAttack as _PyAutoAttack
 
 from art_he.robustbench.autoattack_api import state
 from art_he.upstream import binds, guard
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["AutoAttack", "state"]
 __version__ = pyautoattack.__version__
@@ -46,7 +53,9 @@ _FORWARDED = ("attacks_to_run", "apgd", "apgd_targeted", "fab", "square", "norm"
               "version", "device", "model", "logger")
 
 
-def _keyword_only(func) -> set[str]:
+def _keyword_only(func: Callable[..., Any] | None) -> set[str]:
+    if func is None:  # as inspect.signature's TypeError below
+        return set()
     try:
         parameters = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):
@@ -54,7 +63,7 @@ def _keyword_only(func) -> set[str]:
     return {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
 
 
-def pyautoattack_problems(cls=_PyAutoAttack) -> list[str]:
+def pyautoattack_problems(cls: type[Any] = _PyAutoAttack) -> list[str]:
     """What of pyautoattack 0.2's ``AutoAttack`` API, as the adapter calls it, ``cls`` lacks."""
     problems = []
     if not {"norm", "eps", "version", "device", "seed", "attacks"} <= _keyword_only(cls.__init__):
@@ -76,8 +85,10 @@ guard("pyautoattack", pyautoattack_problems())
 class AutoAttack:
     """GitHub ``autoattack.AutoAttack`` with pyautoattack doing the work (see the module docstring)."""
 
-    def __init__(self, model, norm="Linf", eps=0.3, seed=None, verbose=True, attacks_to_run=(), version="standard",
-                 is_tf_model=False, device="cuda", log_path=None):
+    def __init__(self, model: nn.Module, norm: str = "Linf", eps: float = 0.3, seed: int | None = None,
+                 verbose: bool = True, attacks_to_run: Sequence[str] = (), version: str = "standard",
+                 is_tf_model: bool = False, device: str | torch.device = "cuda",
+                 log_path: str | os.PathLike[str] | None = None) -> None:
         if is_tf_model:
             raise NotImplementedError("TensorFlow models are not supported by pyautoattack's PyTorch API")
         attacks = list(attacks_to_run) if attacks_to_run else None
@@ -91,17 +102,17 @@ class AutoAttack:
         object.__setattr__(self, "is_tf_model", False)
         inner.verbose = verbose
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(object.__getattribute__(self, "_aa"), name)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         if name in _FORWARDED:
             setattr(self._aa, name, value)
         else:
             object.__setattr__(self, name, value)
 
     @contextmanager
-    def _logging(self):
+    def _logging(self) -> Iterator[None]:
         """Send the ``"auto-attack"`` log to ``log_path`` or stdout while running, when verbose."""
         logger = logging.getLogger(_LOGGER)
         if not self._aa.verbose:
@@ -125,27 +136,34 @@ class AutoAttack:
             logger.setLevel(old_level)
             logger.propagate = old_propagate
 
-    def get_logits(self, x):
-        return self._aa.get_logits(x)
+    def get_logits(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self._aa.get_logits(x)
+        return logits
 
-    def get_seed(self):
-        return self._aa.get_seed()
+    def get_seed(self) -> int:
+        seed: int = self._aa.get_seed()
+        return seed
 
-    def run_standard_evaluation(self, x_orig, y_orig, bs=250, return_labels=False, state_path=None):
-        state_path = Path(state_path) if state_path is not None else None
+    def run_standard_evaluation(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250,
+                                return_labels: bool = False, state_path: str | os.PathLike[str] | None = None,
+                                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        path = Path(state_path) if state_path is not None else None
         with self._logging():
-            x_adv, y_adv = self._aa.run_standard_evaluation(x_orig, y_orig, batch_size=bs, state_path=state_path)
+            x_adv, y_adv = self._aa.run_standard_evaluation(x_orig, y_orig, batch_size=bs, state_path=path)
         return (x_adv, y_adv) if return_labels else x_adv
 
-    def run_standard_evaluation_individual(self, x_orig, y_orig, bs=250, return_labels=False):
+    def run_standard_evaluation_individual(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250,
+                                           return_labels: bool = False) -> dict[str, Any]:
         with self._logging():
             adv = self._aa.run_standard_evaluation_individual(x_orig, y_orig, batch_size=bs)
-        return adv if return_labels else {name: pair[0] for name, pair in adv.items()}
+        individual: dict[str, Any] = adv if return_labels else {name: pair[0] for name, pair in adv.items()}
+        return individual
 
-    def clean_accuracy(self, x_orig, y_orig, bs=250):
+    def clean_accuracy(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250) -> float:
         with self._logging():
-            return self._aa.clean_accuracy(x_orig, y_orig, bs=bs)
+            accuracy: float = self._aa.clean_accuracy(x_orig, y_orig, bs=bs)
+            return accuracy
 
-    def set_version(self, version="standard"):
+    def set_version(self, version: str = "standard") -> None:
         self._aa.version = version
         self._aa._set_version(version)
