@@ -9,6 +9,7 @@ goes to ``RUN/robustbench/report.json`` with AutoAttack's log beside it; ``art-h
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -57,12 +58,12 @@ class BenchmarkResult:
                 f"| {100 * self.autoattack_acc:.2f} | {self.time_s:.1f} s |\n")
 
 
-def report_paths(run_dir) -> tuple[Path, Path]:
+def report_paths(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     folder = Path(run_dir) / FOLDER
     return folder / REPORT_FILE, folder / LOG_FILE
 
 
-def read_report(run_dir) -> BenchmarkResult:
+def read_report(run_dir: str | os.PathLike[str]) -> BenchmarkResult:
     """The benchmark result of a run, or a one-line error saying how to make it."""
     path, _ = report_paths(run_dir)
     if not path.is_file():
@@ -74,7 +75,8 @@ def read_report(run_dir) -> BenchmarkResult:
         raise UserError(f"{path} is not a RobustBench benchmark report ({error})") from None
 
 
-def benchmark_run(run_dir, *, data_dir, n: int = FULL_TEST_SET, eps: float | None = None, batch_size: int = 128,
+def benchmark_run(run_dir: str | os.PathLike[str], *, data_dir: str | os.PathLike[str], n: int = FULL_TEST_SET,
+                  eps: float | None = None, batch_size: int = 128,
                   device: str | None = None, seed: int = 0) -> BenchmarkResult:
     """Benchmark the run in ``run_dir`` with RobustBench's own code and write ``RUN/robustbench/``."""
     from importlib.metadata import version

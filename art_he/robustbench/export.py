@@ -16,16 +16,23 @@ random inputs and that the predicted classes agree.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from art_he.errors import MissingFileError, UserError
 from art_he.robustbench.architectures import Architecture
 from art_he.robustbench.benchmark import DATASET, EXPORT_FILE, FULL_TEST_SET, THREAT_MODEL, report_paths
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from art_he.robustbench.benchmark import BenchmarkResult
 
 _ABSENT = object()
 
@@ -55,16 +62,16 @@ def check_name(name: str) -> str:
     return name
 
 
-def paths(out, name: str) -> dict[str, Path]:
+def paths(out: str | os.PathLike[str], name: str) -> dict[str, Path]:
     out = Path(out)
     return {"weights": out / "models" / DATASET / THREAT_MODEL / f"{name}.pt",
             "card": out / "model_info" / DATASET / THREAT_MODEL / f"{name}.json",
             "submission": out / "SUBMISSION.md", "log": out / "autoattack.log", "export": out / EXPORT_FILE}
 
 
-def model_card(paper: Paper, architecture: str, result) -> dict:
+def model_card(paper: Paper, architecture: str, result: BenchmarkResult) -> dict[str, Any]:
     """RobustBench's model card: accuracies as percent strings with two decimals, ``eps`` as ``8/255``."""
-    card = {"link": paper.url, "name": paper.title, "authors": paper.authors, "additional_data": False,
+    card: dict[str, Any] = {"link": paper.url, "name": paper.title, "authors": paper.authors, "additional_data": False,
             "number_forward_passes": 1, "dataset": DATASET, "venue": paper.venue, "architecture": architecture,
             "eps": result.eps_text, "clean_acc": f"{100 * result.clean_acc:.2f}",
             "reported": f"{100 * result.autoattack_acc:.2f}", "autoattack_acc": f"{100 * result.autoattack_acc:.2f}",
@@ -74,7 +81,8 @@ def model_card(paper: Paper, architecture: str, result) -> dict:
     return card
 
 
-def submission_text(name: str, paper: Paper, arch: Architecture, result, config: dict) -> str:
+def submission_text(name: str, paper: Paper, arch: Architecture, result: BenchmarkResult,
+                    config: dict[str, Any]) -> str:
     """The body of RobustBench's "[New Model]" issue, filled in."""
     partial = result.n_examples < FULL_TEST_SET
     call = f"{arch.cls}({', '.join(f'{k}={v}' for k, v in arch.kwargs)})"
@@ -108,7 +116,7 @@ def submission_text(name: str, paper: Paper, arch: Architecture, result, config:
     return "\n".join(lines)
 
 
-def _zoo_entry(name: str, out) -> tuple[dict, str, dict]:
+def _zoo_entry(name: str, out: str | os.PathLike[str]) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """``(zoo, name, entry)``: the RobustBench zoo table (``all_models[dataset][threat_model]``) that export ``name``
     of folder ``out`` belongs in, and the entry to put there."""
     from art_he.robustbench.imports import import_robustbench
@@ -129,7 +137,7 @@ def _zoo_entry(name: str, out) -> tuple[dict, str, dict]:
     return zoo, name, {"model": arch.factory(), "gdrive_id": "local"}  # any id: None is refused even with the file
 
 
-def register(name: str, out) -> Path:
+def register(name: str, out: str | os.PathLike[str]) -> Path:
     """Add ``name`` from an export folder ``out`` to RobustBench's model zoo for the rest of this process (what it
     is asked for); return the ``model_dir`` to give ``robustbench.utils.load_model`` (which then loads the local
     file, offline). :func:`registered` adds it for a ``with`` block only."""
@@ -139,7 +147,7 @@ def register(name: str, out) -> Path:
 
 
 @contextmanager
-def registered(name: str, out) -> Iterator[Path]:
+def registered(name: str, out: str | os.PathLike[str]) -> Iterator[Path]:
     """:func:`register` inside the block; after it, RobustBench's zoo holds what it held before."""
     zoo, name, entry = _zoo_entry(name, out)
     before = zoo.get(name, _ABSENT)
@@ -153,7 +161,7 @@ def registered(name: str, out) -> Iterator[Path]:
             zoo[name] = before
 
 
-def verify_export(name: str, out, model, n: int = 8, seed: int = 0) -> float:
+def verify_export(name: str, out: str | os.PathLike[str], model: nn.Module, n: int = 8, seed: int = 0) -> float:
     """Load ``name`` through RobustBench's ``load_model`` (strict) and compare its outputs with ``model``'s on
     random inputs; returns the largest difference, or raises when it exceeds 1e-5 or a prediction differs."""
     import torch
@@ -172,7 +180,8 @@ def verify_export(name: str, out, model, n: int = 8, seed: int = 0) -> float:
     return diff
 
 
-def export_run(run_dir, out, name: str, paper: Paper | None = None, overwrite: bool = False) -> dict[str, Path]:
+def export_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], name: str, paper: Paper | None = None,
+               overwrite: bool = False) -> dict[str, Path]:
     """Write the submission of the run in ``run_dir`` to ``out`` (see the module docstring); returns the paths."""
     from art_he.robustbench.architectures import architecture_of
     from art_he.robustbench.benchmark import read_report
@@ -202,7 +211,8 @@ def export_run(run_dir, out, name: str, paper: Paper | None = None, overwrite: b
     return paths(out, name)
 
 
-def _write(out: Path, name: str, paper: Paper, model, arch: Architecture, result, config: dict, run_dir) -> None:
+def _write(out: Path, name: str, paper: Paper, model: nn.Module, arch: Architecture, result: BenchmarkResult,
+           config: dict[str, Any], run_dir: str | os.PathLike[str]) -> None:
     import torch
 
     from art_he.robustbench.architectures import to_robustbench_state_dict
