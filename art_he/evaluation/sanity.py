@@ -12,14 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from art_he.evaluation.report import Row
+from typing import Any, Protocol
 
 OK, WARN, SKIPPED = "ok", "warn", "skipped"
 ADVERSARIAL = ("white-box", "black-box", "transfer", "autoattack", "sweep")
 TOL = 1e-6
+
+
+class Row(Protocol):
+    """What the checks read of a report row (:class:`art_he.evaluation.report.Row`, which imports this module)."""
+
+    attack: str
+    label: str
+    kind: str
+    accuracy: float
+    eps: float
+    details: dict[str, Any]
 
 
 @dataclass
