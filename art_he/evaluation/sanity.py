@@ -19,7 +19,7 @@ ADVERSARIAL = ("white-box", "black-box", "transfer", "autoattack", "sweep")
 TOL = 1e-6
 
 
-class Row(Protocol):
+class CheckedRow(Protocol):
     """What the checks read of a report row (:class:`art_he.evaluation.report.Row`, which imports this module)."""
 
     attack: str
@@ -44,7 +44,7 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
-def robust_below_clean(rows: Sequence[Row], clean: float | None) -> Check:
+def robust_below_clean(rows: Sequence[CheckedRow], clean: float | None) -> Check:
     """Every attack row, and the mean over corruptions (mCA; one corrupted set alone may be easier than the clean
     one), at most the clean accuracy."""
     name = "robust accuracy <= clean accuracy"
@@ -61,7 +61,7 @@ def robust_below_clean(rows: Sequence[Row], clean: float | None) -> Check:
                            f"<= clean {_pct(clean)}")
 
 
-def sweep_monotone(rows: Sequence[Row]) -> Check:
+def sweep_monotone(rows: Sequence[CheckedRow]) -> Check:
     name = "accuracy non-increasing in eps"
     sweep = sorted((r for r in rows if r.kind == "sweep"), key=lambda r: r.eps)
     if len(sweep) < 2:
@@ -74,7 +74,7 @@ def sweep_monotone(rows: Sequence[Row]) -> Check:
     return Check(name, OK, " >= ".join(f"{_pct(r.accuracy)} @ {r.eps:.4g}" for r in sweep))
 
 
-def blackbox_not_below_whitebox(rows: Sequence[Row]) -> Check:
+def blackbox_not_below_whitebox(rows: Sequence[CheckedRow]) -> Check:
     name = "black-box accuracy >= white-box accuracy"
     black = [r for r in rows if r.kind in ("black-box", "transfer")]
     if not black:
@@ -95,7 +95,7 @@ def blackbox_not_below_whitebox(rows: Sequence[Row]) -> Check:
     return Check(name, OK, f"{compared} black-box rows >= the strongest white-box attack")
 
 
-def autoattack_flags(rows: Sequence[Row]) -> Check:
+def autoattack_flags(rows: Sequence[CheckedRow]) -> Check:
     name = "AutoAttack checks"
     aa = [r for r in rows if r.kind == "autoattack"]
     if not aa:
@@ -106,7 +106,7 @@ def autoattack_flags(rows: Sequence[Row]) -> Check:
     return Check(name, OK, "no flags raised")
 
 
-def within_threat_model(rows: Sequence[Row]) -> Check:
+def within_threat_model(rows: Sequence[CheckedRow]) -> Check:
     name = "perturbations within eps and the box"
     measured = [r for r in rows if "max_perturbation" in r.details]
     if not measured:
@@ -119,6 +119,6 @@ def within_threat_model(rows: Sequence[Row]) -> Check:
     return Check(name, OK, f"{len(measured)} attacks checked")
 
 
-def run_checks(rows: Sequence[Row], clean: float | None) -> list[Check]:
+def run_checks(rows: Sequence[CheckedRow], clean: float | None) -> list[Check]:
     return [robust_below_clean(rows, clean), sweep_monotone(rows), blackbox_not_below_whitebox(rows),
             autoattack_flags(rows), within_threat_model(rows)]
