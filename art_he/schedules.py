@@ -22,8 +22,10 @@ from collections.abc import Callable
 
 import torch
 
-from art_he.config import SCHEDULES
 from art_he.errors import UserError
+
+#: the schedules' names (``art-he train --schedule``)
+SCHEDULES = ("multistep", "step", "cosine", "cyclic", "constant")
 
 #: ``step``: x0.1 every 30 epochs of the budget (Shafahi et al.'s ImageNet FreeAT code, ``lib/utils.py``, which the
 #: authors' ImageNet code keeps: ``lr * 0.1 ** (epoch // ceil(30 / n_repeats))`` over passes)
@@ -65,6 +67,10 @@ class WarmupLR(torch.optim.lr_scheduler.LambdaLR):
             return min(1.0, (t + 1) / warmup_steps) * per_epoch(t // steps_per_epoch)
 
         super().__init__(optimizer, factor)
+
+
+#: the schedulers the trainers step after every batch (the others after every epoch)
+PER_BATCH = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR, WarmupLR)
 
 
 def cyclic_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.CyclicLR:

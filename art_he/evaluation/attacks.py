@@ -66,7 +66,7 @@ def guide_images(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
 def build_attack(spec: AttackSpec, estimator, ctx: Context):
     """The ART attack object for ``spec`` on ``estimator`` (settings exactly as in the spec)."""
     if spec.attack.build is None:
-        raise UserError(f"{spec.name} is run by pyautoattack, not built as an ART attack")
+        raise ValueError(f"{spec.name} is run by pyautoattack, not built as an ART attack")
     return spec.attack.build(spec, estimator, ctx)
 
 
@@ -113,7 +113,7 @@ def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
     """The first view on the correctly classified images, each further view on the survivors."""
     family = spec.attack
     if family.transfer and ctx.substitute is None:
-        raise UserError(f"{spec.name} needs a substitute classifier")
+        raise ValueError(f"{spec.name} needs a substitute classifier (evaluate checks it before attacking)")
     variants = spec.variants(objective_for(classifier))
     extra: dict = {"all_y": y}
     guides = guide_images(x, y, ctx.seed) if family.guided else None

@@ -57,7 +57,7 @@ def logits_view(classifier: PyTorchClassifier) -> PyTorchClassifier:
 def view(classifier: PyTorchClassifier, variant: str) -> PyTorchClassifier:
     """The classifier an attack runs on for ``variant`` (see the module docstring)."""
     if variant not in VIEWS:
-        raise UserError(f"unknown view {variant!r}; choose from {VIEWS}")
+        raise ValueError(f"unknown view {variant!r}; choose from {VIEWS}")
     if variant == "logits":
         return logits_view(classifier) if objective_for(classifier).hypersphere else classifier
     if isinstance(classifier, HEPyTorchClassifier) and classifier.attack_loss == variant:

@@ -25,8 +25,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from art_he.defaults import pgd_step
 from art_he.errors import UserError
 from art_he.plots.figures import _colors, _labels, format_eps, images_note, new_figure, require_matplotlib
+from art_he.validation import check_number
 
 KEYS = ("feature_norm_clean", "feature_norm_adv", "cos_y_clean", "cos_y_adv", "weight_norm", "grad_norm_clean",
         "grad_norm_adv", "grad_ratio", "correct_clean", "correct_adv", "y", "eps")
@@ -78,10 +80,9 @@ def he_diagnostics(model, x, y, x_adv=None, *, eps: float | None = None, eps_ste
             raise UserError(f"x_adv has shape {tuple(xa_t.shape)}, x has {tuple(x_t.shape)}")
     elif eps is None:
         raise UserError("he_diagnostics needs x_adv or eps (the Linf radius of the PGD that crafts them)")
-    elif not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise UserError(f"eps must be a number > 0, got {eps!r}")
-    if not (isinstance(steps, int) and steps >= 1):
-        raise UserError(f"steps must be an int >= 1, got {steps!r}")
+    else:
+        check_number("eps", eps, low=0.0, strict=True)
+    check_number("steps", steps, low=1, integer=True)
 
     captured: list = []
     handle = layer.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach()))
@@ -110,7 +111,7 @@ def he_diagnostics(model, x, y, x_adv=None, *, eps: float | None = None, eps_ste
             yb = y_t[start : start + batch_size].to(device)
             if x_adv is None:
                 xab = pgd(module, xb, yb, objective.attack_loss, eps=float(eps),
-                          eps_step=float(eps_step if eps_step is not None else eps / 4), max_iter=steps,
+                          eps_step=float(eps_step if eps_step is not None else pgd_step(eps)), max_iter=steps,
                           generator=generator)
             else:
                 xab = xa_t[start : start + batch_size].to(device)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import secrets
 import time
 import warnings
@@ -32,53 +31,25 @@ from torch.utils.data import DataLoader
 
 from art_he.attacks.train_time import pgd
 from art_he.data.augment import crop_flip, draw_crop_flip
+from art_he.defaults import pgd_step
 from art_he.errors import Preempted, UserError
 from art_he.heads import objective_of
+from art_he.precision import DTYPES, resolve_precision
 from art_he.progress import progress, say
-from art_he.schedules import WarmupLR
+from art_he.rng import derived_seed
+from art_he.schedules import PER_BATCH
 from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
 from art_he.trainers.capture import CAPTURES, NOISE_KINDS, CapturedStep, Draw
 from art_he.trainers.watch import BatchWatch
 from art_he.validation import check_number, check_xy
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-#: test-only switch: ``ART_HE_AUTO_PRECISION=bf16`` or ``fp32`` makes ``precision="auto"`` resolve to that value
-#: whatever the hardware, so that the suite can be run both ways on one machine
-AUTO_PRECISION_ENV = "ART_HE_AUTO_PRECISION"
 Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
 CROP_PAD, AUGMENT_KEY = 4, 0xA06
-PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR, WarmupLR)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (CUDA with bf16 support; a CPU with AVX512-BF16/AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` -> ``"bf16"`` where the device has native bf16, else ``"fp32"``; others unchanged."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
-    if precision == "auto":
-        forced = os.environ.get(AUTO_PRECISION_ENV)
-        if forced:
-            if forced not in ("bf16", "fp32"):
-                raise UserError(f"${AUTO_PRECISION_ENV} must be 'bf16' or 'fp32', got {forced!r}")
-            return forced
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
-def derived_seed(seed: int, *keys: int) -> int:
-    """A seed for a side stream (evaluation attacks of one epoch and rank), decorrelated from ``seed``."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] % 2**63)
+#: the key of the batch order's stream (:func:`~art_he.rng.derived_seed` of the seed, the epoch and this key)
+ORDER_KEY = 0x0DE
 
 
 def _to_cpu(obj):
@@ -230,8 +201,8 @@ class ATTrainer(Trainer):
 
     def autocast(self):
         """Autocast context for forward passes: bf16 or fp16 when ``precision`` asks for it."""
-        if self.precision in ("bf16", "fp16"):
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        if self.precision in DTYPES:
+            dtype = DTYPES[self.precision]
             # a CUDA graph must not keep autocast's cached casts of the weights (torch's CUDA graph notes)
             return torch.autocast(device_type=self.device.type, dtype=dtype, cache_enabled=self.capture != "cuda-graph")
         return nullcontext()
@@ -457,9 +428,10 @@ class ATTrainer(Trainer):
 
         def batches(epoch: int) -> Iterator[Batch]:
             sampler = getattr(loader, "sampler", None)
-            if own_sampler:
-                sampler.seed = self.seed  # type: ignore[union-attr]  # a resumed run's seed
-            if hasattr(sampler, "set_epoch"):
+            if own_sampler:  # DistributedSampler shuffles with seed + epoch: give it this epoch's derived seed
+                sampler.seed = derived_seed(self.seed, epoch, ORDER_KEY)  # type: ignore[union-attr]
+                sampler.set_epoch(0)  # type: ignore[union-attr]
+            elif hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
             for xb, yb in loader:
                 yield self._to_device(xb, yb)
@@ -501,7 +473,7 @@ class ATTrainer(Trainer):
         if scheduler is None:
             scheduler = self.default_scheduler(nb_epochs, steps_per_epoch)
         if scheduler_step is None:
-            scheduler_step = "batch" if isinstance(scheduler, PER_BATCH_SCHEDULERS) else "epoch"
+            scheduler_step = "batch" if isinstance(scheduler, PER_BATCH) else "epoch"
         if scheduler_step not in ("batch", "epoch"):
             raise UserError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
         path = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -706,9 +678,10 @@ class ATTrainer(Trainer):
     # -- evaluation --------------------------------------------------------------------------------------------
 
     def validation_attack(self) -> dict:
-        """PGD settings for per-epoch validation: the trainer's eps, ``eps/4`` steps, 10 iterations."""
+        """PGD settings for per-epoch validation: the trainer's eps, :func:`~art_he.defaults.pgd_step` steps, 10
+        iterations."""
         eps = getattr(self, "eps", 0.0)
-        return {"eps": eps, "eps_step": eps / 4, "max_iter": 10}
+        return {"eps": eps, "eps_step": pgd_step(eps), "max_iter": 10}
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -775,7 +748,8 @@ class ATTrainer(Trainer):
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
 
     def _epoch_generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed + epoch)
+        """The generator of epoch ``epoch``'s batch order."""
+        return torch.Generator().manual_seed(derived_seed(self.seed, epoch, ORDER_KEY))
 
     def _as_tensors(self, x, y) -> Batch:
         x, y = check_xy(x, y, self.classifier.input_shape, self.classifier.nb_classes)
