@@ -13,28 +13,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from art_he.errors import UserError
 from art_he.evaluation.auto_attack import run_autoattack
+from art_he.evaluation.catalog import Context
+from art_he.evaluation.specs import AttackSpec
 from art_he.evaluation.views import FeatureTap, feature_classifier, objective_for, project_linf, view
 from art_he.rng import global_seed
-
-if TYPE_CHECKING:
-    from art_he.evaluation.specs import AttackSpec
-
-
-@dataclass
-class Context:
-    """What attacks need besides the spec: batch size, seed, progress bars, a substitute, smoke-test caps."""
-
-    batch_size: int = 128
-    seed: int = 0
-    verbose: bool = False
-    substitute: object | None = None
-    max_steps: int | None = None
 
 
 @dataclass
