@@ -14,6 +14,7 @@ minutes); a non-finite loss or parameter stops it at that batch (:mod:`art_he.tr
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import secrets
 import time
@@ -35,7 +36,7 @@ from art_he.defaults import pgd_step
 from art_he.errors import Preempted, UserError
 from art_he.heads import objective_of
 from art_he.precision import DTYPES, resolve_precision
-from art_he.progress import progress, say
+from art_he.progress import progress
 from art_he.rng import derived_seed
 from art_he.schedules import PER_BATCH
 from art_he.trainers import checkpoint as ckpt
@@ -44,6 +45,7 @@ from art_he.trainers.capture import CAPTURES, NOISE_KINDS, CapturedStep, Draw
 from art_he.trainers.watch import BatchWatch
 from art_he.validation import check_number, check_xy
 
+log = logging.getLogger(__name__)
 Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
@@ -81,7 +83,9 @@ class ATTrainer(Trainer):
     :param augment: in :meth:`fit`, random crop (zero padding 4) and horizontal flip of every batch on the device
         (App. C.2), drawn per epoch from the seed, so that resume and DDP stay exact. Give :meth:`fit_loader` a
         ``DataLoader`` whose dataset applies its own transforms instead.
-    :param verbose: show tqdm progress bars (rank 0 only).
+    :param verbose: show tqdm progress bars and log one line of metrics per epoch (``logging``, logger
+        ``art_he.trainers.base``, level INFO; :func:`art_he.logs.show_logs` prints them); rank 0 only. ``False``:
+        silent.
     :param checkpoint_every: with a ``checkpoint_dir``, also write a mid-epoch checkpoint every this many minutes.
 
     Under ``torch.distributed`` (initialise the process group, e.g. with
@@ -506,7 +510,7 @@ class ATTrainer(Trainer):
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
                 self.on_epoch_end(metrics)
                 if self.verbose and self.dist.is_main:  # one line per epoch, validation included
-                    say(" ".join(f"{k}={v}" for k, v in metrics.items()))
+                    log.info(" ".join(f"{k}={v}" for k, v in metrics.items()))
                 self.history.append(metrics)
                 if path is not None:
                     self.save_checkpoint(path, scheduler)
