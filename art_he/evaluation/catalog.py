@@ -36,14 +36,18 @@ ZOO_PARALLEL = 128  # ZOO coordinates per iteration
 
 
 class Spec(Protocol):
-    """What a builder reads of an attack's settings (an :class:`~art_he.evaluation.specs.AttackSpec`)."""
+    """What a builder reads of an attack's settings (an :class:`~art_he.evaluation.specs.AttackSpec`, read-only)."""
 
-    name: str
-    steps: int
-    eps: float
-    eps_step: float
-    restarts: int
-
+    @property
+    def name(self) -> str: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def eps(self) -> float: ...
+    @property
+    def eps_step(self) -> float: ...
+    @property
+    def restarts(self) -> int: ...
     def option(self, key: str, default=None): ...
 
 
