@@ -59,12 +59,15 @@ def auto_precision(monkeypatch):
     return force
 
 
-@pytest.fixture(autouse=True)
-def _auto_precision_option(request, auto_precision) -> None:
-    """``pytest --auto-precision P`` forces ``precision="auto"`` to ``P`` in every test (in this process)."""
+@pytest.fixture(scope="session", autouse=True)
+def _auto_precision_option(request):
+    """``pytest --auto-precision P`` forces ``precision="auto"`` to ``P`` for the whole session (in this process,
+    session fixtures included)."""
     forced = request.config.getoption("--auto-precision")
-    if forced:
-        auto_precision(forced)
+    with pytest.MonkeyPatch.context() as patch:
+        if forced:
+            patch.setattr("art_he.precision.native_bf16", lambda device: forced == "bf16")
+        yield
 
 
 def pytest_sessionstart(session) -> None:
