@@ -50,7 +50,9 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
 CROP_PAD, AUGMENT_KEY = 4, 0xA06
-#: the key of the batch order's stream (:func:`~art_he.rng.derived_seed` of the seed, the epoch and this key)
+#: the key of the batch order's stream: :meth:`ATTrainer.fit` shuffles epoch ``e`` with ``derived_seed(seed, e, key)``
+#: (:func:`~art_he.rng.derived_seed`); a ``DistributedSampler`` the trainer makes gets ``derived_seed(seed, key)``
+#: (it adds the epoch itself)
 ORDER_KEY = 0x0DE
 
 
@@ -432,10 +434,9 @@ class ATTrainer(Trainer):
 
         def batches(epoch: int) -> Iterator[Batch]:
             sampler = getattr(loader, "sampler", None)
-            if own_sampler:  # DistributedSampler shuffles with seed + epoch: give it this epoch's derived seed
-                sampler.seed = derived_seed(self.seed, epoch, ORDER_KEY)  # type: ignore[union-attr]
-                sampler.set_epoch(0)  # type: ignore[union-attr]
-            elif hasattr(sampler, "set_epoch"):
+            if own_sampler:  # the run's order seed (a resumed run's); DistributedSampler adds the epoch to it
+                sampler.seed = derived_seed(self.seed, ORDER_KEY)  # type: ignore[union-attr]
+            if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
             for xb, yb in loader:
                 yield self._to_device(xb, yb)

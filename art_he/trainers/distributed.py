@@ -183,7 +183,7 @@ def shard_loader(loader: DataLoader, ctx: DistContext, seed: int) -> DataLoader:
     """A copy of ``loader`` that reads this rank's shard through a ``DistributedSampler``.
 
     ``loader.batch_size`` is the global batch; each rank gets ``batch_size // world_size``. A ``RandomSampler``
-    becomes a shuffling sampler seeded with ``seed`` (the trainer gives it each epoch's own seed).
+    becomes a shuffling sampler seeded with ``seed`` (``set_epoch`` is called by the trainer every epoch).
     """
     if not ctx.active or isinstance(loader.sampler, DistributedSampler):
         return loader
