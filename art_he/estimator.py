@@ -13,7 +13,7 @@ from art_he.devices import art_current, art_device_type, art_estimator, parse_de
 from art_he.errors import UserError
 from art_he.heads import find_head, objective_of
 from art_he.losses import Objective, margin_score
-from art_he.validation import check_number, check_xy
+from art_he.validation import check_choice, check_number, check_xy
 
 ATTACK_LOSSES = ("ce", "raw", "adaptive", "margin")
 
@@ -31,8 +31,7 @@ class HEAttackLoss(nn.CrossEntropyLoss):
 
     def __init__(self, objective: Objective, kind: str = "ce") -> None:
         super().__init__()
-        if kind not in ATTACK_LOSSES:
-            raise UserError(f"unknown attack_loss {kind!r}; choose from {ATTACK_LOSSES}")
+        check_choice("attack_loss", kind, ATTACK_LOSSES)
         self.objective = objective
         self.kind = kind
 

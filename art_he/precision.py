@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from art_he.errors import UserError
+from art_he.validation import check_choice
 
 #: every precision the trainers take: ``fp16`` is autocast with a ``GradScaler`` (GPUs without bf16)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -26,8 +26,6 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"`` -> ``"bf16"`` where ``device`` has native bf16 (:func:`native_bf16`), else ``"fp32"``; others
     unchanged."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
-    if precision == "auto":
+    if check_choice("precision", precision, PRECISIONS) == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision

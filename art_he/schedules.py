@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from art_he.errors import UserError
+from art_he.validation import check_choice
 
 #: the schedules' names (``art-he train --schedule``)
 SCHEDULES = ("multistep", "step", "cosine", "cyclic", "constant")
@@ -94,8 +95,7 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
     """The scheduler ``name`` for ``epochs`` passes of ``steps_per_epoch`` updates, from the optimizer's LR;
     with ``warmup_steps > 0`` a :class:`WarmupLR` (stepped per batch) instead of the per-epoch torch scheduler.
     ``step_every``: the passes between two x0.1 of ``step`` (the framework's passes for :data:`STEP_EPOCHS`)."""
-    if name not in SCHEDULES:
-        raise UserError(f"unknown schedule {name!r}; choose from {SCHEDULES}")
+    check_choice("schedule", name, SCHEDULES)
     if warmup_steps > 0:
         return WarmupLR(optimizer, name, epochs, steps_per_epoch, warmup_steps, step_every)
     if name == "multistep":

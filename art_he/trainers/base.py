@@ -43,7 +43,7 @@ from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
 from art_he.trainers.capture import CAPTURES, NOISE_KINDS, CapturedStep, Draw
 from art_he.trainers.watch import BatchWatch
-from art_he.validation import check_number, check_xy
+from art_he.validation import check_choice, check_number, check_xy
 
 log = logging.getLogger(__name__)
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -127,8 +127,7 @@ class ATTrainer(Trainer):
             raise UserError("the classifier has no optimizer; pass optimizer=... when building it")
         if not isinstance(compile, (bool, str)):
             raise TypeError(f"compile must be a bool or a torch.compile backend name, got {type(compile).__name__}")
-        if capture not in CAPTURES:
-            raise UserError(f"unknown capture {capture!r}; choose from {CAPTURES}")
+        check_choice("capture", capture, CAPTURES)
         if seed is not None:
             check_number("seed", seed, low=0, integer=True)
         if checkpoint_every is not None:
