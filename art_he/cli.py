@@ -253,9 +253,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
+    from art_he.logs import show_logs
     from art_he.threads import prefer_passive_wait, set_threads
 
     prefer_passive_wait()  # before anything imports torch: OpenMP reads it once
+    show_logs()  # the library's log records (epoch lines, resuming) as plain lines on stdout
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args, unknown = build_parser([command] if command in COMMANDS else []).parse_known_args(argv)

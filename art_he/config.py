@@ -20,10 +20,9 @@ from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS, he
 from art_he.devices import DEVICE_HELP, parse_device
 from art_he.errors import UserError
 from art_he.models.factory import model_builder
+from art_he.precision import CLI_PRECISIONS, resolve_precision
+from art_he.schedules import SCHEDULES
 from art_he.validation import check_number
-
-SCHEDULES = ("multistep", "step", "cosine", "cyclic", "constant")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _datasets() -> list[str]:
@@ -106,7 +105,7 @@ class TrainConfig:
     early_stop: bool | None = option(None, "FastAT: stop and roll back when PGD accuracy on a held-out batch "
                                            "collapses (catastrophic overfitting; default on)")
     precision: str = option("auto", "autocast precision (auto: bf16 where the device has native bf16; resolved "
-                                    "to the one used)", choices=PRECISIONS)
+                                    "to the one used)", choices=CLI_PRECISIONS)
     channels_last: bool = option(True, "keep inputs and model in channels_last")
     compile: bool = option(False, "torch.compile the model")
     capture: str = option("off", "replay the training step (attack and backward) from a capture: cuda-graph (CUDA "
@@ -139,7 +138,6 @@ class TrainConfig:
         import torch
 
         from art_he.data import dataset_info
-        from art_he.trainers.base import resolve_precision
 
         info = dataset_info(self.dataset)
         cls = self.framework_class()

@@ -14,7 +14,7 @@ from art_he.devices import art_current, art_device_type, art_estimator, parse_de
 from art_he.errors import UserError
 from art_he.heads import find_head, objective_of
 from art_he.losses import Objective, margin_score
-from art_he.validation import check_xy
+from art_he.validation import check_choice, check_number, check_xy
 
 ATTACK_LOSSES = ("ce", "raw", "adaptive", "margin")
 
@@ -32,8 +32,7 @@ class HEAttackLoss(nn.CrossEntropyLoss):
 
     def __init__(self, objective: Objective, kind: str = "ce") -> None:
         super().__init__()
-        if kind not in ATTACK_LOSSES:
-            raise UserError(f"unknown attack_loss {kind!r}; choose from {ATTACK_LOSSES}")
+        check_choice("attack_loss", kind, ATTACK_LOSSES)
         self.objective = objective
         self.kind = kind
 
@@ -77,8 +76,7 @@ class HEPyTorchClassifier(PyTorchClassifier):  # type: ignore[misc]  # ART ships
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if input_shape is None or nb_classes is None:
             raise UserError("input_shape and nb_classes are required")
-        if isinstance(nb_classes, bool) or not isinstance(nb_classes, int) or nb_classes < 2:
-            raise UserError(f"nb_classes must be an int >= 2, got {nb_classes!r}")
+        check_number("nb_classes", nb_classes, low=2, integer=True)
         head = find_head(model)
         if head is not None and head.num_classes != nb_classes:
             raise UserError(f"nb_classes={nb_classes} but the HypersphereHead has {head.num_classes} classes")

@@ -11,7 +11,7 @@ from torch import nn
 from art_he.defaults import MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS
 from art_he.errors import UserError
 from art_he.losses import Objective, check_variant
-from art_he.validation import check_number
+from art_he.validation import check_choice, check_number
 
 NORM_EPS = 1e-12
 #: how far (in units of the dtype's eps) ``‖W_l‖²`` of a projected row may be from 1: normalising leaves at most 6
@@ -115,7 +115,7 @@ class HypersphereHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.in_features:
-            raise UserError(f"HypersphereHead expects features of shape (B, {self.in_features}), got {tuple(z.shape)}")
+            raise ValueError(f"HypersphereHead expects features of shape (B, {self.in_features}), got {tuple(z.shape)}")
         if self.weight_norm == "project" and self._weight_key() != self._projected:
             self.project_()
         with torch.autocast(device_type=z.device.type, enabled=False):
@@ -144,9 +144,7 @@ def check_weight_norm(weight_norm: str | bool) -> str:
         warnings.warn(f"weight_norm={weight_norm} is deprecated; it means weight_norm={mode!r}{hint}",
                       DeprecationWarning, stacklevel=3)
         return mode
-    if weight_norm not in WEIGHT_NORMS:
-        raise UserError(f"unknown weight_norm {weight_norm!r}; choose from {WEIGHT_NORMS}")
-    return weight_norm
+    return check_choice("weight_norm", weight_norm, WEIGHT_NORMS)
 
 
 def find_head(model: nn.Module) -> HypersphereHead | None:

@@ -19,16 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from art_he.defaults import MARGINS, SCALE, VARIANTS
-from art_he.errors import UserError
+from art_he.validation import check_choice
 
 ARCCOS_DELTA = 1e-6
 
 
 def check_variant(variant: str) -> str:
     """Return ``variant`` if it is ``"he"`` or ``"mhe"``, else raise :class:`~art_he.errors.UserError`."""
-    if variant not in VARIANTS:
-        raise UserError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-    return variant
+    return check_choice("variant", variant, VARIANTS)
 
 
 def angles(cos: torch.Tensor, delta: float = ARCCOS_DELTA) -> torch.Tensor:
@@ -106,7 +104,7 @@ def trades_kl(logits_nat: torch.Tensor, logits_adv: torch.Tensor, reduction: str
         return kl.mean()
     if reduction == "sum":
         return kl.sum()
-    raise UserError(f"unknown reduction {reduction!r}")
+    raise ValueError(f"unknown reduction {reduction!r}")
 
 
 def safe_l2_norm(v: torch.Tensor, eps: float = 1e-12, dim: int = -1) -> torch.Tensor:
@@ -127,7 +125,7 @@ def alp_pairing(out_nat: torch.Tensor, out_adv: torch.Tensor, kind: str = "mse")
         return torch.nn.functional.mse_loss(out_nat, out_adv)
     if kind == "l2":
         return safe_l2_norm(out_nat - out_adv).mean()
-    raise UserError(f"unknown pairing {kind!r}; choose from {PAIRINGS}")
+    raise ValueError(f"unknown pairing {kind!r}; choose from {PAIRINGS}")
 
 
 @dataclass(frozen=True)

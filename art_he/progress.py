@@ -26,7 +26,3 @@ def in_notebook() -> bool:
     """Whether ``tqdm.auto`` chose the notebook widget (outside a notebook it is a text bar, ``tqdm_asyncio``)."""
     return any(klass.__module__ == "tqdm.notebook" for klass in tqdm.__mro__)
 
-
-def say(text: str) -> None:
-    """Print a line without breaking a bar that is being drawn (``tqdm.write``)."""
-    tqdm.write(text)

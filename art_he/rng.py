@@ -1,8 +1,10 @@
-"""Seeding libraries that draw from the global random generators, without leaving the globals changed.
+"""Seeds of side streams (:func:`derived_seed`), and seeding libraries that draw from the global random generators
+without leaving the globals changed.
 
-Our own attacks take explicit generators. Some libraries draw from numpy's and torch's global generators
-instead: ART's random starts (PGD, Square, ZOO, the feature attack), pyautoattack (it reseeds torch itself)
-and imagecorruptions. :func:`global_seed` seeds the globals for them and puts the previous states back.
+Our own draws (batch order, augmentation, attacks) take explicit generators seeded by :func:`derived_seed`. Some
+libraries draw from numpy's and torch's global generators instead: ART's random starts (PGD, Square, ZOO, the
+feature attack), pyautoattack (it reseeds torch itself) and imagecorruptions. :func:`global_seed` seeds the globals
+for them and puts the previous states back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+
+
+def derived_seed(seed: int, *keys: int) -> int:
+    """The seed of the stream ``keys`` (an epoch's batch order, its augmentation, one rank's evaluation attacks) of
+    the run seeded ``seed``: ``SeedSequence([seed, *keys])``'s first 64-bit word mod ``2**63``, so that streams of
+    neighbouring seeds or keys are unrelated (``seed + epoch`` would make seed ``s`` epoch ``e + 1`` seed ``s + 1``
+    epoch ``e``)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] % 2**63)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -30,6 +31,7 @@ from art_he.runlock import RunLock
 from art_he.schedules import STEP_EPOCHS, make_scheduler
 from art_he.trainers import checkpoint as ckpt
 
+log = logging.getLogger(__name__)
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
 
 
@@ -221,6 +223,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
 
     ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`), and
     no other run may be writing to it (:mod:`art_he.runlock`: rank 0 holds the folder's lock until the end).
+    ``verbose``: progress bars and log lines (:mod:`art_he.logs`); ``False``: silent.
     """
     from art_he.trainers import distributed  # distributed
 
@@ -252,7 +255,7 @@ def _claim_run_dir(lock: RunLock, cfg: TrainConfig, config: dict, resume: bool, 
         _write_atomic(lock.folder / METRICS_FILE, "".join(_metrics_line(cfg, m) for m in done).encode())
         if verbose:
             inside = f", after batch {state['batch']} of epoch {len(done) + 1}" if state.get("batch") else ""
-            print(f"resuming from epoch {len(done)} of {cfg.passes}{inside}", flush=True)
+            log.info("resuming from epoch %d of %d%s", len(done), cfg.passes, inside)
 
 
 def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: bool):

@@ -22,8 +22,11 @@ from collections.abc import Callable
 
 import torch
 
-from art_he.config import SCHEDULES
 from art_he.errors import UserError
+from art_he.validation import check_choice
+
+#: the schedules' names (``art-he train --schedule``)
+SCHEDULES = ("multistep", "step", "cosine", "cyclic", "constant")
 
 #: ``step``: x0.1 every 30 epochs of the budget (Shafahi et al.'s ImageNet FreeAT code, ``lib/utils.py``, which the
 #: authors' ImageNet code keeps: ``lr * 0.1 ** (epoch // ceil(30 / n_repeats))`` over passes)
@@ -67,6 +70,10 @@ class WarmupLR(torch.optim.lr_scheduler.LambdaLR):
         super().__init__(optimizer, factor)
 
 
+#: the schedulers the trainers step after every batch (the others after every epoch)
+PER_BATCH = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR, WarmupLR)
+
+
 def cyclic_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.CyclicLR:
     """Wong et al.'s cycle (``train_fgsm.py``/``train_free.py``): the LR rises linearly from 0 to each group's
     ``lr`` over the first half of the ``total_steps`` updates and falls back to 0 over the second half (torch's
@@ -88,8 +95,7 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, ste
     """The scheduler ``name`` for ``epochs`` passes of ``steps_per_epoch`` updates, from the optimizer's LR;
     with ``warmup_steps > 0`` a :class:`WarmupLR` (stepped per batch) instead of the per-epoch torch scheduler.
     ``step_every``: the passes between two x0.1 of ``step`` (the framework's passes for :data:`STEP_EPOCHS`)."""
-    if name not in SCHEDULES:
-        raise UserError(f"unknown schedule {name!r}; choose from {SCHEDULES}")
+    check_choice("schedule", name, SCHEDULES)
     if warmup_steps > 0:
         return WarmupLR(optimizer, name, epochs, steps_per_epoch, warmup_steps, step_every)
     if name == "multistep":

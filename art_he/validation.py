@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,13 @@ def check_number(name: str, value, *, low: float | None = None, strict: bool = F
         raise UserError(f"{name} must be finite, got {value}")
     if low is not None and (value <= low if strict else value < low):
         raise UserError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices: Collection):
+    """Check that ``value`` is one of ``choices``; return it."""
+    if value not in choices:
+        raise UserError(f"unknown {name} {value!r}; choose from {tuple(choices)}")
     return value
 
 

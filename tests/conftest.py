@@ -44,6 +44,33 @@ def tree_state(root: Path = ROOT) -> list[str] | None:
     return sorted(line for line in done.stdout.splitlines() if not any(cache in line for cache in CACHES))
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption("--auto-precision", choices=("bf16", "fp32"), default=None,
+                     help="what precision='auto' resolves to in this process, whatever the CPU (default: bf16 where "
+                          "it has native bf16): run the suite both ways on one machine")
+
+
+@pytest.fixture
+def auto_precision(monkeypatch):
+    """``auto_precision("bf16")`` or ``("fp32")``: what ``precision="auto"`` resolves to from then on in this test."""
+
+    def force(precision: str) -> None:
+        monkeypatch.setattr("art_he.precision.native_bf16", lambda device: precision == "bf16")
+
+    return force
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _auto_precision_option(request):
+    """``pytest --auto-precision P`` forces ``precision="auto"`` to ``P`` for the whole session (in this process,
+    session fixtures included)."""
+    forced = request.config.getoption("--auto-precision")
+    with pytest.MonkeyPatch.context() as patch:
+        if forced:
+            patch.setattr("art_he.precision.native_bf16", lambda device: forced == "bf16")
+        yield
+
+
 def pytest_sessionstart(session) -> None:
     session.config.stash[TREE] = tree_state()
 

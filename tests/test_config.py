@@ -55,14 +55,28 @@ def test_python_and_the_cli_resolve_the_same_configuration(flags):
 
 
 @pytest.mark.parametrize("forced", ["bf16", "fp32"])
-def test_print_config_shows_the_resolved_head_and_precision(forced, capsys, monkeypatch):
-    monkeypatch.setenv("ART_HE_AUTO_PRECISION", forced)  # what "auto" gives on a CPU with or without native bf16
+def test_print_config_shows_the_resolved_head_and_precision(forced, capsys, auto_precision):
+    auto_precision(forced)  # what "auto" gives on a CPU with or without native bf16
     assert main(["train", "--head", "mhe", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["scale"], printed["margin"], printed["precision"]) == (15.0, 0.1, forced)
     assert main(["train", "--head", "he", "--margin", "0.3", "--precision", "fp32", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["scale"], printed["margin"], printed["precision"]) == (15.0, 0.3, "fp32")
+
+
+def test_fp16_is_a_python_option_only(capsys):
+    from art_he.precision import PRECISIONS
+
+    parser = build_parser(["train"])
+    train = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+    choices = {a.dest: a for a in train.choices["train"]._actions}["precision"].choices
+    assert set(choices) == set(PRECISIONS) - {"fp16"}
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--precision", "fp16", "--print-config"])
+    assert stop.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        TrainConfig(precision="fp16").resolved()
 
 
 @pytest.mark.parametrize("recipe", ["table2-alp-he", "table3-free-mhe", "table3-fast-plain"])

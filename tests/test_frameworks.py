@@ -163,18 +163,16 @@ def test_reduced_precision_trains_under_autocast(precision, fmnist_train):
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
 
 
-def test_auto_precision_and_channels_last(monkeypatch):
-    from art_he.trainers.base import AUTO_PRECISION_ENV, native_bf16
+def test_auto_precision_and_channels_last(monkeypatch, auto_precision):
+    from art_he.precision import native_bf16
 
-    monkeypatch.delenv(AUTO_PRECISION_ENV, raising=False)
     trainer = trainer_for("pgd", "he", precision="auto")
     assert trainer.precision == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
-    for forced in ("bf16", "fp32"):  # the test-only switch that runs the suite both ways on one machine
-        monkeypatch.setenv(AUTO_PRECISION_ENV, forced)
+    for forced in ("bf16", "fp32"):  # the fixture that runs the suite both ways on one machine
+        auto_precision(forced)
         assert trainer_for("pgd", "he", precision="auto").precision == forced
-    monkeypatch.setenv(AUTO_PRECISION_ENV, "fp16")
-    with pytest.raises(ValueError, match=AUTO_PRECISION_ENV):
-        trainer_for("pgd", "he", precision="auto")
+        monkeypatch.setenv("ART_HE_AUTO_PRECISION", "fp32" if forced == "bf16" else "bf16")  # no longer read
+        assert trainer_for("pgd", "he", precision="auto").precision == forced
     conv = trainer.model.features[3].weight  # 8 -> 8 channels: the two layouts differ
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert trainer_for("pgd", "he", channels_last=False).model.features[3].weight.is_contiguous()

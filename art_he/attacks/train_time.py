@@ -13,8 +13,6 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from art_he.errors import UserError
-
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -66,7 +64,7 @@ def pgd(
     elif random_init is None:
         x_adv = x.clone()
     else:
-        raise UserError(f"unknown random_init {random_init!r}")
+        raise ValueError(f"unknown random_init {random_init!r}")
     low, high = x - eps, x + eps  # the ball's bounds, computed once: the values project() computes every step
     for _ in range(max_iter):
         grad = _input_grad(model, x_adv, target, loss_fn, autocast)

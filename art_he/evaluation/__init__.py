@@ -8,9 +8,9 @@
 (:mod:`art_he.commands.eval`).
 """
 
-from art_he.evaluation.attacks import Context, build_attack, run_attack
+from art_he.evaluation.attacks import build_attack, run_attack
 from art_he.evaluation.auto_attack import AutoAttackResult, run_autoattack
-from art_he.evaluation.catalog import CATALOG, AttackFamily, known_attacks, register_attack
+from art_he.evaluation.catalog import CATALOG, AttackFamily, Context, known_attacks, register_attack
 from art_he.evaluation.corruptions import (
     CORRUPTIONS,
     SEVERITIES,

@@ -13,28 +13,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from art_he.errors import UserError
 from art_he.evaluation.auto_attack import run_autoattack
+from art_he.evaluation.catalog import Context
+from art_he.evaluation.specs import AttackSpec
 from art_he.evaluation.views import FeatureTap, feature_classifier, objective_for, project_linf, view
 from art_he.rng import global_seed
-
-if TYPE_CHECKING:
-    from art_he.evaluation.specs import AttackSpec
-
-
-@dataclass
-class Context:
-    """What attacks need besides the spec: batch size, seed, progress bars, a substitute, smoke-test caps."""
-
-    batch_size: int = 128
-    seed: int = 0
-    verbose: bool = False
-    substitute: object | None = None
-    max_steps: int | None = None
 
 
 @dataclass
@@ -66,7 +53,7 @@ def guide_images(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
 def build_attack(spec: AttackSpec, estimator, ctx: Context):
     """The ART attack object for ``spec`` on ``estimator`` (settings exactly as in the spec)."""
     if spec.attack.build is None:
-        raise UserError(f"{spec.name} is run by pyautoattack, not built as an ART attack")
+        raise ValueError(f"{spec.name} is run by pyautoattack, not built as an ART attack")
     return spec.attack.build(spec, estimator, ctx)
 
 
@@ -113,7 +100,7 @@ def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
     """The first view on the correctly classified images, each further view on the survivors."""
     family = spec.attack
     if family.transfer and ctx.substitute is None:
-        raise UserError(f"{spec.name} needs a substitute classifier")
+        raise ValueError(f"{spec.name} needs a substitute classifier (evaluate checks it before attacking)")
     variants = spec.variants(objective_for(classifier))
     extra: dict = {"all_y": y}
     guides = guide_images(x, y, ctx.seed) if family.guided else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from art.attacks.evasion import (
@@ -28,16 +28,41 @@ from art.attacks.evasion import (
 from art_he.attacks import NES, SPSA
 from art_he.errors import UserError
 
-if TYPE_CHECKING:
-    from art_he.evaluation.attacks import Context
-    from art_he.evaluation.specs import AttackSpec
-
 DEEPFOOL_OVERSHOOT = 0.02  # Moosavi-Dezfooli et al.'s overshoot (ART's ``epsilon``)
 PROBE_MEMORY = 2**28  # bytes of probe images an SPSA/NES batch may hold
 SCORE_SAMPLES = 128  # SPSA/NES directions per step (nb_samples)
 ZOO_PARALLEL = 128  # ZOO coordinates per iteration
 
-Builder = Callable[["AttackSpec", object, "Context"], object]
+
+
+class Spec(Protocol):
+    """What a builder reads of an attack's settings (an :class:`~art_he.evaluation.specs.AttackSpec`, read-only)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def eps(self) -> float: ...
+    @property
+    def eps_step(self) -> float: ...
+    @property
+    def restarts(self) -> int: ...
+    def option(self, key: str, default=None): ...
+
+
+@dataclass
+class Context:
+    """What attacks need besides the spec: batch size, seed, progress bars, a substitute, smoke-test caps."""
+
+    batch_size: int = 128
+    seed: int = 0
+    verbose: bool = False
+    substitute: object | None = None
+    max_steps: int | None = None
+
+
+Builder = Callable[[Spec, object, Context], object]
 CE_RAW, CE, RAW = ("ce", "raw"), ("ce",), ("raw",)
 
 

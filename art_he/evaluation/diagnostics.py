@@ -20,13 +20,14 @@ PGD, :func:`art_he.attacks.pgd`, on the model's margin-free attack loss as in tr
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from art_he.defaults import pgd_step
 from art_he.errors import UserError
+from art_he.validation import check_number
 
 if TYPE_CHECKING:
     import torch
@@ -84,10 +85,9 @@ def he_diagnostics(model: object, x: npt.ArrayLike | torch.Tensor, y: npt.ArrayL
             raise UserError(f"x_adv has shape {tuple(xa_t.shape)}, x has {tuple(x_t.shape)}")
     elif eps is None:
         raise UserError("he_diagnostics needs x_adv or eps (the Linf radius of the PGD that crafts them)")
-    elif not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise UserError(f"eps must be a number > 0, got {eps!r}")
-    if not (isinstance(steps, int) and steps >= 1):
-        raise UserError(f"steps must be an int >= 1, got {steps!r}")
+    else:
+        check_number("eps", eps, low=0.0, strict=True)
+    check_number("steps", steps, low=1, integer=True)
 
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach()))
@@ -119,7 +119,7 @@ def he_diagnostics(model: object, x: npt.ArrayLike | torch.Tensor, y: npt.ArrayL
             if x_adv is None:
                 assert eps is not None  # checked above: PGD runs only with an eps
                 xab = pgd(module, xb, yb, objective.attack_loss, eps=float(eps),
-                          eps_step=float(eps_step if eps_step is not None else eps / 4), max_iter=steps,
+                          eps_step=float(eps_step if eps_step is not None else pgd_step(eps)), max_iter=steps,
                           generator=generator)
             else:
                 xab = xa_t[start : start + batch_size].to(device)

@@ -58,7 +58,7 @@ def logits_view(classifier: PyTorchClassifier) -> PyTorchClassifier:
 def view(classifier: PyTorchClassifier, name: str) -> PyTorchClassifier:
     """The classifier an attack runs on for the view ``name``, one of :data:`VIEWS` (see the module docstring)."""
     if name not in VIEWS:
-        raise UserError(f"unknown view {name!r}; choose from {VIEWS}")
+        raise ValueError(f"unknown view {name!r}; choose from {VIEWS}")
     if name == "logits":
         return logits_view(classifier) if objective_for(classifier).hypersphere else classifier
     if isinstance(classifier, HEPyTorchClassifier) and classifier.attack_loss == name:

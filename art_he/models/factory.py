@@ -15,6 +15,7 @@ from art_he.models.preact_resnet import PreActResNet18
 from art_he.models.small_cnn import SmallCNN
 from art_he.models.torchvision_models import TORCHVISION_MODELS, torchvision_model
 from art_he.models.wide_resnet import WideResNet
+from art_he.validation import check_choice
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "small-cnn": SmallCNN,
@@ -74,8 +75,7 @@ def build_model(
     (e.g. ``width`` of the small CNN). ``mean``/``std``: the input normalisation inside the model.
     """
     builder = model_builder(name)
-    if head not in HEADS:
-        raise UserError(f"unknown head {head!r}; choose from {HEADS}")
+    check_choice("head", head, HEADS)
     head_kwargs = {k: kwargs.pop(k) for k in HEAD_OPTIONS if k in kwargs}
     if head == "plain" and head_kwargs:
         raise UserError(f"head options {sorted(head_kwargs)} need head='he' or 'mhe'")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from art.estimators.classification import PyTorchClassifier
 
-from art_he.errors import UserError
 from art_he.losses import PAIRINGS, alp_loss
 from art_he.trainers.pgd import PGDATTrainer
-from art_he.validation import check_number, check_probability
+from art_he.validation import check_choice, check_number, check_probability
 
 
 class ALPTrainer(PGDATTrainer):
@@ -40,8 +39,7 @@ class ALPTrainer(PGDATTrainer):
         super().__init__(classifier, **kwargs)
         self.alpha = float(check_probability("alpha", alpha))
         self.pairing_weight = float(check_number("pairing_weight", pairing_weight, low=0.0))
-        if pairing not in PAIRINGS:
-            raise UserError(f"unknown pairing {pairing!r}; choose from {PAIRINGS}")
+        check_choice("pairing", pairing, PAIRINGS)
         self.pairing = pairing
 
     def compute_loss(self, x, x_adv, y):

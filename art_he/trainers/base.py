@@ -14,8 +14,8 @@ minutes); a non-finite loss or parameter stops it at that batch (:mod:`art_he.tr
 from __future__ import annotations
 
 import inspect
+import logging
 import math
-import os
 import secrets
 import time
 import warnings
@@ -32,53 +32,28 @@ from torch.utils.data import DataLoader
 
 from art_he.attacks.train_time import pgd
 from art_he.data.augment import crop_flip, draw_crop_flip
+from art_he.defaults import pgd_step
 from art_he.errors import Preempted, UserError
 from art_he.heads import objective_of
-from art_he.progress import progress, say
-from art_he.schedules import WarmupLR
+from art_he.precision import DTYPES, resolve_precision
+from art_he.progress import progress
+from art_he.rng import derived_seed
+from art_he.schedules import PER_BATCH
 from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
 from art_he.trainers.capture import CAPTURES, NOISE_KINDS, CapturedStep, Draw
 from art_he.trainers.watch import BatchWatch
-from art_he.validation import check_number, check_xy
+from art_he.validation import check_choice, check_number, check_xy
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-#: test-only switch: ``ART_HE_AUTO_PRECISION=bf16`` or ``fp32`` makes ``precision="auto"`` resolve to that value
-#: whatever the hardware, so that the suite can be run both ways on one machine
-AUTO_PRECISION_ENV = "ART_HE_AUTO_PRECISION"
+log = logging.getLogger(__name__)
 Batch = tuple[torch.Tensor, torch.Tensor]
 EpochCallback = Callable[[dict], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
 CROP_PAD, AUGMENT_KEY = 4, 0xA06
-PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR, WarmupLR)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (CUDA with bf16 support; a CPU with AVX512-BF16/AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` -> ``"bf16"`` where the device has native bf16, else ``"fp32"``; others unchanged."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
-    if precision == "auto":
-        forced = os.environ.get(AUTO_PRECISION_ENV)
-        if forced:
-            if forced not in ("bf16", "fp32"):
-                raise UserError(f"${AUTO_PRECISION_ENV} must be 'bf16' or 'fp32', got {forced!r}")
-            return forced
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
-def derived_seed(seed: int, *keys: int) -> int:
-    """A seed for a side stream (evaluation attacks of one epoch and rank), decorrelated from ``seed``."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] % 2**63)
+#: the key of the batch order's stream: :meth:`ATTrainer.fit` shuffles epoch ``e`` with ``derived_seed(seed, e, key)``
+#: (:func:`~art_he.rng.derived_seed`); a ``DistributedSampler`` the trainer makes gets ``derived_seed(seed, key)``
+#: (it adds the epoch itself)
+ORDER_KEY = 0x0DE
 
 
 def _to_cpu(obj):
@@ -110,7 +85,9 @@ class ATTrainer(Trainer):
     :param augment: in :meth:`fit`, random crop (zero padding 4) and horizontal flip of every batch on the device
         (App. C.2), drawn per epoch from the seed, so that resume and DDP stay exact. Give :meth:`fit_loader` a
         ``DataLoader`` whose dataset applies its own transforms instead.
-    :param verbose: show tqdm progress bars (rank 0 only).
+    :param verbose: show tqdm progress bars and log one line of metrics per epoch (``logging``, logger
+        ``art_he.trainers.base``, level INFO; :func:`art_he.logs.show_logs` prints them); rank 0 only. ``False``:
+        silent.
     :param checkpoint_every: with a ``checkpoint_dir``, also write a mid-epoch checkpoint every this many minutes.
 
     Under ``torch.distributed`` (initialise the process group, e.g. with
@@ -155,8 +132,7 @@ class ATTrainer(Trainer):
             raise UserError("the classifier has no optimizer; pass optimizer=... when building it")
         if not isinstance(compile, (bool, str)):
             raise TypeError(f"compile must be a bool or a torch.compile backend name, got {type(compile).__name__}")
-        if capture not in CAPTURES:
-            raise UserError(f"unknown capture {capture!r}; choose from {CAPTURES}")
+        check_choice("capture", capture, CAPTURES)
         if seed is not None:
             check_number("seed", seed, low=0, integer=True)
         if checkpoint_every is not None:
@@ -235,8 +211,8 @@ class ATTrainer(Trainer):
 
     def autocast(self):
         """Autocast context for forward passes: bf16 or fp16 when ``precision`` asks for it."""
-        if self.precision in ("bf16", "fp16"):
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        if self.precision in DTYPES:
+            dtype = DTYPES[self.precision]
             # a CUDA graph must not keep autocast's cached casts of the weights (torch's CUDA graph notes)
             return torch.autocast(device_type=self.device.type, dtype=dtype, cache_enabled=self.capture != "cuda-graph")
         return nullcontext()
@@ -468,8 +444,8 @@ class ATTrainer(Trainer):
 
         def batches(epoch: int) -> Iterator[Batch]:
             sampler = getattr(loader, "sampler", None)
-            if own_sampler:
-                sampler.seed = self.seed  # type: ignore[union-attr]  # a resumed run's seed
+            if own_sampler:  # the run's order seed (a resumed run's); DistributedSampler adds the epoch to it
+                sampler.seed = derived_seed(self.seed, ORDER_KEY)  # type: ignore[union-attr]
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
             for xb, yb in loader:
@@ -512,7 +488,7 @@ class ATTrainer(Trainer):
         if scheduler is None:
             scheduler = self.default_scheduler(nb_epochs, steps_per_epoch)
         if scheduler_step is None:
-            scheduler_step = "batch" if isinstance(scheduler, PER_BATCH_SCHEDULERS) else "epoch"
+            scheduler_step = "batch" if isinstance(scheduler, PER_BATCH) else "epoch"
         if scheduler_step not in ("batch", "epoch"):
             raise UserError(f"scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
         path = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -545,7 +521,7 @@ class ATTrainer(Trainer):
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
                 self.on_epoch_end(metrics)
                 if self.verbose and self.dist.is_main:  # one line per epoch, validation included
-                    say(" ".join(f"{k}={v}" for k, v in metrics.items()))
+                    log.info(" ".join(f"{k}={v}" for k, v in metrics.items()))
                 self.history.append(metrics)
                 if path is not None:
                     self.save_checkpoint(path, scheduler)
@@ -717,9 +693,10 @@ class ATTrainer(Trainer):
     # -- evaluation --------------------------------------------------------------------------------------------
 
     def validation_attack(self) -> dict:
-        """PGD settings for per-epoch validation: the trainer's eps, ``eps/4`` steps, 10 iterations."""
+        """PGD settings for per-epoch validation: the trainer's eps, :func:`~art_he.defaults.pgd_step` steps, 10
+        iterations."""
         eps = getattr(self, "eps", 0.0)
-        return {"eps": eps, "eps_step": eps / 4, "max_iter": 10}
+        return {"eps": eps, "eps_step": pgd_step(eps), "max_iter": 10}
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -803,7 +780,8 @@ class ATTrainer(Trainer):
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
 
     def _epoch_generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed + epoch)
+        """The generator of epoch ``epoch``'s batch order."""
+        return torch.Generator().manual_seed(derived_seed(self.seed, epoch, ORDER_KEY))
 
     def _eval_tensors(self, x, y) -> Batch:
         """``x, y`` on the device: tensors there as they are, anything else checked and converted."""

@@ -7,8 +7,9 @@ import warnings
 import torch
 from art.estimators.classification import PyTorchClassifier
 
+from art_he.defaults import pgd_step
 from art_he.errors import UserError
-from art_he.schedules import cyclic_scheduler
+from art_he.schedules import make_scheduler
 from art_he.trainers.base import ATTrainer
 from art_he.validation import check_number, check_probability
 
@@ -35,7 +36,7 @@ class FastATTrainer(ATTrainer):
     :param early_stop: run the overfitting guard.
     :param guard_drop: accuracy drop in [0, 1] that trips the guard (``None`` switches the guard off).
     :param guard_every: check every this many batches (``None``: after every epoch).
-    :param guard_iter: PGD steps of the guard's attack (step ``eps / 4``).
+    :param guard_iter: PGD steps of the guard's attack (step :func:`~art_he.defaults.pgd_step`).
     :param guard_data: ``(x, y)`` held-out batch; default the first training batch, as in Wong et al.
     """
 
@@ -97,7 +98,7 @@ class FastATTrainer(ATTrainer):
             return None
         if steps_per_epoch is None:
             raise UserError("the cyclic LR needs the number of batches per epoch; pass a scheduler or a sized loader")
-        return cyclic_scheduler(self.optimizer, nb_epochs * steps_per_epoch)
+        return make_scheduler(self.default_schedule, self.optimizer, nb_epochs, steps_per_epoch)
 
     # -- the catastrophic-overfitting guard ----------------------------------------------------------------------
 
@@ -115,7 +116,7 @@ class FastATTrainer(ATTrainer):
         if self.guard_drop is None or self._guard_batch is None or self.guard_tripped:
             return None
         x, y = self._guard_batch
-        _, adv, n = self.correct_counts(x, y, eps=self.eps, eps_step=self.eps / 4, max_iter=self.guard_iter,
+        _, adv, n = self.correct_counts(x, y, eps=self.eps, eps_step=pgd_step(self.eps), max_iter=self.guard_iter,
                                         generator=self.eval_generator(self._steps)).tolist()
         self.guard_acc = adv / n
         if self.best_acc is None or self.guard_acc >= self.best_acc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from art.estimators.classification import PyTorchClassifier
 
+from art_he.defaults import pgd_step
 from art_he.errors import UserError
 from art_he.trainers.base import ATTrainer
 from art_he.validation import check_number
@@ -37,8 +38,8 @@ class PGDATTrainer(ATTrainer):
 
     @classmethod
     def default_eps_step(cls, eps: float) -> float:
-        """``eps / 4``: the paper's 2/255 at 8/255 on CIFAR-10 (Sec. 4) and 1/255 at 4/255 on ImageNet."""
-        return eps / 4
+        """:func:`~art_he.defaults.pgd_step`: ``eps / 4``."""
+        return pgd_step(eps)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.attack(
