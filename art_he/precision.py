@@ -17,7 +17,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 natively (CUDA with bf16 support; a CPU with AVX512-BF16/AMX)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False

@@ -21,7 +21,8 @@ import numpy.typing as npt
 from art.estimators.classification import PyTorchClassifier
 
 from art_he.errors import UserError
-from art_he.evaluation.attacks import Context, Outcome, run_attack
+from art_he.evaluation.attacks import Outcome, run_attack
+from art_he.evaluation.catalog import Context
 from art_he.evaluation.corruptions import evaluate_corruptions
 from art_he.evaluation.report import Report, Row
 from art_he.evaluation.sanity import run_checks
