@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Collection
@@ -14,31 +13,6 @@ from pathlib import Path
 from art_he import __version__
 from art_he.argtypes import positive_int
 from art_he.errors import PREEMPTED_EXIT, Preempted, UserError
-
-
-class _Stdout(logging.StreamHandler):
-    """Writes each record's message as it is to the ``sys.stdout`` of the moment (a redirection made later too)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stdout)
-
-    @property
-    def stream(self):
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def setup_logging() -> None:
-    """INFO and above of the ``art_he`` loggers to stdout, as plain lines (once per process)."""
-    logger = logging.getLogger("art_he")
-    if not any(isinstance(h, _Stdout) for h in logger.handlers):
-        handler = _Stdout()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -263,7 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = build_parser([command] if command in COMMANDS else []).parse_known_args(argv)
     if unknown:  # the command's usage, not the top level's
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    setup_logging()
     try:
         if args.command in COMPUTING:
             set_threads(args.threads)
