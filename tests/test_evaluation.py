@@ -450,11 +450,11 @@ def test_views_per_attack_family_and_head():
     he, mhe, plain = Objective(True, 15.0, 0.2, "he"), Objective(True, 15.0, 0.1, "mhe"), Objective()
     spec = lambda name: parse_attack(name, eps=0.1, eps_step=0.01)  # noqa: E731
     for name in ("fgsm", "pgd20", "mim20"):
-        assert spec(name).variants(he) == spec(name).variants(mhe) == ("ce", "raw")
-        assert spec(name).variants(plain) == ("ce",)
-    assert spec("adaptive20").variants(he) == ("adaptive",) and spec("adaptive20").variants(plain) == ("ce",)
-    assert spec("cw-art").variants(he) == ("logits", "raw") and spec("cw20").variants(he) == ("margin",)
-    assert spec("autoattack").variants(he) == ("logits", "raw") and spec("spsa20").variants(he) == ("raw",)
+        assert spec(name).views(he) == spec(name).views(mhe) == ("ce", "raw")
+        assert spec(name).views(plain) == ("ce",)
+    assert spec("adaptive20").views(he) == ("adaptive",) and spec("adaptive20").views(plain) == ("ce",)
+    assert spec("cw-art").views(he) == ("logits", "raw") and spec("cw20").views(he) == ("margin",)
+    assert spec("autoattack").views(he) == ("logits", "raw") and spec("spsa20").views(he) == ("raw",)
 
 
 def test_checks_find_the_rows_a_report_shows():

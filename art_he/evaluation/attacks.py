@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from art_he.errors import UserError
 from art_he.evaluation.auto_attack import run_autoattack
@@ -57,19 +59,35 @@ def build_attack(spec: AttackSpec, estimator, ctx: Context):
     return spec.attack.build(spec, estimator, ctx)
 
 
-def _generate(spec: AttackSpec, classifier, variant: str, x: np.ndarray, y: np.ndarray, ctx: Context, extra: dict):
-    """Adversarial images for one view, held to eps and the box."""
+@dataclass
+class ScoreLog:
+    """What the score-based attacks report over the views: per image the step of its first success (-1: none), and
+    the queries spent, in all and per step."""
+
+    first_success: npt.NDArray[np.int64]
+    queries: int = 0
+    queries_by_step: npt.NDArray[np.int64] | None = None
+
+    def record(self, idx: npt.NDArray[np.intp], attack: Any) -> None:
+        """Add one view's run of ``attack`` on the images ``idx``."""
+        self.first_success[idx] = attack.first_success_
+        self.queries += int(attack.nb_queries_)
+        before = 0 if self.queries_by_step is None else self.queries_by_step
+        self.queries_by_step = before + attack.queries_by_step_
+
+
+def _generate(spec: AttackSpec, classifier, view_name: str, x: np.ndarray, y: np.ndarray, ctx: Context,
+              guides: np.ndarray | None, log: ScoreLog, idx: npt.NDArray[np.intp]):
+    """Adversarial images for one view, held to eps and the box (``guides``: the guided attacks' target images)."""
     family = spec.attack
     if family.guided:
         with FeatureTap(classifier.model) as tap:
             attack = build_attack(spec, feature_classifier(classifier, tap), ctx)
-            return attack.generate(x, extra["guides"])
-    attack = build_attack(spec, view(ctx.substitute if family.transfer else classifier, variant), ctx)
+            return attack.generate(x, guides)
+    attack = build_attack(spec, view(ctx.substitute if family.transfer else classifier, view_name), ctx)
     x_adv = attack.generate(x, one_hot(y, classifier.nb_classes))
     if family.score_based:
-        extra.setdefault("first_success", np.full(len(extra["all_y"]), -1))[extra["idx"]] = attack.first_success_
-        extra["queries"] = extra.get("queries", 0) + attack.nb_queries_
-        extra["queries_by_step"] = extra.get("queries_by_step", 0) + attack.queries_by_step_
+        log.record(idx, attack)
     if family.projected:
         x_adv = project_linf(x_adv, x, spec.eps, classifier.clip_values)
     return x_adv
@@ -101,22 +119,20 @@ def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
     family = spec.attack
     if family.transfer and ctx.substitute is None:
         raise ValueError(f"{spec.name} needs a substitute classifier (evaluate checks it before attacking)")
-    variants = spec.variants(objective_for(classifier))
-    extra: dict = {"all_y": y}
+    views = spec.views(objective_for(classifier))
+    log = ScoreLog(np.full(len(y), -1))
     guides = guide_images(x, y, ctx.seed) if family.guided else None
     x_adv = x.copy()
     start = time.perf_counter()
     correct = classifier.predict(x, batch_size=ctx.batch_size).argmax(1) == y
     clean_correct = correct.copy()
     broken_by: dict[str, int] = {}
-    for i, variant in enumerate(variants):
+    for i, view_name in enumerate(views):
         idx = np.flatnonzero(correct)
         if not len(idx):
             break
-        extra["idx"] = idx
-        if guides is not None:
-            extra["guides"] = guides[idx]
-        xa = _generate(spec, classifier, variant, x[idx], y[idx], ctx, extra)
+        xa = _generate(spec, classifier, view_name, x[idx], y[idx], ctx, None if guides is None else guides[idx], log,
+                       idx)
         pred = classifier.predict(xa, batch_size=ctx.batch_size).argmax(1)
         fooled = pred != y[idx]
         if i == 0:
@@ -124,14 +140,14 @@ def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
         else:
             x_adv[idx[fooled]] = xa[fooled]
         correct[idx[fooled]] = False
-        broken_by[variant] = int(fooled.sum())
+        broken_by[view_name] = int(fooled.sum())
     # the row is the accuracy on the final images, predicted once more (a randomised model shows up here)
     correct = classifier.predict(x_adv, batch_size=ctx.batch_size).argmax(1) == y
-    details: dict = {"views": list(variants), "broken_by": broken_by}
+    details: dict = {"views": list(views), "broken_by": broken_by}
     if family.score_based:
-        first = extra.get("first_success", np.full(len(y), -1))
-        first[~clean_correct] = 0  # misclassified from the start
-        details["first_success"] = first
-        details["queries"] = int(extra.get("queries", 0))
-        details["queries_by_step"] = extra.get("queries_by_step", np.zeros(spec.steps + 1, dtype=np.int64))
+        log.first_success[~clean_correct] = 0  # misclassified from the start
+        details["first_success"] = log.first_success
+        details["queries"] = log.queries
+        details["queries_by_step"] = (log.queries_by_step if log.queries_by_step is not None
+                                      else np.zeros(spec.steps + 1, dtype=np.int64))
     return Outcome(x_adv, correct, time.perf_counter() - start, details)

@@ -71,7 +71,7 @@ class AttackSpec:
     def option(self, key: str, default=None):
         return dict(self.options).get(key, default)
 
-    def variants(self, objective: Objective) -> tuple[str, ...]:
+    def views(self, objective: Objective) -> tuple[str, ...]:
         """How the attack sees the model (its catalog views for the head); the table reports the worst case.
 
         Cross-entropy attacks run on the s-scaled logits (``"ce"``: ``CE(s cos)``) and on the raw cosines

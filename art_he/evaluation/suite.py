@@ -66,7 +66,7 @@ class _Runner:
 
     def key(self, spec: AttackSpec) -> tuple[object, ...]:
         return (spec.attack.runs_as(self.he), spec.steps, round(spec.eps, 12), round(spec.eps_step, 12),
-                spec.restarts, spec.variants(objective_for(self.classifier)))
+                spec.restarts, spec.views(objective_for(self.classifier)))
 
     def outcome(self, spec: AttackSpec) -> tuple[Outcome, str | None]:
         key = self.key(spec)

@@ -167,13 +167,13 @@ def attack_passes(spec: AttackSpec, nb_classes: int, hypersphere: bool, max_step
     if name == "square":
         return steps * FORWARD
     if name == "zoo":
-        views_run = len(spec.variants(Objective(hypersphere=hypersphere)))
+        views_run = len(spec.views(Objective(hypersphere=hypersphere)))
         zoo_queries: float = spec.option("max_queries") * FORWARD * views_run
         return zoo_queries
     if spec.attack.score_based:
         probes: float = steps * 2 * spec.option("nb_samples") * FORWARD
         return probes
-    views = len(spec.variants(Objective(hypersphere=hypersphere)))
+    views = len(spec.views(Objective(hypersphere=hypersphere)))
     return steps * max(spec.restarts, 1) * views
 
 
