@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from art.attacks.attack import EvasionAttack
 from art.attacks.evasion import (
     BasicIterativeMethod,
     CarliniLInfMethod,
@@ -65,7 +66,7 @@ class Context:
     max_steps: int | None = None
 
 
-Builder = Callable[[Spec, object, Context], object]
+Builder = Callable[[Spec, PyTorchClassifier, Context], EvasionAttack]
 CE_RAW, CE, RAW = ("ce", "raw"), ("ce",), ("raw",)
 
 
