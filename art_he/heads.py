@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -103,7 +104,7 @@ class HypersphereHead(nn.Module):
     def objective(self) -> Objective:
         return Objective(hypersphere=True, scale=self.scale, margin=self.margin, variant=self.variant)
 
-    def head_kwargs(self) -> dict:
+    def head_kwargs(self) -> dict[str, float | str | bool]:
         """The keyword arguments that rebuild this head (stored in run configs)."""
         return {
             "scale": self.scale,
@@ -169,7 +170,7 @@ def _last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     return parent, attr, getattr(parent, attr)
 
 
-def to_hypersphere(model: nn.Module, **head_kwargs) -> nn.Module:
+def to_hypersphere(model: nn.Module, **head_kwargs: Any) -> nn.Module:
     """Replace the final ``nn.Linear`` of ``model`` (in place) with a :class:`HypersphereHead`; return ``model``.
 
     Works on torchvision ResNets (``fc``), WideResNets, ``nn.Sequential`` stacks and art_he's models.

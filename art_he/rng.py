@@ -32,7 +32,7 @@ def global_seed(seed: int) -> Iterator[None]:
     queue a seed that lands whenever CUDA starts).
     """
     np_state, torch_state = np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.is_initialized()
+    cuda = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
     cuda_states = torch.cuda.get_rng_state_all() if cuda else None
     np.random.seed(seed % 2**32)
     torch.default_generator.manual_seed(seed)

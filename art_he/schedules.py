@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -83,15 +84,16 @@ def cyclic_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> torc
     total_steps = max(1, total_steps)
     momenta = {g.get("momentum") for g in optimizer.param_groups}
     cycle_momentum = momenta == {CYCLIC_MOMENTUM[1]}
+    half = cast(int, total_steps / 2)  # torch annotates an int but computes with float(): an odd total keeps its .5
     return torch.optim.lr_scheduler.CyclicLR(
-        optimizer, base_lr=0.0, max_lr=[g["lr"] for g in optimizer.param_groups], step_size_up=total_steps / 2,
-        step_size_down=total_steps / 2, cycle_momentum=cycle_momentum, base_momentum=CYCLIC_MOMENTUM[0],
+        optimizer, base_lr=0.0, max_lr=[g["lr"] for g in optimizer.param_groups], step_size_up=half,
+        step_size_down=half, cycle_momentum=cycle_momentum, base_momentum=CYCLIC_MOMENTUM[0],
         max_momentum=CYCLIC_MOMENTUM[1],
     )
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
-                   warmup_steps: int = 0, step_every: int = STEP_EPOCHS):
+                   warmup_steps: int = 0, step_every: int = STEP_EPOCHS) -> torch.optim.lr_scheduler.LRScheduler:
     """The scheduler ``name`` for ``epochs`` passes of ``steps_per_epoch`` updates, from the optimizer's LR;
     with ``warmup_steps > 0`` a :class:`WarmupLR` (stepped per batch) instead of the per-epoch torch scheduler.
     ``step_every``: the passes between two x0.1 of ``step`` (the framework's passes for :data:`STEP_EPOCHS`)."""

@@ -7,36 +7,41 @@ import math
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from art_he.errors import MissingFileError, UserError
 
-ArrayLike = np.ndarray | torch.Tensor
+ArrayLike = npt.NDArray[Any] | torch.Tensor
+
+T = TypeVar("T")
 
 
-def check_number(name: str, value, *, low: float | None = None, strict: bool = False, integer: bool = False):
+def check_number(name: str, value: T, *, low: float | None = None, strict: bool = False, integer: bool = False) -> T:
     """Check that ``value`` is a finite (integer) number ``>= low`` (``> low`` when ``strict``); return it."""
     kind = "an int" if integer else "a number"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
     if isinstance(value, bool) or not ok_type:
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
-    if not math.isfinite(float(value)):
+    number = cast(float, value)  # checked above: an int, a float or a numpy number
+    if not math.isfinite(float(number)):
         raise UserError(f"{name} must be finite, got {value}")
-    if low is not None and (value <= low if strict else value < low):
+    if low is not None and (number <= low if strict else number < low):
         raise UserError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
     return value
 
 
-def check_choice(name: str, value, choices: Collection):
+def check_choice(name: str, value: T, choices: Collection[object]) -> T:
     """Check that ``value`` is one of ``choices``; return it."""
     if value not in choices:
         raise UserError(f"unknown {name} {value!r}; choose from {tuple(choices)}")
     return value
 
 
-def check_data_dir(data_dir: str | os.PathLike | None) -> None:
+def check_data_dir(data_dir: str | os.PathLike[str] | None) -> None:
     """A ``--data-dir`` must be an existing folder (``None``: the default data root, see ``art_he.data.layout``)."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise MissingFileError(f"data directory {data_dir} does not exist")
@@ -58,7 +63,8 @@ def labels_to_indices(y: ArrayLike, nb_classes: int) -> ArrayLike:
     return y
 
 
-def check_xy(x: ArrayLike, y: ArrayLike | None, input_shape: Sequence[int], nb_classes: int, name: str = "x"):
+def check_xy(x: ArrayLike, y: ArrayLike | None, input_shape: Sequence[int], nb_classes: int,
+             name: str = "x") -> tuple[ArrayLike, ArrayLike | None]:
     """Validate a data set: array types, ``x.shape[1:] == input_shape``, no NaN/inf, same length as ``y``,
     integer labels in ``[0, nb_classes)``. Returns ``(x, y)`` with ``y`` as integer labels."""
     if not isinstance(x, (np.ndarray, torch.Tensor)):

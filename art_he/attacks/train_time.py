@@ -14,9 +14,12 @@ import torch
 from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: a box ``(low, high)``: numbers, or tensors that broadcast against the images
+Clip = tuple[float, float] | tuple[torch.Tensor, torch.Tensor]
 
 
-def _input_grad(model: nn.Module, x_adv: torch.Tensor, target, loss_fn: LossFn, autocast) -> torch.Tensor:
+def _input_grad(model: nn.Module, x_adv: torch.Tensor, target: torch.Tensor, loss_fn: LossFn,
+                autocast: AbstractContextManager[object]) -> torch.Tensor:
     x_adv = x_adv.detach().requires_grad_(True)
     with autocast:
         loss = loss_fn(model(x_adv), target)
@@ -24,7 +27,7 @@ def _input_grad(model: nn.Module, x_adv: torch.Tensor, target, loss_fn: LossFn, 
     return grad
 
 
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: tuple | None) -> torch.Tensor:
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: Clip | None) -> torch.Tensor:
     """``clip(min(max(x_adv, x - eps), x + eps), box)``: the Linf ball of radius ``eps`` around ``x`` intersected
     with the box ``clip = (low, high)`` (numbers or tensors; ``None``: no box)."""
     out = torch.min(torch.max(x_adv, x - eps), x + eps)
@@ -34,7 +37,7 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: tuple | None
 def pgd(
     model: nn.Module,
     x: torch.Tensor,
-    target,
+    target: torch.Tensor,
     loss_fn: LossFn,
     *,
     eps: float,
@@ -42,7 +45,7 @@ def pgd(
     max_iter: int,
     random_init: str | None = "uniform",
     clip: tuple[float, float] = (0.0, 1.0),
-    autocast: AbstractContextManager | None = None,
+    autocast: AbstractContextManager[object] | None = None,
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from art.attacks.attack import EvasionAttack
+from art.estimators.classification import PyTorchClassifier
 
 from art_he.errors import UserError
 from art_he.evaluation.auto_attack import run_autoattack
@@ -31,7 +33,7 @@ class Outcome:
     x_adv: np.ndarray
     correct: np.ndarray
     time_s: float
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def one_hot(y: np.ndarray, nb_classes: int) -> np.ndarray:
@@ -52,7 +54,7 @@ def guide_images(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     return guides
 
 
-def build_attack(spec: AttackSpec, estimator, ctx: Context):
+def build_attack(spec: AttackSpec, estimator: PyTorchClassifier, ctx: Context) -> EvasionAttack:
     """The ART attack object for ``spec`` on ``estimator`` (settings exactly as in the spec)."""
     if spec.attack.build is None:
         raise ValueError(f"{spec.name} is run by pyautoattack, not built as an ART attack")
@@ -76,16 +78,17 @@ class ScoreLog:
         self.queries_by_step = before + attack.queries_by_step_
 
 
-def _generate(spec: AttackSpec, classifier, view_name: str, x: np.ndarray, y: np.ndarray, ctx: Context,
-              guides: np.ndarray | None, log: ScoreLog, idx: npt.NDArray[np.intp]):
+def _generate(spec: AttackSpec, classifier: PyTorchClassifier, view_name: str, x: np.ndarray, y: np.ndarray,
+              ctx: Context, guides: np.ndarray | None, log: ScoreLog, idx: npt.NDArray[np.intp]) -> np.ndarray:
     """Adversarial images for one view, held to eps and the box (``guides``: the guided attacks' target images)."""
     family = spec.attack
     if family.guided:
         with FeatureTap(classifier.model) as tap:
             attack = build_attack(spec, feature_classifier(classifier, tap), ctx)
-            return attack.generate(x, guides)
+            guided: np.ndarray = attack.generate(x, guides)
+            return guided
     attack = build_attack(spec, view(ctx.substitute if family.transfer else classifier, view_name), ctx)
-    x_adv = attack.generate(x, one_hot(y, classifier.nb_classes))
+    x_adv: np.ndarray = attack.generate(x, one_hot(y, classifier.nb_classes))
     if family.score_based:
         log.record(idx, attack)
     if family.projected:
@@ -93,7 +96,8 @@ def _generate(spec: AttackSpec, classifier, view_name: str, x: np.ndarray, y: np
     return x_adv
 
 
-def _autoattack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
+def _autoattack(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray,
+                ctx: Context) -> Outcome:
     capped = ctx.max_steps
     result = run_autoattack(classifier, x, y, eps=spec.eps, attacks=spec.option("attacks"),
                             batch_size=ctx.batch_size, seed=ctx.seed, n_iter=capped,
@@ -102,7 +106,7 @@ def _autoattack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
     return Outcome(result.x_adv, result.correct, result.time_s, details)
 
 
-def run_attack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
+def run_attack(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
     """Attack ``(x, y)`` (integer labels) with every view of ``spec``; per-sample worst case.
 
     ART's random starts (and pyautoattack) draw from the global generators: they are seeded with ``ctx.seed``
@@ -114,7 +118,7 @@ def run_attack(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: 
         return _worst_case(spec, classifier, x, y, ctx)
 
 
-def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
+def _worst_case(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray, ctx: Context) -> Outcome:
     """The first view on the correctly classified images, each further view on the survivors."""
     family = spec.attack
     if family.transfer and ctx.substitute is None:
@@ -143,7 +147,7 @@ def _worst_case(spec: AttackSpec, classifier, x: np.ndarray, y: np.ndarray, ctx:
         broken_by[view_name] = int(fooled.sum())
     # the row is the accuracy on the final images, predicted once more (a randomised model shows up here)
     correct = classifier.predict(x_adv, batch_size=ctx.batch_size).argmax(1) == y
-    details: dict = {"views": list(views), "broken_by": broken_by}
+    details: dict[str, Any] = {"views": list(views), "broken_by": broken_by}
     if family.score_based:
         log.first_success[~clean_correct] = 0  # misclassified from the start
         details["first_success"] = log.first_success

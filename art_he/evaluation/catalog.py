@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from art.attacks.attack import EvasionAttack
 from art.attacks.evasion import (
     BasicIterativeMethod,
     CarliniLInfMethod,
@@ -24,14 +25,17 @@ from art.attacks.evasion import (
     SquareAttack,
     ZooAttack,
 )
+from art.estimators.classification import PyTorchClassifier
 
-from art_he.attacks import NES, SPSA
+from art_he.attacks import NES, SPSA, ScoreBasedAttack
 from art_he.errors import UserError
 
 DEEPFOOL_OVERSHOOT = 0.02  # Moosavi-Dezfooli et al.'s overshoot (ART's ``epsilon``)
 PROBE_MEMORY = 2**28  # bytes of probe images an SPSA/NES batch may hold
 SCORE_SAMPLES = 128  # SPSA/NES directions per step (nb_samples)
 ZOO_PARALLEL = 128  # ZOO coordinates per iteration
+#: an attack's fixed settings, ``(key, value)`` pairs of mixed types (ints, floats, strings, AutoAttack's parts)
+Options = tuple[tuple[str, Any], ...]
 
 
 
@@ -48,7 +52,7 @@ class Spec(Protocol):
     def eps_step(self) -> float: ...
     @property
     def restarts(self) -> int: ...
-    def option(self, key: str, default=None): ...
+    def option(self, key: str, default: Any = None) -> Any: ...
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Context:
     max_steps: int | None = None
 
 
-Builder = Callable[[Spec, object, Context], object]
+Builder = Callable[[Spec, PyTorchClassifier, Context], EvasionAttack]
 CE_RAW, CE, RAW = ("ce", "raw"), ("ce",), ("raw",)
 
 
@@ -84,7 +88,7 @@ class AttackFamily:
     stepped: bool = True  # the name may carry a step count: pgd20 (pgd alone: the default)
     takes_step: bool = True  # uses eps_step (otherwise the spec records eps)
     restarts: bool = False  # takes PGD's random starts (num_random_init)
-    options: tuple | Callable[[int], tuple] = ()  # fixed settings, or a function of the requested steps
+    options: Options | Callable[[int], Options] = ()  # fixed settings, or a function of the requested steps
     projected: bool = False  # minimum-norm attack: its result is projected onto the eps-ball
     score_based: bool = False  # SPSA/NES: rows at fewer steps are read from one run of the most steps
     guided: bool = False  # crafted on the penultimate features towards a guide image of another class
@@ -105,7 +109,7 @@ class AttackFamily:
         """Run by pyautoattack rather than built as an ART attack."""
         return self.build is None
 
-    def settings_for(self, steps: int) -> tuple:
+    def settings_for(self, steps: int) -> Options:
         return self.options(steps) if callable(self.options) else self.options
 
     def runs_as(self, hypersphere: bool) -> str:
@@ -119,38 +123,38 @@ class AttackFamily:
         return f"{self.name}N" if "{steps}" in self.label else f"{self.name}[N]"
 
 
-def _fgsm(spec, estimator, ctx):
+def _fgsm(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> FastGradientMethod:
     return FastGradientMethod(estimator, norm=np.inf, eps=spec.eps, eps_step=spec.eps, num_random_init=0,
                               batch_size=ctx.batch_size)
 
 
-def _pgd(spec, estimator, ctx):
+def _pgd(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> ProjectedGradientDescent:
     return ProjectedGradientDescent(estimator, norm=np.inf, eps=spec.eps, eps_step=spec.eps_step,
                                     max_iter=spec.steps, num_random_init=spec.restarts, batch_size=ctx.batch_size,
                                     verbose=ctx.verbose)
 
 
-def _bim(spec, estimator, ctx):
+def _bim(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> BasicIterativeMethod:
     return BasicIterativeMethod(estimator, eps=spec.eps, eps_step=spec.eps_step, max_iter=spec.steps,
                                 batch_size=ctx.batch_size, verbose=ctx.verbose)
 
 
-def _mim(spec, estimator, ctx):
+def _mim(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> MomentumIterativeMethod:
     return MomentumIterativeMethod(estimator, norm=np.inf, eps=spec.eps, eps_step=spec.eps_step, decay=1.0,
                                    max_iter=spec.steps, batch_size=ctx.batch_size, verbose=ctx.verbose)
 
 
-def _deepfool(spec, estimator, ctx):
+def _deepfool(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> DeepFool:
     return DeepFool(estimator, max_iter=spec.steps, epsilon=DEEPFOOL_OVERSHOOT, nb_grads=min(10, estimator.nb_classes),
                     batch_size=ctx.batch_size, verbose=ctx.verbose)
 
 
-def _cw_art(spec, estimator, ctx):
+def _cw_art(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> CarliniLInfMethod:
     return CarliniLInfMethod(estimator, confidence=0.0, learning_rate=0.01, max_iter=spec.steps,
                              batch_size=ctx.batch_size, verbose=ctx.verbose)
 
 
-def _feature(spec, estimator, ctx):
+def _feature(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> FeatureAdversariesPyTorch:
     return FeatureAdversariesPyTorch(estimator, delta=spec.eps, layer="features", max_iter=spec.steps,
                                      step_size=spec.eps_step, random_start=True, batch_size=ctx.batch_size,
                                      verbose=ctx.verbose)
@@ -165,7 +169,7 @@ def zoo_iterations(max_queries: int, nb_parallel: int) -> int:
     return max(0, (max_queries - 2) // (2 * nb_parallel + 1))
 
 
-def _zoo(spec, estimator, ctx):
+def _zoo(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> ZooAttack:
     """ZOO within the spec's query budget: ART takes no budget, so it is passed as the number of iterations."""
     iterations = min(spec.steps, zoo_iterations(spec.option("max_queries"), spec.option("nb_parallel")))
     if iterations < 1:
@@ -177,12 +181,13 @@ def _zoo(spec, estimator, ctx):
                      variable_h=spec.option("variable_h"), verbose=ctx.verbose)
 
 
-def _square(spec, estimator, ctx):
+def _square(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> SquareAttack:
     return SquareAttack(estimator, norm=np.inf, eps=spec.eps, max_iter=spec.steps, p_init=0.8, nb_restarts=1,
                         batch_size=ctx.batch_size, verbose=ctx.verbose)
 
 
-def _score_based(cls, spec, estimator, ctx):
+def _score_based(cls: type[ScoreBasedAttack], spec: Spec, estimator: PyTorchClassifier,
+                 ctx: Context) -> ScoreBasedAttack:
     """SPSA/NES with as many images per batch as :data:`PROBE_MEMORY` of float32 probes allows."""
     q = spec.option("nb_samples")
     per_image = 2 * q * int(np.prod(estimator.input_shape)) * 4
@@ -191,27 +196,28 @@ def _score_based(cls, spec, estimator, ctx):
                sigma=spec.option("sigma"), batch_size=images, seed=ctx.seed, verbose=ctx.verbose)
 
 
-def _spsa(spec, estimator, ctx):
+def _spsa(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> ScoreBasedAttack:
     return _score_based(SPSA, spec, estimator, ctx)
 
 
-def _nes(spec, estimator, ctx):
+def _nes(spec: Spec, estimator: PyTorchClassifier, ctx: Context) -> ScoreBasedAttack:
     return _score_based(NES, spec, estimator, ctx)
 
 
-def _zoo_options(steps: int) -> tuple:
+def _zoo_options(steps: int) -> Options:
     """``zooN``: a budget of ``2 P N`` queries per image (N rounds of P coordinates, two probes each)."""
     return (("nb_parallel", ZOO_PARALLEL), ("variable_h", 1e-4), ("max_queries", 2 * ZOO_PARALLEL * steps))
 
 
-def _autoattack(name: str, label: str, parts: tuple[str, ...] | None, views: tuple[str, ...] = ("logits",)):
+def _autoattack(name: str, label: str, parts: tuple[str, ...] | None,
+                views: tuple[str, ...] = ("logits",)) -> AttackFamily:
     """An AutoAttack entry: the standard ensemble (``parts=None``) or some of its attacks."""
-    options = (("attacks", parts),) if parts else (("version", "standard"),)
+    options: Options = (("attacks", parts),) if parts else (("version", "standard"),)
     return AttackFamily(name, "autoattack", label, 100, None, views=views, plain_views=("logits",), stepped=False,
                         takes_step=False, options=options, family="autoattack")
 
 
-_SCORE = dict(score_based=True, options=(("nb_samples", SCORE_SAMPLES), ("sigma", 1e-3)))
+_SCORE_OPTIONS: Options = (("nb_samples", SCORE_SAMPLES), ("sigma", 1e-3))
 
 #: every attack, in the order ``known_attacks()`` lists them
 CATALOG: dict[str, AttackFamily] = {f.name: f for f in (
@@ -237,8 +243,8 @@ CATALOG: dict[str, AttackFamily] = {f.name: f for f in (
     AttackFamily("zoo", "black-box", "ZOO", 78, _zoo, ("logits", "raw"), takes_step=False, options=_zoo_options,
                  projected=True),
     AttackFamily("square", "black-box", "Square-{steps}", 1000, _square, takes_step=False),
-    AttackFamily("spsa", "black-box", "SPSA-{steps}", 20, _spsa, **_SCORE),
-    AttackFamily("nes", "black-box", "NES-{steps}", 20, _nes, **_SCORE),
+    AttackFamily("spsa", "black-box", "SPSA-{steps}", 20, _spsa, score_based=True, options=_SCORE_OPTIONS),
+    AttackFamily("nes", "black-box", "NES-{steps}", 20, _nes, score_based=True, options=_SCORE_OPTIONS),
     AttackFamily("transfer-pgd", "transfer", "Transfer PGD-{steps}", 20, _pgd, CE, CE, restarts=True),
     AttackFamily("transfer-mim", "transfer", "Transfer MIM-{steps}", 20, _mim, CE, CE),
 )}
@@ -254,7 +260,7 @@ def lookup(name: str) -> tuple[AttackFamily, int]:
     """``"pgd20"`` -> (the PGD entry, 20); a stepped name without a count gets the default steps."""
     match = _NAME.fullmatch(name)
     family = CATALOG.get(match.group(1)) if match else None
-    if family is None or (match.group(2) and not family.stepped):
+    if match is None or family is None or (match.group(2) and not family.stepped):
         raise UserError(f"unknown attack {name!r}; known: {known_attacks()}")
     steps = int(match.group(2)) if match.group(2) else family.steps
     if steps < 1:
@@ -265,7 +271,10 @@ def lookup(name: str) -> tuple[AttackFamily, int]:
 def register_attack(family: AttackFamily) -> AttackFamily:
     """Add ``family`` to :data:`CATALOG`: ``evaluate(attacks=...)`` and ``art-he eval --attacks`` then take its name
     (see docs/extending.md). Returns it."""
-    if _NAME.fullmatch(family.name).group(1) != family.name:
+    match = _NAME.fullmatch(family.name)
+    if match is None:
+        raise ValueError("attack names are not empty")
+    if match.group(1) != family.name:
         raise ValueError(f"attack name {family.name!r} ends in digits, which name the steps")
     if CATALOG.get(family.name, family) is not family:
         raise ValueError(f"attack {family.name!r} is in the catalog already")

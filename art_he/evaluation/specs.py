@@ -10,10 +10,12 @@ entry of :data:`~art_he.evaluation.catalog.CATALOG`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from art_he.errors import UserError
-from art_he.evaluation.catalog import AttackFamily, lookup
+from art_he.evaluation.catalog import AttackFamily, Options, lookup
 from art_he.losses import Objective
 from art_he.validation import check_number
 
@@ -51,7 +53,7 @@ class AttackSpec:
     eps_step: float
     restarts: int = 1
     requested_steps: int | None = None
-    options: tuple = field(default=())
+    options: Options = field(default=())
 
     @property
     def family(self) -> str:
@@ -68,7 +70,7 @@ class AttackSpec:
             text += f" [capped from {self.requested_steps}]"
         return text
 
-    def option(self, key: str, default=None):
+    def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
 
     def views(self, objective: Objective) -> tuple[str, ...]:
@@ -81,8 +83,8 @@ class AttackSpec:
         """
         return self.attack.views if objective.hypersphere else self.attack.plain_views
 
-    def settings(self) -> dict:
-        out = {"family": self.family, "eps": self.eps, "steps": self.steps}
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": self.family, "eps": self.eps, "steps": self.steps}
         if self.attack.takes_step:
             out["eps_step"] = self.eps_step
         if self.attack.restarts:
@@ -112,7 +114,7 @@ def parse_attack(
                       attack.settings_for(requested))
 
 
-def parse_attacks(names, **kwargs) -> list[AttackSpec]:
+def parse_attacks(names: str | Iterable[str], **kwargs: Any) -> list[AttackSpec]:
     """Parse a comma-separated string or a sequence of names; duplicates are dropped, order kept."""
     if isinstance(names, str):
         names = [part for part in names.split(",") if part.strip()]
@@ -130,7 +132,7 @@ def check_suite(suite: str) -> str:
     return suite
 
 
-def check_eps(eps, eps_step) -> tuple[float, float]:
+def check_eps(eps: float, eps_step: float | None) -> tuple[float, float]:
     check_number("eps", eps, low=0.0, strict=True)
     eps_step = eps / 10 if eps_step is None else eps_step
     check_number("eps_step", eps_step, low=0.0, strict=True)

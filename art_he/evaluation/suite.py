@@ -183,9 +183,9 @@ def _checked_inputs(classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray,
                     max_steps: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` of ``x`` (float32) and ``y`` (int64 labels), once the classifier and the numbers are checked."""
     _check_classifier(classifier)
-    x, y = check_xy(x, y, classifier.input_shape, classifier.nb_classes)
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y).astype(np.int64)
+    x_checked, y_checked = check_xy(x, y, classifier.input_shape, classifier.nb_classes)
+    x = np.asarray(x_checked, dtype=np.float32)
+    y = np.asarray(y_checked).astype(np.int64)
     if n is not None:
         check_number("n", n, low=1, integer=True)
         x, y = x[:n], y[:n]

@@ -152,5 +152,6 @@ def project_linf(x_adv: np.ndarray, x: np.ndarray, eps: float,
                  clip_values: tuple[npt.ArrayLike, npt.ArrayLike] | None) -> npt.NDArray[np.float32]:
     """:func:`~art_he.attacks.project` on numpy arrays, as float32: minimum-norm attacks (DeepFool, C&W, ZOO) held
     to eps and the classifier's ``clip_values``."""
-    clip = None if clip_values is None else tuple(torch.as_tensor(np.asarray(c)) for c in clip_values)
+    clip = None if clip_values is None else (torch.as_tensor(np.asarray(clip_values[0])),
+                                             torch.as_tensor(np.asarray(clip_values[1])))
     return project(torch.as_tensor(x_adv), torch.as_tensor(x), eps, clip).numpy().astype(np.float32)
