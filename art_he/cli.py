@@ -7,8 +7,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
 from art_he import __version__
 from art_he.argtypes import positive_int
@@ -66,7 +67,7 @@ def _frameworks(as_json: bool) -> int:
     from art_he.config import option_flag
     from art_he.trainers import FRAMEWORKS
 
-    listing = {name: {"label": cls.label, "schedule": cls.default_schedule,
+    listing: dict[str, dict[str, Any]] = {name: {"label": cls.label, "schedule": cls.default_schedule,
                       "options": {k: cls.option_defaults()[k] for k in cls.options}}
                for name, cls in FRAMEWORKS.items()}
     if as_json:
@@ -171,11 +172,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 
-def _lazy(reference: str):
+def _lazy(reference: str) -> Callable[..., Any]:
     """``"module:function"`` as a function that imports its module only when called."""
     module, function = reference.split(":")
 
-    def call(*args, **kwargs):
+    def call(*args: Any, **kwargs: Any) -> Any:
         from importlib import import_module
 
         return getattr(import_module(module), function)(*args, **kwargs)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
+from art_he.config import TrainConfig
 from art_he.data import load_dataset
 from art_he.estimator import HEPyTorchClassifier
 from art_he.rng import global_seed
-from art_he.runs import RUN_FILES, TrainConfig, train_run
+from art_he.runs import RUN_FILES, train_run
 
 
 @dataclass
@@ -39,7 +40,7 @@ def accuracy(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray) -> f
     return float((classifier.predict(x, batch_size=500).argmax(1) == y).mean())
 
 
-def evaluate(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray, eps: float, seed: int) -> dict:
+def evaluate(classifier: HEPyTorchClassifier, x: np.ndarray, y: np.ndarray, eps: float, seed: int) -> dict[str, float]:
     """Clean, FGSM, PGD-20 (CE) and PGD-20 (margin) accuracy through ART's attack classes.
 
     ART draws PGD's random start from numpy's global generator (and each ``predict`` a DataLoader seed from
@@ -80,7 +81,7 @@ def format_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_quickstart(cfg: QuickstartConfig) -> tuple[str, dict]:
+def run_quickstart(cfg: QuickstartConfig) -> tuple[str, dict[str, dict[str, float]]]:
     """Train PGD-AT and PGD-AT+HE, evaluate both, return ``(markdown table, results)``."""
     x_test, y_test = load_dataset("fashion-mnist", train=False, data_dir=cfg.data_dir)
     x_test, y_test = x_test[: cfg.n], y_test[: cfg.n]
