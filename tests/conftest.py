@@ -185,3 +185,15 @@ def write_cifar10(root, n: int = 10, seed: int = 0, test_images=None, test_label
     batches["test_batch"] = (np.asarray(test_images, dtype=np.uint8).reshape(len(test_images), -1),
                              list(map(int, test_labels)))
     return batches
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A saved run folder of a small HE model (width 4, Fashion-MNIST shapes), for loading it on some device."""
+    from art_he.models import build_model
+    from art_he.runs import save_run
+
+    torch.manual_seed(0)
+    model = build_model("small-cnn", in_channels=1, width=4, head="he").eval()
+    return save_run(tmp_path / "run", model, {"dataset": "fashion-mnist", "model": "small-cnn", "head": "he",
+                                              "model_kwargs": {"width": 4}})

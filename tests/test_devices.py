@@ -81,16 +81,6 @@ def test_a_device_must_be_a_string_or_a_torch_device():
         parse_device(1)
 
 
-@pytest.fixture
-def run_dir(tmp_path):
-    from art_he.runs import save_run
-
-    torch.manual_seed(0)
-    model = build_model("small-cnn", in_channels=1, width=4, head="he").eval()
-    return save_run(tmp_path / "run", model, {"dataset": "fashion-mnist", "model": "small-cnn", "head": "he",
-                                              "model_kwargs": {"width": 4}})
-
-
 def test_load_run_refuses_a_gpu_it_does_not_have(run_dir, no_cuda):
     from art_he.runs import load_run
 

@@ -141,16 +141,6 @@ def test_exact_resume_on_cuda(capture, fmnist_train, tmp_path, deterministic):
     assert digest(resumed.model) == digest(straight.model)
 
 
-@pytest.fixture
-def run_dir(tmp_path):
-    from art_he.runs import save_run
-
-    torch.manual_seed(0)
-    model = build_model("small-cnn", in_channels=1, width=4, head="he").eval()
-    return save_run(tmp_path / "run", model, {"dataset": "fashion-mnist", "model": "small-cnn", "head": "he",
-                                              "model_kwargs": {"width": 4}})
-
-
 def device_strings() -> list:
     last = max(torch.cuda.device_count() - 1, 0)
     return ["cuda", "gpu", "cuda:0", "gpu:0", "CUDA:0", torch.device("cuda", 0), f"cuda:{last}", "auto", None]
