@@ -501,6 +501,20 @@ def diff_text(test: dict) -> str:
     return text
 
 
+def plot_curves(ax, summary: dict, arms, key: str, colors: dict, dashed=()) -> None:
+    """One line per arm of the learning curve ``key`` (mean over seeds, with a ± sd band); ``dashed`` arms dashed."""
+    steps = np.array(summary["steps"], dtype=float)
+    for arm in arms:
+        c = summary["curves"][arm][key]
+        mean = np.array(c["mean"])
+        ax.plot(steps, mean, marker="o", ms=3, color=colors[arm], label=arm, ls="--" if arm in dashed else "-")
+        if c["sd"]:
+            sdv = np.array(c["sd"])
+            ax.fill_between(steps, mean - sdv, mean + sdv, color=colors[arm], alpha=0.15, lw=0)
+    ax.set_xlabel("SGD steps (batch 128)")
+    ax.grid(alpha=0.3)
+
+
 def final_table(summary: dict, arms, comparisons, n_autoattack: int = 0) -> list[str]:
     """Markdown lines: accuracy per arm and attack (mean ± sd), then each comparison's paired difference (– where
     an arm lacks an attack)."""

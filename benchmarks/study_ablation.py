@@ -27,8 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from _cells import TRAIN_STEPS, final_table, model_text, run_study, study_parser
+from _cells import TRAIN_STEPS, final_table, model_text, plot_curves, run_study, study_parser
 from _stats import pm
 
 HERE = Path(__file__).resolve().parent
@@ -66,19 +65,10 @@ def figure(payload: dict, path: Path) -> None:
     from art_he.plots.figures import new_figure, save
 
     summary = payload["summary"]
-    steps = np.array(summary["steps"], dtype=float)
     fig = new_figure(figsize=(13, 4.4))
     curve_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    for arm in ARMS:
-        c = summary["curves"][arm]["adv_acc"]
-        mean = np.array(c["mean"])
-        curve_ax.plot(steps, mean, marker="o", ms=3, color=COLORS[arm], label=arm)
-        if c["sd"]:
-            curve_ax.fill_between(steps, mean - np.array(c["sd"]), mean + np.array(c["sd"]), color=COLORS[arm],
-                                  alpha=0.15, lw=0)
-    curve_ax.set_xlabel("SGD steps (batch 128)")
+    plot_curves(curve_ax, summary, ARMS, "adv_acc", COLORS)
     curve_ax.set_ylabel(f"PGD-10 accuracy (%), first {payload['settings']['val_n']} test images")
-    curve_ax.grid(alpha=0.3)
     curve_ax.legend(loc="lower right", fontsize=8)
     for i, arm in enumerate(ARMS):
         cell = summary["final"][arm]["pgd20"]

@@ -47,6 +47,7 @@ from _cells import (
     diff_text,
     final_table,
     model_text,
+    plot_curves,
     run_cells,
     settings_of,
     study_parser,
@@ -147,24 +148,13 @@ def markdown(payload: dict) -> str:
 def figure(payload: dict, path: Path) -> None:
     from art_he.plots.figures import new_figure, save
 
-    summary = payload["summary"]
-    steps = np.array(summary["steps"], dtype=float)
     fig = new_figure(figsize=(14, 4.4))
     axes = fig.subplots(1, 3)
     panels = (("clean_acc", "clean accuracy (%)"), ("adv_acc", "PGD-10 accuracy (%)"), ("head_norm", "‖W‖ of the head"))
     for ax, (key, label) in zip(axes, panels):
-        for arm in ARMS:
-            c = summary["curves"][arm][key]
-            mean = np.array(c["mean"])
-            ax.plot(steps, mean, marker="o", ms=3, color=COLORS[arm], label=arm,
-                    ls="--" if arm.endswith("warmup") else "-")
-            if c["sd"]:
-                sdv = np.array(c["sd"])
-                ax.fill_between(steps, mean - sdv, mean + sdv, color=COLORS[arm], alpha=0.15, lw=0)
+        plot_curves(ax, payload["summary"], ARMS, key, COLORS, dashed=[a for a in ARMS if a.endswith("warmup")])
         ax.axvline(payload["warmup_steps"], color="grey", ls=":", lw=1)
-        ax.set_xlabel("SGD steps (batch 128)")
         ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
     axes[1].legend(loc="lower right", fontsize=8)
     s = payload["settings"]
     fig.suptitle(f"PGD-AT on Fashion-MNIST: plain vs HE, with and without a {payload['warmup_steps']}-step LR warm-up "

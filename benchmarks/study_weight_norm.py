@@ -31,8 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from _cells import TRAIN_STEPS, final_table, model_text, run_study, study_parser
+from _cells import TRAIN_STEPS, final_table, model_text, plot_curves, run_study, study_parser
 from _stats import pm
 
 HERE = Path(__file__).resolve().parent
@@ -68,22 +67,12 @@ def markdown(payload: dict) -> str:
 def figure(payload: dict, path: Path) -> None:
     from art_he.plots.figures import new_figure, save
 
-    summary = payload["summary"]
-    steps = np.array(summary["steps"], dtype=float)
     fig = new_figure(figsize=(12, 4.4))
     axes = fig.subplots(1, 2)
     for ax, key, name in ((axes[0], "adv_acc", "PGD-10"), (axes[1], "head_norm", "‖W‖ of the head")):
-        for arm in ARMS:
-            c = summary["curves"][arm][key]
-            mean = np.array(c["mean"])
-            ax.plot(steps, mean, marker="o", ms=3, color=COLORS[arm], label=arm)
-            if c["sd"]:
-                ax.fill_between(steps, mean - np.array(c["sd"]), mean + np.array(c["sd"]), color=COLORS[arm],
-                                alpha=0.15, lw=0)
-        ax.set_xlabel("SGD steps (batch 128)")
+        plot_curves(ax, payload["summary"], ARMS, key, COLORS)
         ax.set_ylabel(name if key == "head_norm" else
                       f"{name} accuracy (%), first {payload['settings']['val_n']} test images")
-        ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"PGD-AT+HE on Fashion-MNIST: projected WN (the authors') vs WN inside the graph, mean ± sd over "
                  f"{len(payload['settings']['seeds'])} seeds", fontsize=10)
