@@ -183,4 +183,6 @@ def test_a_framework_registers_once_and_only_the_options_it_takes():
             register_attack(dataclasses.replace(FGSM_RS, name="fgsm2"))
         with pytest.raises(ValueError, match="in the catalog already"):
             register_attack(dataclasses.replace(FGSM_RS, name="fgsm"))
+        with pytest.raises(ValueError, match="attack names are not empty"):
+            register_attack(dataclasses.replace(FGSM_RS, name=""))
     assert "gamma" not in FRAMEWORKS
