@@ -55,7 +55,7 @@ from _common import device_name, interleaved, median, sync
 from art_he import HEPyTorchClassifier
 from art_he.data.convert import fashion_as_cifar10
 from art_he.models import build_model
-from art_he.reproduce import THROUGHPUT_FILE, model_forward_flops
+from art_he.reproduce.estimate import THROUGHPUT_FILE, model_forward_flops
 from art_he.trainers import PGDATTrainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,15 +21,9 @@ from art_he.data import DATASETS, DatasetInfo, load_dataset
 from art_he.evaluation import AttackFamily, register_attack
 from art_he.models.factory import MODELS
 from art_he.models.layers import Normalize
-from art_he.reproduce import (
-    RowState,
-    estimate_hours,
-    get_table,
-    plan_text,
-    row_configs,
-    train_passes_per_image,
-    training_speed,
-)
+from art_he.reproduce import estimate_hours, get_table, plan_text, row_configs
+from art_he.reproduce.cache import RowState
+from art_he.reproduce.estimate import train_passes_per_image, training_speed
 from art_he.trainers import FRAMEWORKS, PGDATTrainer, register_framework
 from art_he.validation import check_probability
 from tests.conftest import kept_registries, one_line_error

@@ -53,17 +53,16 @@ def test_its_training_rows_make_the_plans_throughput_table(tiny, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import gpu_suite
 
-    from art_he import reproduce
     from art_he.reproduce import estimate
 
     table = gpu_suite.plan_table(tiny[1])
     assert table["gpu"] == tiny[1]["meta"]["device_name"] and len(table["rows"]) == 14
     monkeypatch.setattr(estimate, "measured_throughput", lambda: table)
     cfg = TrainConfig(dataset="cifar10", model="wrn-10-1", head="he", max_iter=1).resolved()
-    speed = reproduce.training_speed(cfg)
+    speed = estimate.training_speed(cfg)
     row = next(r for r in table["rows"] if r["model"] == "wrn-10-1" and r["head"] == "he" and r["path"] == "eager"
                and r["precision"] == "bf16")
-    assert speed.measured and reproduce.images_per_second(cfg) == pytest.approx(row["images_per_s"])
+    assert speed.measured and estimate.images_per_second(cfg) == pytest.approx(row["images_per_s"])
 
 
 def test_update_plan_takes_gpu_measurements_only(tmp_path):

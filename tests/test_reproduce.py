@@ -11,21 +11,15 @@ import pytest
 from art_he.cli import main
 from art_he.errors import UserError
 from art_he.recipes import RECIPES
-from art_he.reproduce import (
+from art_he.reproduce import TABLES, estimate_hours, get_table, row_configs
+from art_he.reproduce.cache import RowState, cached_report, eval_settings, row_state
+from art_he.reproduce.estimate import (
     AA_SQUARE_QUERIES,
     FORWARD,
-    TABLES,
-    RowState,
     attack_passes,
-    cached_report,
-    estimate_hours,
-    eval_settings,
     forward_flops,
-    get_table,
     images_per_second,
     measured_throughput,
-    row_configs,
-    row_state,
     train_passes_per_image,
     training_speed,
 )
