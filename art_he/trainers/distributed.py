@@ -109,7 +109,8 @@ def cleanup() -> None:
     Python tensors after this function has returned; at interpreter exit it then needs the GIL, cannot get it, and
     aborts the process ("terminate called without an active exception", SIGABRT, after all the work is done;
     pytorch/pytorch#179291 describes it). ``monitored_barrier`` runs on the calling thread with a tensor of its
-    own. Measured with 2 gloo processes on 2 cores: 8 of 40 runs aborted with ``barrier``, 0 of 40 with this.
+    own. Measured with 2 gloo processes on 2 cores (an all_gather, then this): 5 of 60 runs aborted with
+    ``barrier``, 5 of 20 with no barrier, 0 of 80 with ``monitored_barrier``.
     """
     if dist.is_available() and dist.is_initialized():
         try:
