@@ -785,7 +785,9 @@ class ATTrainer(Trainer):
 
     def _eval_tensors(self, x, y) -> Batch:
         """``x, y`` on the device: tensors there as they are, anything else checked and converted."""
-        return (x, y) if isinstance(x, torch.Tensor) and x.device == self.device else self._as_tensors(x, y)
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.device == self.device:
+            return x, y
+        return self._as_tensors(x, y)
 
     def _as_tensors(self, x, y) -> Batch:
         x, y = check_xy(x, y, self.classifier.input_shape, self.classifier.nb_classes)
