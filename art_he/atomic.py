@@ -15,7 +15,7 @@ from typing import BinaryIO
 from art_he.errors import UserError
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` with ``write(f)`` on a temporary file, ``fsync`` it and rename it over ``path``.
 
     An ``OSError`` on the way (ENOSPC, EDQUOT, EACCES...) becomes a :class:`~art_he.errors.UserError` naming the

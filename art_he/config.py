@@ -12,17 +12,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from art_he.defaults import HEADS, MARGINS, SCALE, WEIGHT_NORM, WEIGHT_NORMS, head_defaults
 from art_he.devices import DEVICE_HELP, parse_device
 from art_he.errors import UserError
-from art_he.models.factory import model_builder
+from art_he.models.factory import ModelNames, model_builder
 from art_he.precision import CLI_PRECISIONS, resolve_precision
 from art_he.schedules import SCHEDULES
 from art_he.validation import check_number
+
+if TYPE_CHECKING:
+    from art_he.trainers.base import ATTrainer
+
+#: the values a :class:`TrainConfig` field accepts: a tuple, or a function giving a registry's names
+Choices = Callable[[], Iterable[str]] | tuple[str, ...]
 
 
 def _datasets() -> list[str]:
@@ -43,13 +49,11 @@ def _captures() -> tuple[str, ...]:
     return CAPTURES
 
 
-def _models():
-    from art_he.models.factory import ModelNames
-
+def _models() -> ModelNames:
     return ModelNames()
 
 
-def option(default: Any, help: str, *, choices: Callable[[], list[str]] | tuple | None = None,
+def option(default: Any, help: str, *, choices: Choices | None = None,
            cli: bool = True) -> Any:
     """A :class:`TrainConfig` field with its help text, its choices (a tuple, or a function giving a
     registry's names, called only when the parser is built) and whether ``art-he train`` shows it."""
@@ -120,12 +124,12 @@ class TrainConfig:
                                      "copy in the same pickle format (read without running code either way)")
     image_size: int | None = option(None, "image-folder data sets: crop size (default 224, resized from 256)")
     workers: int = option(4, "image-folder data sets: DataLoader worker processes")
-    model_kwargs: dict = option({}, "extra keyword arguments of the model builder", cli=False)
+    model_kwargs: dict[str, Any] = option({}, "extra keyword arguments of the model builder", cli=False)
     recipe: str | None = option(None, "the recipe this configuration came from", cli=False)
     passes: int | None = option(None, "passes over the data, from epochs (resolved, not set)", cli=False)
     nb_classes: int | None = option(None, "classes, from the data set (resolved, not set)", cli=False)
 
-    def framework_class(self):
+    def framework_class(self) -> type[ATTrainer]:
         from art_he.trainers import FRAMEWORKS
 
         if self.framework not in FRAMEWORKS:
@@ -144,6 +148,7 @@ class TrainConfig:
         cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs))
         for name in ("head", "schedule", "precision", "capture"):
             choices = _choices(name)
+            assert choices is not None  # these four fields have choices
             value = getattr(cfg, name)
             if value is not None and value not in choices:
                 raise UserError(f"unknown {name} {value!r}; choose from {list(choices)}")
@@ -197,12 +202,12 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def from_record(cls, record: dict) -> TrainConfig:
+    def from_record(cls, record: dict[str, Any]) -> TrainConfig:
         """The configuration a run's ``config.json`` records (its other keys, such as ``head_kwargs``, ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in names})
 
-    def trainer_kwargs(self) -> dict:
+    def trainer_kwargs(self) -> dict[str, Any]:
         """The options the framework's trainer takes (``None`` keeps the trainer's own default)."""
         accepted = self.framework_class().option_defaults()
         values = dataclasses.asdict(self)
@@ -224,12 +229,12 @@ def framework_options() -> list[str]:
     return list(dict.fromkeys(name for cls in FRAMEWORKS.values() for name in cls.options))
 
 
-def _choices(name: str) -> tuple | list | None:
-    choices = next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["choices"]
+def _choices(name: str) -> Iterable[str] | None:
+    choices: Choices | None = next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata["choices"]
     return choices() if callable(choices) else choices
 
 
-def cli_fields() -> list[dataclasses.Field]:
+def cli_fields() -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
 
 
@@ -254,7 +259,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: Collection[st
                             help=text)
 
 
-def _value_type(f: dataclasses.Field) -> type:
+def _value_type(f: dataclasses.Field[Any]) -> type:
     text = str(f.type)
     for name, kind in (("int", int), ("float", float)):
         if text.startswith(name):
@@ -270,7 +275,7 @@ def option_flag(name: str, value: Any) -> str:
     return f"{flag} {value}"
 
 
-def given_options(args: argparse.Namespace) -> dict:
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The training options given on the command line (unset flags are not in ``args``)."""
     return {f.name: getattr(args, f.name) for f in cli_fields() if hasattr(args, f.name)}
 

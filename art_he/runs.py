@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -31,11 +32,14 @@ from art_he.runlock import RunLock
 from art_he.schedules import STEP_EPOCHS, make_scheduler
 from art_he.trainers import checkpoint as ckpt
 
+if TYPE_CHECKING:
+    from art_he.trainers.distributed import DistContext
+
 log = logging.getLogger(__name__)
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.jsonl"
 
 
-def data_shape(config: dict) -> tuple[tuple[int, int, int], int]:
+def data_shape(config: dict[str, Any]) -> tuple[tuple[int, int, int], int]:
     """``(input_shape, nb_classes)`` of a run: the dataset's, with an image folder's size and classes."""
     info = dataset_info(config["dataset"])
     size = config.get("image_size")
@@ -52,7 +56,7 @@ def make_classifier(
     weight_decay: float = 5e-4,
     attack_loss: str = "ce",
     device: str | torch.device | None = None,
-    config: dict | None = None,
+    config: dict[str, Any] | None = None,
 ) -> HEPyTorchClassifier:
     """An :class:`HEPyTorchClassifier` for ``model`` on ``dataset`` (inputs in [0, 1]) with an SGD optimizer, on
     ``device`` (:func:`~art_he.devices.parse_device`; ``config``: a run's configuration, for image folders' sizes
@@ -65,6 +69,7 @@ def make_classifier(
 
 def build_run_model(cfg: TrainConfig) -> nn.Module:
     """The model of a resolved configuration (architecture, head and its scale/margin, model keywords)."""
+    assert cfg.model is not None and cfg.nb_classes is not None  # a resolved config (TrainConfig.resolved)
     info = dataset_info(cfg.dataset)
     head_kwargs = {k: getattr(cfg, k) for k in ("scale", "margin", "weight_norm") if getattr(cfg, k) is not None}
     return build_model(
@@ -78,7 +83,7 @@ def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
 
 
-def write_config(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> Path:
+def write_config(out_dir: str | os.PathLike[str], model: nn.Module, config: dict[str, Any]) -> Path:
     """Write ``config.json`` (the run's configuration plus the head's settings) into ``out_dir``."""
     head = find_head(model)
     config = {**config, "head_kwargs": head.head_kwargs() if head is not None else {}}
@@ -87,7 +92,7 @@ def write_config(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> 
     return path
 
 
-def save_run(out_dir: str | os.PathLike, model: nn.Module, config: dict) -> Path:
+def save_run(out_dir: str | os.PathLike[str], model: nn.Module, config: dict[str, Any]) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``out_dir``; return the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda f: f.write(data))
 
 
-def read_config(run_dir: str | os.PathLike) -> dict:
+def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """``config.json`` of a run; :class:`UserError` naming the file when it is missing, not JSON or incomplete."""
     path = Path(run_dir) / CONFIG_FILE
     try:
@@ -113,10 +118,11 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     missing = [k for k in ("dataset", "model", "head") if not isinstance(config, dict) or k not in config]
     if missing:
         raise UserError(f"{path} is not an art-he run configuration (no {', '.join(missing)})")
-    return config
+    return cast("dict[str, Any]", config)  # a dict: checked above
 
 
-def load_run(run_dir: str | os.PathLike, device: str | torch.device | None = None, attack_loss: str = "ce"):
+def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None = None,
+             attack_loss: str = "ce") -> tuple[nn.Module, HEPyTorchClassifier, dict[str, Any]]:
     """``(model, classifier, config)`` of a finished run on ``device`` (:func:`~art_he.devices.parse_device`); the
     weights load through safetensors (no pickle)."""
     device = parse_device(device)  # before the weights are read: a device that is not there fails first
@@ -163,12 +169,12 @@ RESUMABLE = frozenset({"val_n", "precision", "channels_last", "compile", "captur
                        "verify_data", "workers", "checkpoint_every", "device"})
 
 
-def run_config(cfg: TrainConfig) -> dict:
+def run_config(cfg: TrainConfig) -> dict[str, Any]:
     """What ``config.json`` records of a resolved configuration (all but ``data_dir``, a local path)."""
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_dir"}
 
 
-def config_differences(saved: dict, config: dict) -> list[str]:
+def config_differences(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """The keys, other than :data:`RESUMABLE` ones, whose values differ between a run's ``config.json`` and
     ``config`` (keys only one of them has are not compared)."""
     config = json.loads(json.dumps(config, allow_nan=False))  # tuples as lists, as config.json holds them
@@ -178,7 +184,8 @@ def config_differences(saved: dict, config: dict) -> list[str]:
     return sorted(k for k in config if k not in RESUMABLE and k in saved and saved[k] != config[k])
 
 
-def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, overwrite: bool) -> dict | None:
+def prepare_run_dir(out_dir: str | os.PathLike[str], config: dict[str, Any], *, resume: bool,
+                    overwrite: bool) -> dict[str, Any] | None:
     """Check ``out_dir`` before training into it; returns the checkpoint (memory-mapped) when resuming.
 
     A folder holding a run (any of :data:`RUN_FILES`) is refused unless ``resume`` (continue from its
@@ -217,8 +224,8 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: dict, *, resume: bool, o
     return state
 
 
-def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False,
-              overwrite: bool = False, verbose: bool = True) -> tuple[HEPyTorchClassifier, list[dict]]:
+def train_run(cfg: TrainConfig, out_dir: str | os.PathLike[str] | None = None, *, resume: bool = False,
+              overwrite: bool = False, verbose: bool = True) -> tuple[HEPyTorchClassifier, list[dict[str, Any]]]:
     """Train ``cfg`` and, if ``out_dir`` is given, write the run there; returns ``(classifier, history)``.
 
     ``out_dir`` must not hold a run already unless ``resume`` or ``overwrite`` (see :func:`prepare_run_dir`), and
@@ -244,7 +251,7 @@ def train_run(cfg: TrainConfig, out_dir: str | os.PathLike | None = None, *, res
     return classifier, history
 
 
-def _claim_run_dir(lock: RunLock, cfg: TrainConfig, config: dict, resume: bool, overwrite: bool,
+def _claim_run_dir(lock: RunLock, cfg: TrainConfig, config: dict[str, Any], resume: bool, overwrite: bool,
                    verbose: bool) -> None:
     """Lock the run folder and prepare it (:func:`prepare_run_dir`)."""
     lock.acquire()
@@ -258,15 +265,18 @@ def _claim_run_dir(lock: RunLock, cfg: TrainConfig, config: dict, resume: bool, 
             log.info("resuming from epoch %d of %d%s", len(done), cfg.passes, inside)
 
 
-def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: bool):
+def _train(cfg: TrainConfig, config: dict[str, Any], ctx: DistContext, out_dir: str | os.PathLike[str] | None,
+           resume: bool, verbose: bool) -> tuple[HEPyTorchClassifier, list[dict[str, Any]]]:
     """The training of :func:`train_run`, once the folder is claimed; writes the model (rank 0)."""
     from art_he.trainers import distributed  # distributed
 
+    assert cfg.schedule is not None and cfg.passes is not None and cfg.augment is not None  # a resolved config
     torch.manual_seed(cfg.seed)
     folder = dataset_info(cfg.dataset).folder
     if folder:  # a DataLoader with workers (sharded per rank by the trainer), the transforms inside it
         from art_he.data.folder import folder_dataset, folder_loader
 
+        assert cfg.image_size is not None  # a resolved config (TrainConfig.resolved)
         train_set = folder_dataset(cfg.data_dir, True, cfg.image_size, cfg.augment)
         loader = folder_loader(train_set, cfg.batch_size, cfg.workers, cfg.seed, cfg.subset)
         steps = len(loader)
@@ -291,12 +301,12 @@ def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: 
     if out_dir is not None and ctx.is_main:
         metrics_path = Path(out_dir) / METRICS_FILE
 
-        def write_metrics(metrics: dict) -> None:
+        def write_metrics(metrics: dict[str, Any]) -> None:
             with metrics_path.open("a") as f:
                 f.write(_metrics_line(cfg, metrics))
 
         trainer.callbacks.append(write_metrics)
-    fit_kwargs = {}
+    fit_kwargs: dict[str, Any] = {}
     if out_dir is not None:
         fit_kwargs = {"checkpoint_dir": out_dir, "resume": resume}
     if folder:
@@ -310,7 +320,7 @@ def _train(cfg: TrainConfig, config: dict, ctx, out_dir, resume: bool, verbose: 
     return classifier, history
 
 
-def _metrics_line(cfg: TrainConfig, metrics: dict) -> str:
+def _metrics_line(cfg: TrainConfig, metrics: dict[str, Any]) -> str:
     return json.dumps({"framework": cfg.framework, "head": cfg.head, **metrics}, allow_nan=False) + "\n"
 
 

@@ -265,3 +265,15 @@ def test_per_image_correctness_is_the_loop_the_studies_ran(fmnist_train, fmnist_
     counts = trainer.correct_counts(xt, yt, 50, generator=torch.Generator().manual_seed(10_000), eps=EPS,
                                     eps_step=EPS / 4, max_iter=5)
     assert counts.tolist() == [ours[0].sum(), ours[1].sum(), len(y)]
+
+
+def test_evaluate_takes_tensor_images_with_numpy_labels(fmnist_test):
+    """Tensor images on the device with numpy labels are converted like numpy images (the labels were once passed
+    to the loss as they were, a TypeError)."""
+    trainer = trainer_for("pgd", "he")
+    x, y = fmnist_test[0][:40], fmnist_test[1][:40]
+    x_t = torch.from_numpy(x)
+    assert trainer.evaluate(x_t, y, batch_size=20) == trainer.evaluate(x, y, batch_size=20)
+    attack = {"eps": EPS, "eps_step": EPS / 4, "max_iter": 2}
+    mixed, converted = trainer.correct(x_t, y, 20, **attack), trainer.correct(x, y, 20, **attack)
+    assert [a.tolist() for a in mixed] == [a.tolist() for a in converted]

@@ -11,14 +11,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
-from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: what is attacked: a module, or a function of the inputs (a trainer's forward)
+Model = Callable[[torch.Tensor], torch.Tensor]
 #: a box ``(low, high)``: numbers, or tensors that broadcast against the images
 Clip = tuple[float, float] | tuple[torch.Tensor, torch.Tensor]
 
 
-def _input_grad(model: nn.Module, x_adv: torch.Tensor, target: torch.Tensor, loss_fn: LossFn,
+def _input_grad(model: Model, x_adv: torch.Tensor, target: torch.Tensor, loss_fn: LossFn,
                 autocast: AbstractContextManager[object]) -> torch.Tensor:
     x_adv = x_adv.detach().requires_grad_(True)
     with autocast:
@@ -35,7 +36,7 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: Clip | None)
 
 
 def pgd(
-    model: nn.Module,
+    model: Model,
     x: torch.Tensor,
     target: torch.Tensor,
     loss_fn: LossFn,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from art.estimators.classification import PyTorchClassifier
 
@@ -34,7 +36,7 @@ class ALPTrainer(PGDATTrainer):
         alpha: float = 0.5,
         pairing_weight: float = 0.5,
         pairing: str = "mse",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.alpha = float(check_probability("alpha", alpha))
@@ -42,12 +44,14 @@ class ALPTrainer(PGDATTrainer):
         check_choice("pairing", pairing, PAIRINGS)
         self.pairing = pairing
 
-    def compute_loss(self, x, x_adv, y):
+    def compute_loss(
+        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out_nat, out_adv = self.train_forward(torch.cat([x, x_adv])).chunk(2)
         loss = alp_loss(out_nat, out_adv, y, self.objective, self.alpha, self.pairing_weight, self.pairing)
         return loss, out_nat, out_adv
 
     @classmethod
-    def passes_per_image(cls, options: dict) -> float:
+    def passes_per_image(cls, options: dict[str, Any]) -> float:
         """``max_iter + 2``: the attack's steps, and the update's forward of clean and adversarial inputs."""
         return float((options.get("max_iter") or 0) + 2)

@@ -16,11 +16,14 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import secrets
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,9 +31,10 @@ from art.defences.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.optim.lr_scheduler import LRScheduler
+from torch.utils.data import DataLoader, DistributedSampler
 
-from art_he.attacks.train_time import pgd
+from art_he.attacks.train_time import LossFn, Model, pgd
 from art_he.data.augment import crop_flip, draw_crop_flip
 from art_he.defaults import pgd_step
 from art_he.errors import Preempted, UserError
@@ -43,11 +47,14 @@ from art_he.trainers import checkpoint as ckpt
 from art_he.trainers import distributed
 from art_he.trainers.capture import CAPTURES, NOISE_KINDS, CapturedStep, Draw
 from art_he.trainers.watch import BatchWatch
-from art_he.validation import check_choice, check_number, check_xy
+from art_he.validation import ArrayLike, check_choice, check_number, check_xy
+
+if TYPE_CHECKING:
+    from art.data_generators import DataGenerator
 
 log = logging.getLogger(__name__)
 Batch = tuple[torch.Tensor, torch.Tensor]
-EpochCallback = Callable[[dict], None]
+EpochCallback = Callable[[dict[str, Any]], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
 CROP_PAD, AUGMENT_KEY = 4, 0xA06
 #: the key of the batch order's stream: :meth:`ATTrainer.fit` shuffles epoch ``e`` with ``derived_seed(seed, e, key)``
@@ -56,7 +63,7 @@ CROP_PAD, AUGMENT_KEY = 4, 0xA06
 ORDER_KEY = 0x0DE
 
 
-def _to_cpu(obj):
+def _to_cpu(obj: object) -> object:
     """``obj`` with every tensor moved to the CPU (dicts, lists and tuples followed)."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
@@ -67,7 +74,7 @@ def _to_cpu(obj):
     return obj
 
 
-class ATTrainer(Trainer):
+class ATTrainer(Trainer):  # type: ignore[misc]  # ART ships no type information
     """Base of the adversarial trainers: ``fit`` on numpy arrays, ``fit_loader`` on a torch ``DataLoader``.
 
     :param classifier: an ART ``PyTorchClassifier`` (or :class:`~art_he.HEPyTorchClassifier`) with an optimizer.
@@ -164,14 +171,16 @@ class ATTrainer(Trainer):
         self.checkpoint_every = checkpoint_every
         #: a DataLoader's own generator (its shuffling), whose state a mid-epoch checkpoint keeps
         self._data_generator: torch.Generator | None = None
-        self.history: list[dict] = []
+        self.history: list[dict[str, Any]] = []
         self.callbacks: list[EpochCallback] = []
         #: set (e.g. by FastAT's overfitting guard) to end training after the current batch
         self.stop_training = False
         self._preprocess = self._make_preprocess(classifier)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self._train_module = self._attack_module = self.model
+        #: the model as the attacks and as the update call it (compiled; the update's through DDP when distributed)
+        self._attack_module: Model = self.model
+        self._train_module: Model = self.model
         if self.dist.active:
             self._setup_ddp(sync_batchnorm)
         if compile:
@@ -200,7 +209,8 @@ class ATTrainer(Trainer):
         if sync_batchnorm:
             if self.device.type != "cuda":
                 raise UserError("sync_batchnorm=True needs CUDA: torch's SyncBatchNorm has no CPU implementation")
-            converted = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            # torch leaves convert_sync_batchnorm unannotated
+            converted = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)  # type: ignore[no-untyped-call]
             if converted is not self.model:
                 raise UserError("sync_batchnorm cannot convert a model that is itself a BatchNorm layer")
         self._train_module = DistributedDataParallel(
@@ -209,7 +219,7 @@ class ATTrainer(Trainer):
 
     # -- pieces subclasses use ---------------------------------------------------------------------------------
 
-    def autocast(self):
+    def autocast(self) -> torch.autocast | nullcontext[None]:
         """Autocast context for forward passes: bf16 or fp16 when ``precision`` asks for it."""
         if self.precision in DTYPES:
             dtype = DTYPES[self.precision]
@@ -225,8 +235,9 @@ class ATTrainer(Trainer):
         """:meth:`forward` for the parameter update: through DistributedDataParallel when distributed."""
         return self._train_module(self._preprocess(x))
 
-    def attack(self, x: torch.Tensor, target, loss_fn, *, eps, eps_step, max_iter, random_init="uniform",
-               generator: torch.Generator | None = None):
+    def attack(self, x: torch.Tensor, target: torch.Tensor, loss_fn: LossFn, *, eps: float, eps_step: float,
+               max_iter: int, random_init: str | None = "uniform",
+               generator: torch.Generator | None = None) -> torch.Tensor:
         """Linf PGD against :meth:`forward` under this trainer's autocast and clip box.
 
         The random start comes from ``generator`` (default: the training generator), see :meth:`start_noise`.
@@ -237,7 +248,8 @@ class ATTrainer(Trainer):
             noise=self.start_noise(x, random_init, generator),
         )
 
-    def start_noise(self, x: torch.Tensor, kind: str | None, generator: torch.Generator | None = None):
+    def start_noise(self, x: torch.Tensor, kind: str | None,
+                    generator: torch.Generator | None = None) -> torch.Tensor | None:
         """The raw draw of a random start shaped like ``x`` (``kind``: ``"uniform"``, ``"normal"``; else ``None``)
         from ``generator`` (default: the training generator). Under DDP the training start is this rank's share
         (rows ``rank::world_size``, the way batches are sharded) of a draw for the whole global batch, so that N
@@ -261,7 +273,8 @@ class ATTrainer(Trainer):
     def backward(self, loss: torch.Tensor) -> None:
         """``loss.backward()`` after clearing the gradients (scaled by the grad scaler under fp16)."""
         self.optimizer.zero_grad(set_to_none=True)
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        # torch leaves Tensor.backward unannotated
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()  # type: ignore[no-untyped-call]
 
     def step(self) -> None:
         """The optimizer step (through the grad scaler under fp16)."""
@@ -293,6 +306,7 @@ class ATTrainer(Trainer):
             loss, out_clean, out_adv = self.compute_loss(x, x_adv, y)
         self.backward(loss)
         if clean_pred is None:
+            assert out_clean is not None  # a framework without the clean forward returns its clean outputs
             clean_pred = out_clean.detach().argmax(1)
         return self._batch_stats(loss, clean_pred, out_adv.detach().argmax(1), y)
 
@@ -306,7 +320,7 @@ class ATTrainer(Trainer):
         for klass in cls.__mro__:
             if "__init__" not in vars(klass):
                 continue
-            params = inspect.signature(klass.__init__).parameters.values()
+            params = inspect.signature(vars(klass)["__init__"]).parameters.values()
             for p in params:
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "classifier"):
                     options.setdefault(p.name, p.default)
@@ -326,55 +340,55 @@ class ATTrainer(Trainer):
         return None
 
     @classmethod
-    def passes(cls, epochs: int, options: dict) -> int:
+    def passes(cls, epochs: int, options: dict[str, Any]) -> int:
         """Passes over the data that make an ``epochs`` budget (FreeAT divides it by its replays)."""
         return epochs
 
     @classmethod
-    def passes_per_image(cls, options: dict) -> float:
+    def passes_per_image(cls, options: dict[str, Any]) -> float:
         """Forward+backward passes per image in one pass over the data: the attack's ``max_iter`` steps (one
         without it) and the update's one."""
         return float((options.get("max_iter") or 1) + 1)
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
-    def default_scheduler(self, nb_epochs: int, steps_per_epoch: int | None):
+    def default_scheduler(self, nb_epochs: int, steps_per_epoch: int | None) -> LRScheduler | None:
         """The LR scheduler used when ``fit`` gets none (``None``: constant LR)."""
         return None
 
-    def on_epoch_end(self, metrics: dict) -> None:
+    def on_epoch_end(self, metrics: dict[str, Any]) -> None:
         """Called on every rank after each epoch (and validation), before the checkpoint; may edit ``metrics``."""
 
-    def extra_state(self) -> dict:
+    def extra_state(self) -> dict[str, Any]:
         """Framework state, the same on every rank, that a checkpoint must carry (tensors and plain types)."""
         return {}
 
-    def load_extra_state(self, state: dict) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
 
-    def rank_state(self) -> dict:
+    def rank_state(self) -> dict[str, Any]:
         """Framework state that differs between ranks (e.g. FreeAT's perturbation); saved for every rank."""
         return {}
 
-    def load_rank_state(self, state: dict) -> None:
+    def load_rank_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`rank_state`."""
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def fit(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        x: ArrayLike,
+        y: ArrayLike,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         batch_size: int = 128,
         nb_epochs: int = 20,
-        scheduler=None,
+        scheduler: LRScheduler | None = None,
         *,
         scheduler_step: str | None = None,
-        checkpoint_dir=None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
-        **kwargs,
-    ) -> list[dict]:
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
         """Train on numpy arrays (``y`` integer or one-hot); returns the per-epoch metrics.
 
         ``batch_size`` is the global batch: under DDP rank ``r`` trains on rows ``r::world_size`` of the same
@@ -410,15 +424,15 @@ class ATTrainer(Trainer):
         self,
         loader: Iterable[Batch],
         nb_epochs: int = 20,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-        scheduler=None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        scheduler: LRScheduler | None = None,
         *,
         batch_size: int | None = None,
         scheduler_step: str | None = None,
-        checkpoint_dir=None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
-        **kwargs,
-    ) -> list[dict]:
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
         """Train on a torch ``DataLoader`` (or any iterable of ``(x, y)`` tensor batches), e.g. with augmentation.
 
         Under DDP a ``DataLoader`` is re-made with a ``DistributedSampler`` (its ``batch_size`` is the global
@@ -427,6 +441,8 @@ class ATTrainer(Trainer):
         """
         self._reject(kwargs)
         self._check_no_augment()
+        n: int | None
+        steps: int | None
         if isinstance(loader, DataLoader):
             if batch_size is not None and loader.batch_size != batch_size:
                 raise UserError(f"batch_size={batch_size} but the DataLoader's batch_size is {loader.batch_size}")
@@ -434,18 +450,19 @@ class ATTrainer(Trainer):
             own_sampler = sharded is not loader
             loader = sharded
             self._data_generator = loader.generator
-            n, steps = len(loader.sampler), len(loader)  # type: ignore[arg-type]
+            n, steps = len(loader.sampler), len(loader)  # type: ignore[arg-type]  # torch types Sampler unsized
         else:
             own_sampler = False
             if self.dist.active:
                 raise UserError("under DDP fit_loader needs a torch DataLoader (it is sharded by rank)")
-            n = len(loader.dataset) if hasattr(loader, "dataset") else None  # type: ignore[attr-defined]
-            steps = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+            n = len(loader.dataset) if hasattr(loader, "dataset") else None
+            steps = len(loader) if isinstance(loader, Sized) else None
 
         def batches(epoch: int) -> Iterator[Batch]:
-            sampler = getattr(loader, "sampler", None)
+            sampler: object = getattr(loader, "sampler", None)
             if own_sampler:  # the run's order seed (a resumed run's); DistributedSampler adds the epoch to it
-                sampler.seed = derived_seed(self.seed, ORDER_KEY)  # type: ignore[union-attr]
+                assert isinstance(sampler, DistributedSampler)  # the one shard_loader made
+                sampler.seed = derived_seed(self.seed, ORDER_KEY)
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
             for xb, yb in loader:
@@ -456,7 +473,7 @@ class ATTrainer(Trainer):
             scheduler=scheduler, scheduler_step=scheduler_step, checkpoint_dir=checkpoint_dir, resume=resume,
         )
 
-    def fit_generator(self, generator, nb_epochs: int = 20, **kwargs) -> list[dict]:
+    def fit_generator(self, generator: DataGenerator, nb_epochs: int = 20, **kwargs: Any) -> list[dict[str, Any]]:
         """Train from an ART ``DataGenerator``; a ``PyTorchDataGenerator`` goes through its ``DataLoader``."""
         self._check_no_augment()
         loader = getattr(generator, "iterator", None)
@@ -478,13 +495,14 @@ class ATTrainer(Trainer):
         return self._fit(lambda epoch: numpy_batches(), n_images=generator.size, steps_per_epoch=steps,
                          nb_epochs=nb_epochs, validation_data=validation_data, scheduler=scheduler, **options)
 
-    def _fit(self, batches, *, n_images, steps_per_epoch, nb_epochs, validation_data=None, scheduler=None,
-             scheduler_step=None, checkpoint_dir=None, resume=False) -> list[dict]:
+    def _fit(self, batches: Callable[[int], Iterable[Batch]], *, n_images: int | None, steps_per_epoch: int | None,
+             nb_epochs: int, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+             scheduler: LRScheduler | None = None, scheduler_step: str | None = None,
+             checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False) -> list[dict[str, Any]]:
         check_number("nb_epochs", nb_epochs, low=1, integer=True)
         if resume and checkpoint_dir is None:
             raise UserError("resume=True needs checkpoint_dir")
-        if validation_data is not None:
-            validation_data = self._as_tensors(*validation_data)
+        validation = self._as_tensors(*validation_data) if validation_data is not None else None
         if scheduler is None:
             scheduler = self.default_scheduler(nb_epochs, steps_per_epoch)
         if scheduler_step is None:
@@ -495,6 +513,7 @@ class ATTrainer(Trainer):
         start, end = len(self.history), len(self.history) + nb_epochs
         position = None
         if resume:
+            assert path is not None  # checked above: resume needs checkpoint_dir
             state = ckpt.load_checkpoint(path, map_location=self.device)
             if state is None:
                 warnings.warn(f"resume=True but {path} does not exist; training from scratch", stacklevel=3)
@@ -517,8 +536,8 @@ class ATTrainer(Trainer):
                 position = None
                 if scheduler is not None and scheduler_step == "epoch":
                     self._step_scheduler(scheduler)
-                if validation_data is not None:
-                    metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
+                if validation is not None:
+                    metrics.update({f"val_{k}": v for k, v in self.evaluate(*validation).items()})
                 self.on_epoch_end(metrics)
                 if self.verbose and self.dist.is_main:  # one line per epoch, validation included
                     log.info(" ".join(f"{k}={v}" for k, v in metrics.items()))
@@ -543,8 +562,9 @@ class ATTrainer(Trainer):
         self.model.eval()
         return self.history
 
-    def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None, batch_scheduler, *,
-                   watch: BatchWatch, scheduler=None, path=None, position: dict | None = None) -> dict:
+    def _run_epoch(self, batches: Iterable[Batch], epoch: int, n_images: int | None,
+                   batch_scheduler: LRScheduler | None, *, watch: BatchWatch, scheduler: LRScheduler | None = None,
+                   path: Path | None = None, position: dict[str, Any] | None = None) -> dict[str, Any]:
         """One epoch; ``position`` (from a mid-epoch checkpoint) skips the batches trained before it was written."""
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         show = self.verbose and self.dist.is_main
@@ -589,7 +609,7 @@ class ATTrainer(Trainer):
         return {"epoch": epoch + 1, **self._summary(totals, elapsed), "time_s": round(elapsed, 3),
                 "lr": float(f"{lr:.6g}")}  # the last update's: a finished cycle's next value can be < 0
 
-    def _step_scheduler(self, scheduler) -> None:
+    def _step_scheduler(self, scheduler: LRScheduler) -> None:
         """``scheduler.step()``. Under fp16 the grad scaler skips ``optimizer.step()`` while it lowers its scale
         after an overflow (typically the first batches), and torch then warns that the scheduler stepped
         first; the schedule is still the intended one, so that warning alone is silenced."""
@@ -600,13 +620,13 @@ class ATTrainer(Trainer):
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             scheduler.step()
 
-    def _data_rng_state(self) -> dict:
+    def _data_rng_state(self) -> dict[str, Any]:
         """The RNG states that decide an epoch's batches: the global ones (a DataLoader's shuffling and workers'
         seeds) and a DataLoader's own generator."""
         generator = self._data_generator
         return {"global": ckpt.rng_state(), "loader": generator.get_state() if generator is not None else None}
 
-    def _skip_batches(self, batches: Iterator[Batch], n: int, epoch_rng: dict) -> int:
+    def _skip_batches(self, batches: Iterator[Batch], n: int, epoch_rng: dict[str, Any]) -> int:
         """Draw the first ``n`` batches of an epoch again, from the RNG states it started with, so that the next
         ones are the batches (order, augmentation) the stopped run would have trained on; returns their images.
         The training RNGs are then put back to the checkpoint's (DataLoader workers' own transforms are drawn
@@ -620,21 +640,23 @@ class ATTrainer(Trainer):
         return seen
 
     @staticmethod
-    def _summary(totals: torch.Tensor, elapsed: float) -> dict:
+    def _summary(totals: torch.Tensor, elapsed: float) -> dict[str, float]:
         loss, clean, adv, n = totals.tolist()
         n = max(n, 1)
         return {"loss": round(loss / n, 4), "clean_acc": round(clean / n, 4), "adv_acc": round(adv / n, 4),
                 "images_per_s": round(n / max(elapsed, 1e-9), 1)}
 
     @staticmethod
-    def _batch_stats(loss, clean_pred, adv_pred, y) -> torch.Tensor:
+    def _batch_stats(loss: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor,
+                     y: torch.Tensor) -> torch.Tensor:
         b = y.shape[0]
         return torch.stack([loss.detach().double() * b, (clean_pred == y).sum().double(),
                             (adv_pred == y).sum().double(), y.new_full((), b, dtype=torch.float64)])
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
-    def state_dict(self, scheduler=None, position: dict | None = None) -> dict:
+    def state_dict(self, scheduler: LRScheduler | None = None,
+                   position: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything exact resume needs (collective under DDP: the RNG states of all ranks are gathered);
         ``position``: where in the current epoch a mid-epoch checkpoint is taken (``batch``, this rank's ``totals``,
         ``elapsed`` seconds, the ``epoch_rng`` states)."""
@@ -657,7 +679,7 @@ class ATTrainer(Trainer):
             "stop_training": self.stop_training,
         }
 
-    def load_state_dict(self, state: dict, scheduler=None) -> dict | None:
+    def load_state_dict(self, state: dict[str, Any], scheduler: LRScheduler | None = None) -> dict[str, Any] | None:
         """Restore :meth:`state_dict` (on every rank); returns this rank's position in a stopped epoch, if any."""
         if state["framework"] != type(self).__name__:
             raise UserError(f"the checkpoint was written by {state['framework']}, not {type(self).__name__}")
@@ -670,7 +692,7 @@ class ATTrainer(Trainer):
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         ranks = state["ranks"]
-        mine = ranks[self.dist.rank] if len(ranks) == self.dist.world_size else ranks[0]
+        mine: dict[str, Any] = ranks[self.dist.rank] if len(ranks) == self.dist.world_size else ranks[0]
         if len(ranks) != self.dist.world_size:
             warnings.warn(f"the checkpoint comes from {len(ranks)} processes, this run has {self.dist.world_size}: "
                           "every rank takes rank 0's RNG and per-rank states", stacklevel=3)
@@ -684,7 +706,8 @@ class ATTrainer(Trainer):
             self._data_generator.set_state(mine["data_generator"])
         return mine.get("position")
 
-    def save_checkpoint(self, path, scheduler=None, position: dict | None = None) -> None:
+    def save_checkpoint(self, path: str | os.PathLike[str], scheduler: LRScheduler | None = None,
+                        position: dict[str, Any] | None = None) -> None:
         """Write :meth:`state_dict` to ``path`` atomically (rank 0; every rank must call it under DDP, and every
         rank raises the one-line error of a failed write)."""
         state = self.state_dict(scheduler, position)
@@ -692,7 +715,7 @@ class ATTrainer(Trainer):
 
     # -- evaluation --------------------------------------------------------------------------------------------
 
-    def validation_attack(self) -> dict:
+    def validation_attack(self) -> dict[str, Any]:
         """PGD settings for per-epoch validation: the trainer's eps, :func:`~art_he.defaults.pgd_step` steps, 10
         iterations."""
         eps = getattr(self, "eps", 0.0)
@@ -710,7 +733,7 @@ class ATTrainer(Trainer):
         return generator.manual_seed(derived_seed(self.seed, len(self.history), self.dist.rank, key))
 
     def _correct_batches(self, x_t: torch.Tensor, y_t: torch.Tensor, batch_size: int, generator: torch.Generator | None,
-                         attack: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                         attack: dict[str, Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Per batch, whether each image is classified correctly, clean and under PGD (``attack`` settings)."""
         generator = generator if generator is not None else self.eval_generator()
         self.model.eval()
@@ -719,8 +742,8 @@ class ATTrainer(Trainer):
             xa = self.attack(xb, yb, self.objective.attack_loss, generator=generator, **attack)
             yield self._predict(xb) == yb, self._predict(xa) == yb
 
-    def correct(self, x, y, batch_size: int = 256, *, generator: torch.Generator | None = None,
-                **attack) -> tuple[np.ndarray, np.ndarray]:
+    def correct(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256, *, generator: torch.Generator | None = None,
+                **attack: Any) -> tuple[np.ndarray, np.ndarray]:
         """Per-image correctness ``(clean, adversarial)`` as boolean arrays in the order of ``x``: the model in eval
         mode, under this trainer's PGD on the attack loss (``attack``: ``eps``, ``eps_step``, ``max_iter``), in
         batches of ``batch_size`` drawing random starts from ``generator`` (default :meth:`eval_generator`)."""
@@ -732,7 +755,7 @@ class ATTrainer(Trainer):
         return clean, adv
 
     def correct_counts(self, x_t: torch.Tensor, y_t: torch.Tensor, batch_size: int = 256, *,
-                       generator: torch.Generator | None = None, **attack) -> torch.Tensor:
+                       generator: torch.Generator | None = None, **attack: Any) -> torch.Tensor:
         """``[clean correct, adversarial correct, n]`` of the model in eval mode under PGD (``attack`` settings),
         summed over ranks."""
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)
@@ -740,7 +763,7 @@ class ATTrainer(Trainer):
             counts += torch.stack([clean.sum(), adv.sum(), clean.new_full((), len(clean), dtype=torch.long)]).double()
         return distributed.all_reduce_sum(counts, self.dist)
 
-    def evaluate(self, x, y, batch_size: int = 256) -> dict:
+    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256) -> dict[str, float]:
         """Clean and PGD-10 accuracy (CE on the attack logits) of the current model, in eval mode.
 
         Under DDP every rank must call it: each evaluates its ``rank::world_size`` share and the counts are summed.
@@ -762,7 +785,7 @@ class ATTrainer(Trainer):
                              f"of processes ({world})")
         if n < world:
             raise UserError(f"{n} training samples cannot be shared by {world} processes")
-        spans = []
+        spans: list[tuple[int, int]] = []
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start) // world * world
             if size // world >= 2 or (start == 0 and size):
@@ -775,7 +798,7 @@ class ATTrainer(Trainer):
                             "the transforms (e.g. torchvision's RandomCrop and RandomHorizontalFlip)")
 
     @staticmethod
-    def _reject(kwargs: dict) -> None:
+    def _reject(kwargs: dict[str, Any]) -> None:
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
 
@@ -783,14 +806,16 @@ class ATTrainer(Trainer):
         """The generator of epoch ``epoch``'s batch order."""
         return torch.Generator().manual_seed(derived_seed(self.seed, epoch, ORDER_KEY))
 
-    def _eval_tensors(self, x, y) -> Batch:
+    def _eval_tensors(self, x: ArrayLike, y: ArrayLike) -> Batch:
         """``x, y`` on the device: tensors there as they are, anything else checked and converted."""
-        return (x, y) if isinstance(x, torch.Tensor) and x.device == self.device else self._as_tensors(x, y)
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.device == self.device:
+            return x, y
+        return self._as_tensors(x, y)
 
-    def _as_tensors(self, x, y) -> Batch:
-        x, y = check_xy(x, y, self.classifier.input_shape, self.classifier.nb_classes)
-        x_t = torch.as_tensor(x, dtype=self.dtype).to(self.device)
-        y_t = torch.as_tensor(y).long().to(self.device)
+    def _as_tensors(self, x: ArrayLike, y: ArrayLike) -> Batch:
+        x_checked, y_checked = check_xy(x, y, self.classifier.input_shape, self.classifier.nb_classes)
+        x_t = torch.as_tensor(x_checked, dtype=self.dtype).to(self.device)
+        y_t = torch.as_tensor(y_checked).long().to(self.device)
         return x_t, y_t
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
@@ -809,7 +834,7 @@ class ATTrainer(Trainer):
         return lambda x: classifier._apply_preprocessing(x, None, fit=False, no_grad=False)[0]
 
 
-def _is_identity(op) -> bool:
+def _is_identity(op: object) -> bool:
     """ART adds ``StandardisationMeanStd(0, 1)`` by default; skipping it saves an op per forward pass."""
     mean, std = getattr(op, "mean", None), getattr(op, "std", None)
     return mean is not None and std is not None and bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1))

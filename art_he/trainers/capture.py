@@ -33,10 +33,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from art_he.heads import find_head
+
+if TYPE_CHECKING:
+    from art_he.trainers.base import ATTrainer
 
 #: the ``capture`` settings: ``"off"`` (eager), ``"fx"``, ``"cuda-graph"``. Off by default everywhere until the
 #: suite (``benchmarks/gpu_suite.py``) has measured it on a GPU; meant to become the CUDA default where it is faster
@@ -45,6 +49,10 @@ CAPTURES = ("off", "fx", "cuda-graph")
 WARMUP = 2
 #: the random starts a step may draw
 NOISE_KINDS = ("uniform", "normal")
+#: what a recording is made for: the shapes, dtypes and strides of a batch
+_Key = tuple[tuple[int, ...], torch.dtype, tuple[int, ...], tuple[int, ...], torch.dtype]
+#: the step as the recordings run it: ``(x, y) -> stats``
+_Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,18 +82,20 @@ class Draw:
 class CapturedStep:
     """``trainer.train_step(x, y)`` replayed from one recording per batch shape (see the module docstring)."""
 
-    def __init__(self, trainer, mode: str) -> None:
+    def __init__(self, trainer: ATTrainer, mode: str) -> None:
         self.trainer, self.mode = trainer, mode
         self.params = list(trainer.model.parameters())
         head = find_head(trainer.model)
         self.head = head if head is not None and head.weight_norm == "project" else None
-        self.recordings: dict[tuple, _Recording] = {}
-        self.warmups: Counter = Counter()
-        self.draws: dict[tuple, list[Draw]] = {}
-        self.side_stream = torch.cuda.Stream(trainer.device) if mode == "cuda-graph" else None
+        self.recordings: dict[_Key, _Recording] = {}
+        self.warmups: Counter[_Key] = Counter()
+        self.draws: dict[_Key, list[Draw]] = {}
+        # torch leaves Stream unannotated
+        self.side_stream = (torch.cuda.Stream(trainer.device)  # type: ignore[no-untyped-call]
+                            if mode == "cuda-graph" else None)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        key = (tuple(x.shape), x.dtype, x.stride(), tuple(y.shape), y.dtype)
+        key: _Key = (tuple(x.shape), x.dtype, x.stride(), tuple(y.shape), y.dtype)
         recording = self.recordings.get(key)
         if recording is not None:
             return recording.replay(x, y)
@@ -112,7 +122,7 @@ class CapturedStep:
         current.wait_stream(self.side_stream)
         return stats
 
-    def recorded_step(self, draws: list[Draw], x: torch.Tensor, y: torch.Tensor, *noise: torch.Tensor):
+    def recorded_step(self, draws: list[Draw], x: torch.Tensor, y: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
         """What is recorded: the head's projection, then the step, its draws served from ``noise``."""
         served = iter(zip(draws, noise))
 
@@ -121,16 +131,18 @@ class CapturedStep:
             if expected is None or not draw.same(expected):
                 raise RuntimeError(f"the step drew {draw} where its warm-up drew {expected}: a captured step must "
                                    "draw the same random tensors every time")
+            assert buffer is not None  # served in pairs with expected
             return buffer
 
-        def step(x, y):
+        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             if self.head is not None:
                 self.head.project_()
             return self.trainer.train_step(x, y)
 
         return self._with_draws(serve, step, x, y)
 
-    def _with_draws(self, draw: Callable[[Draw], torch.Tensor], step, x, y) -> torch.Tensor:
+    def _with_draws(self, draw: Callable[[Draw], torch.Tensor], step: _Step, x: torch.Tensor,
+                    y: torch.Tensor) -> torch.Tensor:
         trainer = self.trainer
         trainer._draw = draw
         try:
@@ -186,9 +198,10 @@ class _FxGraph(_Recording):
         from torch.fx.experimental.proxy_tensor import make_fx
 
         self.owner, self.draws = owner, draws
-        first: list = []
+        first: list[tuple[torch.Tensor, list[torch.Tensor | None]]] = []
 
-        def step(x, y, *noise):
+        def step(x: torch.Tensor, y: torch.Tensor,
+                 *noise: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
             out = (owner.recorded_step(draws, x, y, *noise), [p.grad for p in owner.params])
             first.append(out)
             return out
@@ -197,6 +210,8 @@ class _FxGraph(_Recording):
         self.stats_of_first_step = first[0][0].detach()
 
     def replay(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        stats: torch.Tensor
+        grads: list[torch.Tensor | None]
         with torch.no_grad():
             stats, grads = self.graph(x, y, *[d.sample() for d in self.draws])
         self.owner.replayed(grads)

@@ -14,8 +14,10 @@ import pickle
 import random
 import zipfile
 from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from art_he.atomic import write_atomic
@@ -25,20 +27,20 @@ CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
 
 
-def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
+def checkpoint_path(checkpoint_dir: str | os.PathLike[str]) -> Path:
     return Path(checkpoint_dir) / CHECKPOINT_FILE
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (:func:`~art_he.atomic.write_atomic`); a failed write (disk full)
     raises a one-line :class:`~art_he.errors.UserError` and leaves the previous checkpoint as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(f) -> None:
+    def write(f: BinaryIO) -> None:
         recording = _RecordingWriter(f)
         try:
-            torch.save(state, recording)
+            torch.save(state, recording)  # type: ignore[arg-type]  # torch.save takes any object with write and flush
         except RuntimeError:
             # torch's zip writer reports a failed f.write (ENOSPC) as "unexpected pos ...": give back the OSError
             if recording.error is not None:
@@ -51,10 +53,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
 class _RecordingWriter:
     """A file's ``write`` and ``flush``, remembering the ``OSError`` a write raised."""
 
-    def __init__(self, f) -> None:
+    f: BinaryIO
+    error: OSError | None
+
+    def __init__(self, f: BinaryIO) -> None:
         self.f, self.error = f, None
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         try:
             return self.f.write(data)
         except OSError as error:
@@ -65,8 +70,8 @@ class _RecordingWriter:
         self.f.flush()
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
-                    mmap: bool = False) -> dict | None:
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
+                    mmap: bool = False) -> dict[str, Any] | None:
     """The checkpoint at ``path`` (``None`` if there is none), loaded with ``weights_only=True``.
 
     ``mmap=True`` maps the tensors instead of reading them (a cheap look at the epoch and metadata). A truncated,
@@ -86,13 +91,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def rng_state(generator: torch.Generator | None = None) -> dict:
+def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     """Every RNG a training step touches, as tensors and plain types."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy tuple: legacy=True is the default (numpy's stubs type the call without it as legacy=False's dict)
+    kind, keys, pos, has_gauss, cached = cast("tuple[str, npt.NDArray[np.uint32], int, int, float]",
+                                              np.random.get_state())
     version, internal, gauss_next = random.getstate()
-    state = {
+    cuda = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else [],
+        "cuda": list(torch.cuda.get_rng_state_all()) if cuda else [],
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss_next},
@@ -102,7 +110,7 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
     return state
 
 
-def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
+def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
     """Restore what :func:`rng_state` saved."""
     torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -150,11 +150,11 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return tensor
 
 
-def all_gather_objects(obj, ctx: DistContext) -> list:
+def all_gather_objects(obj: T, ctx: DistContext) -> list[T]:
     """``[obj of rank 0, obj of rank 1, ...]`` (picklable objects); ``[obj]`` in a single process."""
     if not ctx.active:
         return [obj]
-    out: list = [None] * ctx.world_size
+    out: list[Any] = [None] * ctx.world_size  # filled by all_gather_object
     try:
         dist.all_gather_object(out, obj)
     except (RuntimeError, dist.DistError) as error:
@@ -187,7 +187,7 @@ def broadcast_int(value: int, ctx: DistContext) -> int:
     return int(all_gather_objects(int(value), ctx)[0])
 
 
-def shard_loader(loader: DataLoader, ctx: DistContext, seed: int) -> DataLoader:
+def shard_loader(loader: DataLoader[T], ctx: DistContext, seed: int) -> DataLoader[T]:
     """A copy of ``loader`` that reads this rank's shard through a ``DistributedSampler``.
 
     ``loader.batch_size`` is the global batch; each rank gets ``batch_size // world_size``. A ``RandomSampler``
@@ -200,9 +200,9 @@ def shard_loader(loader: DataLoader, ctx: DistContext, seed: int) -> DataLoader:
     if loader.batch_size % ctx.world_size:
         raise UserError(f"batch_size {loader.batch_size} (global) must be divisible by the world size "
                          f"{ctx.world_size}")
-    sampler = DistributedSampler(loader.dataset, num_replicas=ctx.world_size, rank=ctx.rank,
-                                 shuffle=isinstance(loader.sampler, RandomSampler), seed=seed,
-                                 drop_last=loader.drop_last)
+    sampler: DistributedSampler[int] = DistributedSampler(
+        loader.dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=isinstance(loader.sampler, RandomSampler),
+        seed=seed, drop_last=loader.drop_last)
     return DataLoader(
         loader.dataset, batch_size=loader.batch_size // ctx.world_size, sampler=sampler,
         num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from art.estimators.classification import PyTorchClassifier
+from torch.optim.lr_scheduler import LRScheduler
 
 from art_he.defaults import pgd_step
 from art_he.errors import UserError
 from art_he.schedules import make_scheduler
-from art_he.trainers.base import ATTrainer
-from art_he.validation import check_number, check_probability
+from art_he.trainers.base import ATTrainer, Batch
+from art_he.validation import ArrayLike, check_number, check_probability
 
 FGSM_MODES = ("train", "eval")
 
@@ -42,6 +44,8 @@ class FastATTrainer(ATTrainer):
 
     name, label, options = "fast", "FastAT", ("fgsm_mode", "early_stop")
     default_schedule = "cyclic"
+    #: the attack step (:meth:`set_radius`): a float, since :meth:`default_eps_step` gives one
+    eps_step: float
 
     def __init__(
         self,
@@ -53,9 +57,9 @@ class FastATTrainer(ATTrainer):
         guard_drop: float | None = 0.2,
         guard_every: int | None = None,
         guard_iter: int = 10,
-        guard_data=None,
+        guard_data: tuple[ArrayLike, ArrayLike] | None = None,
         fgsm_mode: str = "train",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.set_radius(eps, eps_step)
@@ -70,13 +74,13 @@ class FastATTrainer(ATTrainer):
         self.guard_every = None if guard_every is None else int(check_number("guard_every", guard_every, low=1,
                                                                              integer=True))
         self.guard_iter = int(check_number("guard_iter", guard_iter, low=1, integer=True))
-        self._guard_batch = None
+        self._guard_batch: Batch | None = None
         if guard_data is not None:  # under DDP each rank checks its share; the counts are summed
             gx, gy = self._as_tensors(*guard_data)
             self._guard_batch = (gx[self.dist.rank :: self.dist.world_size], gy[self.dist.rank :: self.dist.world_size])
         self.guard_acc: float | None = None
         self.best_acc: float | None = None
-        self.best_state: dict | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
         self.guard_tripped = False
         self._steps = 0
 
@@ -89,11 +93,13 @@ class FastATTrainer(ATTrainer):
         return self.attack(x, y, self.objective.attack_loss, eps=self.eps, eps_step=self.eps_step, max_iter=1,
                            random_init="uniform")
 
-    def compute_loss(self, x, x_adv, y):
+    def compute_loss(
+        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out_adv = self.train_forward(x_adv)
         return self.objective.train_loss(out_adv, y), None, out_adv
 
-    def default_scheduler(self, nb_epochs: int, steps_per_epoch: int | None):
+    def default_scheduler(self, nb_epochs: int, steps_per_epoch: int | None) -> LRScheduler | None:
         if not self.cyclic_lr:
             return None
         if steps_per_epoch is None:
@@ -123,6 +129,7 @@ class FastATTrainer(ATTrainer):
             self.best_acc = self.guard_acc
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         elif self.guard_acc < self.best_acc - self.guard_drop:
+            assert self.best_state is not None  # saved with best_acc
             self.model.load_state_dict(self.best_state)
             self.guard_tripped = self.stop_training = True
             if self.dist.is_main:
@@ -131,7 +138,7 @@ class FastATTrainer(ATTrainer):
                               "to the best state and stopped", stacklevel=2)
         return self.guard_acc
 
-    def on_epoch_end(self, metrics: dict) -> None:
+    def on_epoch_end(self, metrics: dict[str, Any]) -> None:
         if self.guard_every is None:
             self.check_guard()
         if self.guard_acc is not None:
@@ -139,17 +146,17 @@ class FastATTrainer(ATTrainer):
         if self.guard_tripped:
             metrics["guard_tripped"] = True
 
-    def extra_state(self) -> dict:
+    def extra_state(self) -> dict[str, Any]:
         return {"guard_acc": self.guard_acc, "best_acc": self.best_acc, "best_state": self.best_state,
                 "guard_tripped": self.guard_tripped, "steps": self._steps}
 
-    def load_extra_state(self, state: dict) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.guard_acc, self.best_acc = state["guard_acc"], state["best_acc"]
         self.best_state, self.guard_tripped, self._steps = state["best_state"], state["guard_tripped"], state["steps"]
 
-    def rank_state(self) -> dict:
+    def rank_state(self) -> dict[str, Any]:
         return {"guard_batch": self._guard_batch}  # each rank's own first batch (or the given held-out data)
 
-    def load_rank_state(self, state: dict) -> None:
+    def load_rank_state(self, state: dict[str, Any]) -> None:
         batch = state["guard_batch"]
         self._guard_batch = tuple(t.to(self.device) for t in batch) if batch is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from art.estimators.classification import PyTorchClassifier
 
@@ -30,6 +32,8 @@ class FreeATTrainer(ATTrainer):
 
     name, label, options = "free", "FreeAT", ("replays",)
     capturable = False
+    #: the attack step (:meth:`set_radius`): a float, since :meth:`default_eps_step` gives one
+    eps_step: float
 
     def __init__(
         self,
@@ -37,7 +41,7 @@ class FreeATTrainer(ATTrainer):
         eps: float = 8 / 255,
         eps_step: float | None = None,
         replays: int = 4,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.set_radius(eps, eps_step)
@@ -51,15 +55,15 @@ class FreeATTrainer(ATTrainer):
         return eps
 
     @classmethod
-    def passes(cls, epochs: int, options: dict) -> int:
+    def passes(cls, epochs: int, options: dict[str, Any]) -> int:
         """``ceil(epochs / replays)``: the paper's epoch budget in passes over the data."""
-        replays = options.get("replays") or cls.option_defaults()["replays"]
+        replays = options.get("replays") or cast(int, cls.option_defaults()["replays"])
         return -(-epochs // replays)
 
     @classmethod
-    def passes_per_image(cls, options: dict) -> float:
+    def passes_per_image(cls, options: dict[str, Any]) -> float:
         """``replays``: each replay is one forward+backward pass."""
-        return float(options.get("replays") or cls.option_defaults()["replays"])
+        return float(options.get("replays") or cast(int, cls.option_defaults()["replays"]))
 
     def _carried_delta(self, x: torch.Tensor) -> torch.Tensor:
         if self.delta is None or self.delta.shape[1:] != x.shape[1:] or len(self.delta) < len(x):
@@ -84,19 +88,21 @@ class FreeATTrainer(ATTrainer):
                 loss = self.objective.train_loss(out, y)
             self.backward(loss)
             with torch.no_grad():
+                assert delta.grad is not None  # the backward above gives it
                 grad = torch.nan_to_num(delta.grad)  # fp16: a scaled gradient may overflow; its sign is what counts
                 delta = (delta.detach() + self.eps_step * grad.sign()).clamp_(-self.eps, self.eps)
             self.step()
             loss_sum += loss.detach().double()
             adv_correct += (out.detach().argmax(1) == y).sum().double()
+        assert self.delta is not None  # made by _carried_delta
         self.delta[: len(x)] = delta
         b = float(len(y))
         return torch.stack([loss_sum / self.replays * b, (clean_pred == y).sum().double(), adv_correct / self.replays,
                             loss_sum.new_full((), b)])
 
-    def rank_state(self) -> dict:
+    def rank_state(self) -> dict[str, Any]:
         return {"delta": self.delta}
 
-    def load_rank_state(self, state: dict) -> None:
+    def load_rank_state(self, state: dict[str, Any]) -> None:
         delta = state.get("delta")
         self.delta = delta.to(self.device) if delta is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from art.estimators.classification import PyTorchClassifier
 
@@ -18,7 +20,10 @@ class PGDATTrainer(ATTrainer):
     ``num_random_init`` (0: start at ``x``; 1: uniform start in the eps-ball).
     """
 
+    options: tuple[str, ...]  # as ATTrainer declares it: subclasses (TRADES, ALP) add options
     name, label, options = "pgd", "PGD-AT", ("max_iter", "num_random_init")
+    #: the attack step (:meth:`set_radius`): a float, since :meth:`default_eps_step` gives one
+    eps_step: float
 
     def __init__(
         self,
@@ -27,7 +32,7 @@ class PGDATTrainer(ATTrainer):
         eps_step: float | None = None,
         max_iter: int = 10,
         num_random_init: int = 1,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.set_radius(eps, eps_step)
@@ -47,6 +52,8 @@ class PGDATTrainer(ATTrainer):
             random_init="uniform" if self.num_random_init else None,
         )
 
-    def compute_loss(self, x, x_adv, y):
+    def compute_loss(
+        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out_adv = self.train_forward(x_adv)
         return self.objective.train_loss(out_adv, y), None, out_adv

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from art.estimators.classification import PyTorchClassifier
 
@@ -30,7 +32,7 @@ class TRADESTrainer(PGDATTrainer):
         classifier: PyTorchClassifier,
         *,
         beta: float = 6.0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(classifier, **kwargs)
         self.beta = float(check_number("beta", beta, low=0.0))
@@ -48,12 +50,14 @@ class TRADESTrainer(PGDATTrainer):
             random_init="normal" if self.num_random_init else None,
         )
 
-    def compute_loss(self, x, x_adv, y):
+    def compute_loss(
+        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out_nat = self.train_forward(x)
         out_adv = self.train_forward(x_adv)
         return trades_loss(out_nat, out_adv, y, self.objective, self.beta), out_nat, out_adv
 
     @classmethod
-    def passes_per_image(cls, options: dict) -> float:
+    def passes_per_image(cls, options: dict[str, Any]) -> float:
         """``max_iter + 2``: the attack's steps, and the update's forwards of clean and adversarial inputs."""
         return float((options.get("max_iter") or 0) + 2)

@@ -17,6 +17,9 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import torch
 
@@ -25,6 +28,10 @@ from art_he.trainers import distributed
 
 #: the signals that stop training after the current batch with a checkpoint (SLURM's warning signal is SIGUSR1)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: a signal handler as ``signal.signal`` takes and returns it
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+#: a pushed batch whose flags are not read yet: epoch, batch, the flags on the host and the event of their copy
+_Pending = tuple[int, int, torch.Tensor, torch.cuda.Event | None]
 
 
 class BatchWatch:
@@ -36,11 +43,11 @@ class BatchWatch:
     :param kept: what a divergence leaves behind, for the message (e.g. the checkpoint's path).
     """
 
-    def __init__(self, model: torch.nn.Module, dist, device: torch.device, *, checkpoint_every_s: float | None = None,
-                 kept: str = "") -> None:
+    def __init__(self, model: torch.nn.Module, dist: distributed.DistContext, device: torch.device, *,
+                 checkpoint_every_s: float | None = None, kept: str = "") -> None:
         named = list(model.named_parameters())
         self.names = [name for name, _ in named]
-        self.params = [p for _, p in named]
+        self.params: list[torch.Tensor] = [p for _, p in named]
         self.dist, self.device, self.kept = dist, device, kept
         self.every_s = checkpoint_every_s
         self.last_save = time.monotonic()
@@ -50,8 +57,8 @@ class BatchWatch:
         self.stop = self.due = False
         self._bits = {(s, d): torch.tensor([s, d], dtype=torch.float32, device=device)
                       for s in (False, True) for d in (False, True)}
-        self._pending: tuple[int, int, torch.Tensor, object] | None = None
-        self._previous: dict = {}
+        self._pending: _Pending | None = None
+        self._previous: dict[signal.Signals, _Handler] = {}
 
     def catch_signals(self) -> None:
         """From now on SIGTERM and SIGUSR1 only set :attr:`signal` (main thread only; elsewhere a no-op)."""
@@ -64,7 +71,7 @@ class BatchWatch:
             signal.signal(sig, handler)
         self._previous = {}
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signal = signum
 
     def push(self, epoch: int, batch: int, loss: torch.Tensor) -> None:
@@ -80,7 +87,7 @@ class BatchWatch:
         event = None
         if flags.device.type == "cuda":  # read without draining the queue: a pinned copy and an event
             host = flags.to("cpu", non_blocking=True)
-            event = torch.cuda.Event()
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             event.record()
         else:
             host = flags
@@ -99,7 +106,7 @@ class BatchWatch:
         self.last_save = time.monotonic()
         self.due = False
 
-    def _read(self, pending) -> None:
+    def _read(self, pending: _Pending) -> None:
         epoch, batch, host, event = pending
         if event is not None:
             event.synchronize()
