@@ -267,9 +267,9 @@ def test_per_image_correctness_is_the_loop_the_studies_ran(fmnist_train, fmnist_
     assert counts.tolist() == [ours[0].sum(), ours[1].sum(), len(y)]
 
 
-def test_evaluate_takes_tensor_images_with_numpy_labels(fmnist_test):
-    """Tensor images on the device with numpy labels are converted like numpy images (the labels were once passed
-    to the loss as they were, a TypeError)."""
+def test_evaluate_takes_tensor_images_with_numpy_or_one_hot_labels(fmnist_test):
+    """Tensor images on the device with numpy labels, or one-hot tensor labels, count like numpy images (such labels
+    once reached the loss as they were: a TypeError, or a 2-D target)."""
     trainer = trainer_for("pgd", "he")
     x, y = fmnist_test[0][:40], fmnist_test[1][:40]
     x_t = torch.from_numpy(x)
@@ -277,3 +277,6 @@ def test_evaluate_takes_tensor_images_with_numpy_labels(fmnist_test):
     attack = {"eps": EPS, "eps_step": EPS / 4, "max_iter": 2}
     mixed, converted = trainer.correct(x_t, y, 20, **attack), trainer.correct(x, y, 20, **attack)
     assert [a.tolist() for a in mixed] == [a.tolist() for a in converted]
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(y).long(), 10)  # labels as tensors: indices or one-hot
+    assert trainer.evaluate(x_t, one_hot, batch_size=20) == trainer.evaluate(x, y, batch_size=20)
+    assert [a.tolist() for a in trainer.correct(x_t, one_hot, 20, **attack)] == [a.tolist() for a in converted]

@@ -807,9 +807,10 @@ class ATTrainer(Trainer):  # type: ignore[misc]  # ART ships no type information
         return torch.Generator().manual_seed(derived_seed(self.seed, epoch, ORDER_KEY))
 
     def _eval_tensors(self, x: ArrayLike, y: ArrayLike) -> Batch:
-        """``x, y`` on the device: tensors there as they are, anything else checked and converted."""
+        """``x, y`` on the device: images already there unchecked (labels moved, one-hot ones to indices), anything
+        else checked and converted."""
         if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.device == self.device:
-            return x, y
+            return self._to_device(x, y)
         return self._as_tensors(x, y)
 
     def _as_tensors(self, x: ArrayLike, y: ArrayLike) -> Batch:
