@@ -335,9 +335,9 @@ class ATTrainer(Trainer):  # type: ignore[misc]  # ART ships no type information
             check_number("eps_step", eps_step, low=0.0))
 
     @classmethod
-    def default_eps_step(cls, eps: float) -> float | None:
-        """The attack step used when ``eps_step`` is not given (``None``: the framework has no step)."""
-        return None
+    def default_eps_step(cls, eps: float) -> float:
+        """The attack step used when ``eps_step`` is not given: :func:`~art_he.defaults.pgd_step`, ``eps / 4``."""
+        return pgd_step(eps)
 
     @classmethod
     def passes(cls, epochs: int, options: dict[str, Any]) -> int:

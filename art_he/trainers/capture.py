@@ -33,14 +33,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from art_he.heads import find_head
-
-if TYPE_CHECKING:
-    from art_he.trainers.base import ATTrainer
 
 #: the ``capture`` settings: ``"off"`` (eager), ``"fx"``, ``"cuda-graph"``. Off by default everywhere until the
 #: suite (``benchmarks/gpu_suite.py``) has measured it on a GPU; meant to become the CUDA default where it is faster
@@ -79,10 +77,21 @@ class Draw:
         ) and self.generator is other.generator
 
 
+class Stepper(Protocol):
+    """What a recording needs of its trainer (an :class:`~art_he.trainers.base.ATTrainer`, which imports this
+    module): the model, its device, the step, and the hook through which the step draws its random starts."""
+
+    model: nn.Module
+    device: torch.device
+    _draw: Callable[[Draw], torch.Tensor]
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+
 class CapturedStep:
     """``trainer.train_step(x, y)`` replayed from one recording per batch shape (see the module docstring)."""
 
-    def __init__(self, trainer: ATTrainer, mode: str) -> None:
+    def __init__(self, trainer: Stepper, mode: str) -> None:
         self.trainer, self.mode = trainer, mode
         self.params = list(trainer.model.parameters())
         head = find_head(trainer.model)

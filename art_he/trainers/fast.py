@@ -44,8 +44,6 @@ class FastATTrainer(ATTrainer):
 
     name, label, options = "fast", "FastAT", ("fgsm_mode", "early_stop")
     default_schedule = "cyclic"
-    #: the attack step (:meth:`set_radius`): a float, since :meth:`default_eps_step` gives one
-    eps_step: float
 
     def __init__(
         self,

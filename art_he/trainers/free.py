@@ -32,8 +32,6 @@ class FreeATTrainer(ATTrainer):
 
     name, label, options = "free", "FreeAT", ("replays",)
     capturable = False
-    #: the attack step (:meth:`set_radius`): a float, since :meth:`default_eps_step` gives one
-    eps_step: float
 
     def __init__(
         self,

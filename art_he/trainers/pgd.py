@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from art.estimators.classification import PyTorchClassifier
 
-from art_he.defaults import pgd_step
 from art_he.errors import UserError
 from art_he.trainers.base import ATTrainer
 from art_he.validation import check_number
@@ -22,8 +21,6 @@ class PGDATTrainer(ATTrainer):
 
     options: tuple[str, ...]  # as ATTrainer declares it: subclasses (TRADES, ALP) add options
     name, label, options = "pgd", "PGD-AT", ("max_iter", "num_random_init")
-    #: the attack step (:meth:`set_radius`): a float, since :meth:`default_eps_step` gives one
-    eps_step: float
 
     def __init__(
         self,
@@ -40,11 +37,6 @@ class PGDATTrainer(ATTrainer):
         self.num_random_init = int(check_number("num_random_init", num_random_init, low=0, integer=True))
         if self.num_random_init > 1:
             raise UserError("num_random_init > 1 (restarts) is for evaluation; training uses 0 or 1")
-
-    @classmethod
-    def default_eps_step(cls, eps: float) -> float:
-        """:func:`~art_he.defaults.pgd_step`: ``eps / 4``."""
-        return pgd_step(eps)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.attack(
