@@ -61,39 +61,37 @@ def build_attack(spec: AttackSpec, estimator: PyTorchClassifier, ctx: Context) -
     return spec.attack.build(spec, estimator, ctx)
 
 
-@dataclass
 class ScoreLog:
-    """What the score-based attacks report over the views: per image the step of its first success (-1: none), and
-    the queries spent, in all and per step."""
+    """What the score-based attacks report over the views of ``n`` images and ``steps`` steps: per image the step
+    of its first success (-1: none), and the queries spent, in all and per step."""
 
-    first_success: npt.NDArray[np.int64]
-    queries: int = 0
-    queries_by_step: npt.NDArray[np.int64] | None = None
+    def __init__(self, n: int, steps: int) -> None:
+        self.first_success = np.full(n, -1, dtype=np.int64)
+        self.queries = 0
+        self.queries_by_step = np.zeros(steps + 1, dtype=np.int64)
 
     def record(self, idx: npt.NDArray[np.intp], attack: Any) -> None:
         """Add one view's run of ``attack`` on the images ``idx``."""
         self.first_success[idx] = attack.first_success_
         self.queries += int(attack.nb_queries_)
-        before = 0 if self.queries_by_step is None else self.queries_by_step
-        self.queries_by_step = before + attack.queries_by_step_
+        self.queries_by_step += attack.queries_by_step_
 
 
 def _generate(spec: AttackSpec, classifier: PyTorchClassifier, view_name: str, x: np.ndarray, y: np.ndarray,
-              ctx: Context, guides: np.ndarray | None, log: ScoreLog, idx: npt.NDArray[np.intp]) -> np.ndarray:
-    """Adversarial images for one view, held to eps and the box (``guides``: the guided attacks' target images)."""
+              ctx: Context, guides: np.ndarray | None) -> tuple[np.ndarray, EvasionAttack]:
+    """Adversarial images for one view, held to eps and the box, and the attack that made them (``guides``: the
+    guided attacks' target images)."""
     family = spec.attack
     if family.guided:
         with FeatureTap(classifier.model) as tap:
             attack = build_attack(spec, feature_classifier(classifier, tap), ctx)
             guided: np.ndarray = attack.generate(x, guides)
-            return guided
+            return guided, attack
     attack = build_attack(spec, view(ctx.substitute if family.transfer else classifier, view_name), ctx)
     x_adv: np.ndarray = attack.generate(x, one_hot(y, classifier.nb_classes))
-    if family.score_based:
-        log.record(idx, attack)
     if family.projected:
         x_adv = project_linf(x_adv, x, spec.eps, classifier.clip_values)
-    return x_adv
+    return x_adv, attack
 
 
 def _autoattack(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray,
@@ -124,7 +122,7 @@ def _worst_case(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, 
     if family.transfer and ctx.substitute is None:
         raise ValueError(f"{spec.name} needs a substitute classifier (evaluate checks it before attacking)")
     views = spec.views(objective_for(classifier))
-    log = ScoreLog(np.full(len(y), -1))
+    log = ScoreLog(len(y), spec.steps)
     guides = guide_images(x, y, ctx.seed) if family.guided else None
     x_adv = x.copy()
     start = time.perf_counter()
@@ -135,8 +133,10 @@ def _worst_case(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, 
         idx = np.flatnonzero(correct)
         if not len(idx):
             break
-        xa = _generate(spec, classifier, view_name, x[idx], y[idx], ctx, None if guides is None else guides[idx], log,
-                       idx)
+        xa, attack = _generate(spec, classifier, view_name, x[idx], y[idx], ctx,
+                               None if guides is None else guides[idx])
+        if family.score_based:
+            log.record(idx, attack)
         pred = classifier.predict(xa, batch_size=ctx.batch_size).argmax(1)
         fooled = pred != y[idx]
         if i == 0:
@@ -152,6 +152,5 @@ def _worst_case(spec: AttackSpec, classifier: PyTorchClassifier, x: np.ndarray, 
         log.first_success[~clean_correct] = 0  # misclassified from the start
         details["first_success"] = log.first_success
         details["queries"] = log.queries
-        details["queries_by_step"] = (log.queries_by_step if log.queries_by_step is not None
-                                      else np.zeros(spec.steps + 1, dtype=np.int64))
+        details["queries_by_step"] = log.queries_by_step
     return Outcome(x_adv, correct, time.perf_counter() - start, details)
