@@ -8,6 +8,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 
 from art_he.losses import PAIRINGS, alp_loss
+from art_he.trainers.base import LossOutputs
 from art_he.trainers.pgd import PGDATTrainer
 from art_he.validation import check_choice, check_number, check_probability
 
@@ -44,9 +45,7 @@ class ALPTrainer(PGDATTrainer):
         check_choice("pairing", pairing, PAIRINGS)
         self.pairing = pairing
 
-    def compute_loss(
-        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def compute_loss(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutputs:
         out_nat, out_adv = self.train_forward(torch.cat([x, x_adv])).chunk(2)
         loss = alp_loss(out_nat, out_adv, y, self.objective, self.alpha, self.pairing_weight, self.pairing)
         return loss, out_nat, out_adv

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Batch = tuple[torch.Tensor, torch.Tensor]
+#: what :meth:`ATTrainer.compute_loss` returns: the loss, the clean outputs (``None``: not computed), the adversarial
+LossOutputs = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 EpochCallback = Callable[[dict[str, Any]], None]
 #: zero padding of the random crop (App. C.2: RandomCrop with 4 padding) and the key of its random stream
 CROP_PAD, AUGMENT_KEY = 4, 0xA06
@@ -264,9 +266,7 @@ class ATTrainer(Trainer):  # type: ignore[misc]  # ART ships no type information
         """Craft the adversarial batch (model in eval mode, no parameter gradients)."""
         raise NotImplementedError
 
-    def compute_loss(
-        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def compute_loss(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutputs:
         """``(loss, clean_outputs or None, adversarial_outputs)`` with the model in train mode."""
         raise NotImplementedError
 

@@ -12,7 +12,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from art_he.defaults import pgd_step
 from art_he.errors import UserError
 from art_he.schedules import make_scheduler
-from art_he.trainers.base import ATTrainer, Batch
+from art_he.trainers.base import ATTrainer, Batch, LossOutputs
 from art_he.validation import ArrayLike, check_number, check_probability
 
 FGSM_MODES = ("train", "eval")
@@ -91,9 +91,7 @@ class FastATTrainer(ATTrainer):
         return self.attack(x, y, self.objective.attack_loss, eps=self.eps, eps_step=self.eps_step, max_iter=1,
                            random_init="uniform")
 
-    def compute_loss(
-        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def compute_loss(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutputs:
         out_adv = self.train_forward(x_adv)
         return self.objective.train_loss(out_adv, y), None, out_adv
 

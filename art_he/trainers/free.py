@@ -53,15 +53,19 @@ class FreeATTrainer(ATTrainer):
         return eps
 
     @classmethod
+    def _replays(cls, options: dict[str, Any]) -> int:
+        """``options``' replays, or the constructor's default."""
+        return int(options.get("replays") or cast(int, cls.option_defaults()["replays"]))
+
+    @classmethod
     def passes(cls, epochs: int, options: dict[str, Any]) -> int:
         """``ceil(epochs / replays)``: the paper's epoch budget in passes over the data."""
-        replays = options.get("replays") or cast(int, cls.option_defaults()["replays"])
-        return -(-epochs // replays)
+        return -(-epochs // cls._replays(options))
 
     @classmethod
     def passes_per_image(cls, options: dict[str, Any]) -> float:
         """``replays``: each replay is one forward+backward pass."""
-        return float(options.get("replays") or cast(int, cls.option_defaults()["replays"]))
+        return float(cls._replays(options))
 
     def _carried_delta(self, x: torch.Tensor) -> torch.Tensor:
         if self.delta is None or self.delta.shape[1:] != x.shape[1:] or len(self.delta) < len(x):

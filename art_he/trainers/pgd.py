@@ -8,7 +8,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 
 from art_he.errors import UserError
-from art_he.trainers.base import ATTrainer
+from art_he.trainers.base import ATTrainer, LossOutputs
 from art_he.validation import check_number
 
 
@@ -44,8 +44,6 @@ class PGDATTrainer(ATTrainer):
             random_init="uniform" if self.num_random_init else None,
         )
 
-    def compute_loss(
-        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def compute_loss(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutputs:
         out_adv = self.train_forward(x_adv)
         return self.objective.train_loss(out_adv, y), None, out_adv

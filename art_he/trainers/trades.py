@@ -8,6 +8,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 
 from art_he.losses import trades_kl, trades_loss
+from art_he.trainers.base import LossOutputs
 from art_he.trainers.pgd import PGDATTrainer
 from art_he.validation import check_number
 
@@ -50,9 +51,7 @@ class TRADESTrainer(PGDATTrainer):
             random_init="normal" if self.num_random_init else None,
         )
 
-    def compute_loss(
-        self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def compute_loss(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutputs:
         out_nat = self.train_forward(x)
         out_adv = self.train_forward(x_adv)
         return trades_loss(out_nat, out_adv, y, self.objective, self.beta), out_nat, out_adv
